@@ -1,0 +1,209 @@
+"""``ligan generate`` and ``ligan bundle …``: the model commands of the ``ligan`` entry point.
+
+TensorFlow is imported inside the handlers so that ``ligan --help`` stays instant.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from models.runtime import configure_tensorflow
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as ``ligan: error: <message>`` with exit status 2."""
+
+
+def register(sub: argparse._SubParsersAction, settings) -> None:
+    """Add the model subcommands to the ``ligan`` parser."""
+    gen = sub.add_parser(
+        "generate", help="render faces from seeds",
+        description="Render one face per seed with the generator of a bundle. Writes "
+                    "seed<N>.png per face and records.jsonl (one face record per line, with the "
+                    "latent z), and grid.png with --grid.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    gen.add_argument("--bundle", type=Path, default=settings.bundle,
+                     help="bundle directory or packed bundle file (LIGAN_BUNDLE)")
+    gen.add_argument("--seeds", default="0-7",
+                     help="seeds and inclusive ranges, e.g. 0-9,42")
+    gen.add_argument("--psi", "--truncation-psi", dest="psi", type=float, default=1.0,
+                     help="truncation psi: 1 = none, 0.7 = typical, 0 = the average face")
+    gen.add_argument("--cutoff", "--truncation-cutoff", dest="cutoff", type=int, default=None,
+                     help="truncate only the first N w+ entries (default: all)")
+    gen.add_argument("--noise-mode", choices=("const", "random", "none"), default="const",
+                     help="per-pixel noise: the bundle's fixed noise, fresh noise seeded by the "
+                          "face's seed, or none")
+    gen.add_argument("--outdir", type=Path, default=Path("out"), help="output folder")
+    gen.add_argument("--grid", action="store_true", help="also write grid.png of all faces")
+    gen.add_argument("--grid-cols", type=int, default=None, help="faces per grid row")
+    gen.add_argument("--batch-size", type=int, default=8, help="faces rendered at once")
+    gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    gen.set_defaults(handler=_generate)
+
+    bundle = sub.add_parser("bundle", help="inspect, verify, create and pack model bundles",
+                            description="Work with model bundles (manifest + weights).")
+    bsub = bundle.add_subparsers(dest="bundle_command", metavar="ACTION", required=True)
+    inspect = bsub.add_parser("inspect", help="show what a bundle holds",
+                              description="Print a bundle's manifest facts, parts, sizes and "
+                                          "hash (files are not hashed; see verify).")
+    inspect.add_argument("path", type=Path, nargs="?", default=settings.bundle)
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.set_defaults(handler=_inspect)
+
+    verify = bsub.add_parser("verify", help="check every file's hash and that the networks load",
+                             description="Verify sha256 of every file, then build each network "
+                                         "and load its weights (names and shapes checked).")
+    verify.add_argument("path", type=Path, nargs="?", default=settings.bundle)
+    verify.set_defaults(handler=_verify)
+
+    init = bsub.add_parser(
+        "init", help="create an UNTRAINED bundle with random weights",
+        description="Create a bundle whose generator and discriminator have random weights: "
+                    "for development, tests and as the starting point of training. Its images "
+                    "are noise, not faces.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    init.add_argument("out", type=Path, help="new bundle directory")
+    init.add_argument("--resolution", type=int, default=64)
+    init.add_argument("--z-dim", type=int, default=512)
+    init.add_argument("--w-dim", type=int, default=512)
+    init.add_argument("--mapping-layers", type=int, default=8)
+    init.add_argument("--channel-base", type=int, default=16384)
+    init.add_argument("--channel-max", type=int, default=512)
+    init.add_argument("--seed", type=int, default=0, help="seed of the random initialisation")
+    init.add_argument("--name", default="untrained")
+    init.set_defaults(handler=_init)
+
+    pack = bsub.add_parser("pack", help="pack a bundle directory into one file",
+                           description="Verify a bundle directory and write it as one "
+                                       "uncompressed tar file that every command accepts.")
+    pack.add_argument("path", type=Path)
+    pack.add_argument("out", type=Path)
+    pack.set_defaults(handler=_pack)
+
+
+def _load(path: Path, parts=("generator",)):
+    from models.bundle import BundleError, load_bundle
+
+    try:
+        return load_bundle(path, parts=parts)
+    except BundleError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _generate(args: argparse.Namespace, settings) -> int:
+    from models.generate import check_generation_args, generate_from_seeds, parse_seeds
+
+    try:
+        seeds = parse_seeds(args.seeds)
+        if args.batch_size < 1:
+            raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+        if args.grid_cols is not None and args.grid_cols < 1:
+            raise ValueError(f"--grid-cols must be at least 1, got {args.grid_cols}")
+        check_generation_args(args.psi, args.cutoff, args.noise_mode, num_ws=10 ** 6)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
+    bundle = _load(args.bundle)
+    try:
+        records = generate_from_seeds(
+            bundle, seeds, args.outdir, truncation_psi=args.psi, truncation_cutoff=args.cutoff,
+            noise_mode=args.noise_mode, batch_size=args.batch_size, grid=args.grid,
+            grid_cols=args.grid_cols, progress=not args.no_progress)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"wrote {len(records)} faces to {args.outdir} (bundle {bundle.hash[:12]})")
+    return 0
+
+
+def _inspect(args: argparse.Namespace, settings) -> int:
+    from models.bundle import BundleError, describe
+
+    try:
+        info = describe(args.path)
+    except BundleError as exc:
+        raise CommandError(str(exc)) from None
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return 0
+    print(f"bundle      {info['path']}")
+    print(f"hash        {info['hash']}")
+    print(f"name        {info['name']}  (format {info['format_version']})")
+    if info.get("description"):
+        print(f"about       {info['description']}")
+    print(f"created     {info['created']} by {info.get('creator') or 'unknown'}")
+    print(f"licence     {info['licence']}")
+    data = info.get("training_data") or {}
+    print(f"trained on  {data.get('description', 'unknown')} (licence: "
+          f"{data.get('licence', 'unknown')})")
+    print(f"resolution  {info['resolution']} px, z {info['z_dim']}, w {info['w_dim']}, "
+          f"w+ entries {info['num_ws']}")
+    ranges = info.get("style_layers") or {}
+    print("styles      " + ", ".join(f"{k} {v[0]}–{v[1] - 1}" if v[1] > v[0] else f"{k} none"
+                                     for k, v in ranges.items()))
+    print("parts")
+    for part, spec in info["parts"].items():
+        size = spec.get("bytes")
+        print(f"  {part:14s} {spec['file']:22s} {size / 1e6 if size else 0:8.2f} MB")
+    return 0
+
+
+def _verify(args: argparse.Namespace, settings) -> int:
+    from models.bundle import KNOWN_PARTS, read_manifest
+
+    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
+    try:
+        manifest = read_manifest(args.path)
+    except Exception as exc:  # BundleError; reported the same way as load failures
+        raise CommandError(str(exc)) from None
+    buildable = [p for p in ("generator", "discriminator") if p in manifest["parts"]]
+    bundle = _load(args.path, parts=buildable)
+    others = [p for p in manifest["parts"] if p not in buildable and p in KNOWN_PARTS]
+    print(f"ok: {args.path} (hash {bundle.hash})")
+    print(f"  every file matches its sha256; networks built and loaded: {', '.join(buildable)}")
+    if others:
+        print(f"  other parts (hash-checked only): {', '.join(others)}")
+    return 0
+
+
+def _init(args: argparse.Namespace, settings) -> int:
+    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
+    from models.bundle import BundleError, save_bundle
+    from models.stylegan2 import (ConfigError, Discriminator, DiscriminatorConfig, Generator,
+                                  GeneratorConfig)
+
+    try:
+        gcfg = GeneratorConfig(resolution=args.resolution, z_dim=args.z_dim, w_dim=args.w_dim,
+                               mapping_layers=args.mapping_layers,
+                               channel_base=args.channel_base, channel_max=args.channel_max)
+        dcfg = DiscriminatorConfig(resolution=args.resolution, channel_base=args.channel_base,
+                                   channel_max=args.channel_max)
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        digest = save_bundle(
+            args.out, Generator(gcfg, seed=args.seed), Discriminator(dcfg, seed=args.seed + 1),
+            name=args.name, creator="ligan bundle init",
+            description=f"UNTRAINED: random weights (seed {args.seed}); images are noise",
+            licence="none (no training data)")
+    except BundleError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"created untrained bundle {args.out} (hash {digest[:12]})")
+    return 0
+
+
+def _pack(args: argparse.Namespace, settings) -> int:
+    from models.bundle import BundleError, pack_bundle
+
+    try:
+        out = pack_bundle(args.path, args.out)
+    except BundleError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"packed {args.path} into {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+def fail(message: str) -> int:
+    print(f"ligan: error: {message}", file=sys.stderr)
+    return 2

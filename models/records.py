@@ -1,0 +1,66 @@
+"""Face records: what made every generated face, so that it can be reproduced bit for bit.
+
+See DESIGN.md: a record names the bundle by hash, stores the latent itself (z, w or w+; never
+only a seed), the noise mode and seed, truncation, the operation with its parameters, the parent
+faces, the creation time and the owner.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import uuid
+from typing import Any, Literal
+
+import numpy as np
+
+LatentSpace = Literal["z", "w", "w+"]
+
+
+def new_face_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclasses.dataclass
+class FaceRecord:
+    """One generated face. ``latent`` is a nested list of floats in ``latent_space``."""
+
+    bundle_hash: str
+    latent_space: LatentSpace
+    latent: list
+    operation: str
+    parameters: dict[str, Any]
+    noise_mode: str = "const"
+    noise_seed: int = 0
+    truncation_psi: float = 1.0
+    truncation_cutoff: int | None = None
+    parents: list[str] = dataclasses.field(default_factory=list)
+    owner: str = ""
+    image: str | None = None
+    id: str = dataclasses.field(default_factory=new_face_id)
+    created: str = dataclasses.field(
+        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+    def latent_array(self) -> np.ndarray:
+        return np.asarray(self.latent, dtype=np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FaceRecord":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown face record field(s): {', '.join(unknown)}")
+        if data.get("latent_space") not in ("z", "w", "w+"):
+            raise ValueError(f"latent_space must be z, w or w+, got {data.get('latent_space')!r}")
+        return cls(**data)
+
+
+def latent_to_list(latent: np.ndarray) -> list:
+    """float32 values as Python floats; float32 → float64 → float32 round-trips exactly."""
+    return np.asarray(latent, dtype=np.float32).astype(np.float64).tolist()

@@ -1,0 +1,137 @@
+"""Architecture settings of the StyleGAN2 generator and discriminator.
+
+The defaults are those of the official StyleGAN2 config F / StyleGAN2-ADA ``stylegan2`` config,
+so a published network is described by its resolution alone. Channel counts follow StyleGAN2-ADA:
+a layer at resolution ``r`` has ``min(channel_base // r, channel_max)`` feature maps.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+MIN_RESOLUTION = 32
+MAX_RESOLUTION = 1024
+
+
+class ConfigError(ValueError):
+    """An architecture setting is out of range or inconsistent."""
+
+
+def _check_resolution(resolution: int) -> int:
+    if (not isinstance(resolution, int) or resolution < MIN_RESOLUTION or resolution > MAX_RESOLUTION
+            or resolution & (resolution - 1)):
+        raise ConfigError(f"resolution must be a power of two from {MIN_RESOLUTION} to "
+                          f"{MAX_RESOLUTION}, got {resolution!r}")
+    return resolution
+
+
+def channels_at(resolution: int, channel_base: int, channel_max: int) -> int:
+    """Feature maps of the layers working at ``resolution``."""
+    return max(1, min(channel_base // resolution, channel_max))
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorConfig:
+    """Everything that fixes the generator's variables and their shapes."""
+
+    resolution: int
+    z_dim: int = 512
+    w_dim: int = 512
+    mapping_layers: int = 8
+    mapping_lr_multiplier: float = 0.01
+    img_channels: int = 3
+    channel_base: int = 32768
+    channel_max: int = 512
+    conv_clamp: float | None = None
+    w_avg_beta: float = 0.995
+
+    def __post_init__(self) -> None:
+        _check_resolution(self.resolution)
+        for name in ("z_dim", "w_dim", "mapping_layers", "img_channels", "channel_base",
+                     "channel_max"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.conv_clamp is not None and self.conv_clamp <= 0:
+            raise ConfigError(f"conv_clamp must be positive or null, got {self.conv_clamp!r}")
+
+    @property
+    def log2_resolution(self) -> int:
+        return int(math.log2(self.resolution))
+
+    @property
+    def num_ws(self) -> int:
+        """Entries of w+: one per modulated layer input (two per block after 4×4, plus ToRGB)."""
+        return 2 * self.log2_resolution - 2
+
+    @property
+    def block_resolutions(self) -> list[int]:
+        return [2 ** i for i in range(2, self.log2_resolution + 1)]
+
+    def channels(self, resolution: int) -> int:
+        return channels_at(resolution, self.channel_base, self.channel_max)
+
+    def style_ranges(self) -> dict[str, list[int]]:
+        """The w+ entries for coarse (4–8 px), middle (16–32 px) and fine (64 px and up) styles.
+
+        Entry ``2k-4`` and ``2k-3`` belong to the block at 2**k px (the second being its ToRGB and
+        the next block's upsampling layer), as in the StyleGAN papers' style-mixing figures.
+        Ranges are half-open ``[start, stop)``.
+        """
+        n = self.num_ws
+        return {"coarse": [0, min(4, n)], "middle": [min(4, n), min(8, n)],
+                "fine": [min(8, n), n]}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GeneratorConfig":
+        return _from_dict(cls, data)
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscriminatorConfig:
+    """Everything that fixes the residual discriminator's variables and their shapes."""
+
+    resolution: int
+    img_channels: int = 3
+    channel_base: int = 32768
+    channel_max: int = 512
+    mbstd_group_size: int = 4
+    mbstd_num_channels: int = 1
+    conv_clamp: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_resolution(self.resolution)
+        for name in ("img_channels", "channel_base", "channel_max", "mbstd_group_size",
+                     "mbstd_num_channels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+    @property
+    def block_resolutions(self) -> list[int]:
+        return [2 ** i for i in range(int(math.log2(self.resolution)), 2, -1)]
+
+    def channels(self, resolution: int) -> int:
+        return channels_at(resolution, self.channel_base, self.channel_max)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DiscriminatorConfig":
+        return _from_dict(cls, data)
+
+
+def _from_dict(cls: type, data: dict[str, Any]):
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} setting(s): {', '.join(unknown)}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ConfigError(f"incomplete {cls.__name__}: {exc}") from None

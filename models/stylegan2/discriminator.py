@@ -1,0 +1,115 @@
+"""The residual StyleGAN2 discriminator with minibatch standard deviation.
+
+Used for training, as the source of perceptual features that we own (its intermediate
+activations), and for the "discriminator score" that ranks generated faces by realism.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from models.stylegan2.config import DiscriminatorConfig
+from models.stylegan2.layers import Conv, Dense, NamedModule
+
+
+class DiscriminatorBlock(NamedModule):
+    """Two 3×3 convolutions (the second downsampling) plus a 1×1 downsampling skip, scaled by
+    1/sqrt(2) so that the sum keeps unit variance."""
+
+    def __init__(self, cfg: DiscriminatorConfig, resolution: int, rng: np.random.Generator,
+                 first: bool) -> None:
+        super().__init__(f"b{resolution}")
+        tmp_ch = cfg.channels(resolution)
+        out_ch = cfg.channels(resolution // 2)
+        clamp = cfg.conv_clamp
+        self.fromrgb = (self.add_child("fromrgb", Conv("fromrgb", cfg.img_channels, tmp_ch, 1, rng,
+                                                       act="lrelu", clamp=clamp))
+                        if first else None)
+        self.conv0 = self.add_child("conv0", Conv("conv0", tmp_ch, tmp_ch, 3, rng, act="lrelu",
+                                                  clamp=clamp))
+        self.conv1 = self.add_child("conv1", Conv("conv1", tmp_ch, out_ch, 3, rng, act="lrelu",
+                                                  down=True, gain=math.sqrt(0.5), clamp=clamp))
+        self.skip = self.add_child("skip", Conv("skip", tmp_ch, out_ch, 1, rng, bias=False,
+                                                down=True, gain=math.sqrt(0.5)))
+
+    def __call__(self, x: tf.Tensor, features: list[tf.Tensor] | None = None) -> tf.Tensor:
+        if self.fromrgb is not None:
+            x = self.fromrgb(x)
+        y = self.skip(x)
+        x = self.conv0(x)
+        if features is not None:
+            features.append(x)
+        return y + self.conv1(x)
+
+
+def minibatch_stddev(x: tf.Tensor, group_size: int, num_channels: int) -> tf.Tensor:
+    """Append the standard deviation of features across groups of samples as extra channels.
+
+    Samples are grouped as ``[group, n/group]`` (sample ``i`` is in group ``i % (n/group)``), the
+    official arrangement. The group is the largest size up to ``group_size`` that divides the
+    batch: the same as the official code wherever that runs, and any batch size works (the
+    originals fail when the batch is not a multiple of the group).
+    """
+    n = tf.shape(x)[0]
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    sizes = tf.range(1, group_size + 1)
+    g = tf.reduce_max(tf.where(n % sizes == 0, sizes, 1))
+    f = num_channels
+    y = tf.reshape(x, [g, -1, h, w, f, c // f])
+    y = y - tf.reduce_mean(y, axis=0)
+    y = tf.sqrt(tf.reduce_mean(tf.square(y), axis=0) + 1e-8)  # [M, H, W, F, c/F]
+    y = tf.reduce_mean(y, axis=[1, 2, 4])  # [M, F]
+    y = tf.tile(y[:, None, None, :], [g, h, w, 1])  # [N, H, W, F]
+    return tf.concat([x, y], axis=-1)
+
+
+class DiscriminatorEpilogue(NamedModule):
+    """4×4 head: minibatch stddev, a 3×3 convolution, a dense layer and the score."""
+
+    def __init__(self, cfg: DiscriminatorConfig, rng: np.random.Generator) -> None:
+        super().__init__("b4")
+        ch = cfg.channels(4)
+        self.cfg = cfg
+        self.conv = self.add_child("conv", Conv("conv", ch + cfg.mbstd_num_channels, ch, 3, rng,
+                                                act="lrelu", clamp=cfg.conv_clamp))
+        self.fc = self.add_child("fc", Dense("fc", ch * 16, ch, rng, act="lrelu"))
+        self.out = self.add_child("out", Dense("out", ch, 1, rng))
+
+    def __call__(self, x: tf.Tensor, features: list[tf.Tensor] | None = None) -> tf.Tensor:
+        x = minibatch_stddev(x, self.cfg.mbstd_group_size, self.cfg.mbstd_num_channels)
+        x = self.conv(x)
+        if features is not None:
+            features.append(x)
+        # Flatten in channel-major (NCHW) order so that dense weights match the published layout.
+        x = tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [tf.shape(x)[0], -1])
+        x = self.fc(x)
+        return self.out(x)
+
+
+class Discriminator(NamedModule):
+    """Image [N, H, W, C] in [-1, 1] → realism score [N, 1] (higher: more real)."""
+
+    def __init__(self, cfg: DiscriminatorConfig, seed: int = 0) -> None:
+        super().__init__("discriminator")
+        self.cfg = cfg
+        rng = np.random.default_rng(seed)
+        self.blocks = [self.add_child(f"b{r}", DiscriminatorBlock(cfg, r, rng, first=(i == 0)))
+                       for i, r in enumerate(cfg.block_resolutions)]
+        self.epilogue = self.add_child("b4", DiscriminatorEpilogue(cfg, rng))
+
+    def __call__(self, images: tf.Tensor) -> tf.Tensor:
+        x = tf.convert_to_tensor(images, tf.float32)
+        for block in self.blocks:
+            x = block(x)
+        return self.epilogue(x)
+
+    def features(self, images: tf.Tensor) -> list[tf.Tensor]:
+        """Intermediate activations (one per block), for perceptual losses built on our own net."""
+        feats: list[tf.Tensor] = []
+        x = tf.convert_to_tensor(images, tf.float32)
+        for block in self.blocks:
+            x = block(x, feats)
+        self.epilogue(x, feats)
+        return feats

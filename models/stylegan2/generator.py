@@ -1,0 +1,229 @@
+"""The StyleGAN2 generator: mapping network, synthesis network and compiled inference.
+
+Inputs may be z (mapped, then truncated), w (one vector, broadcast to every layer) or w+ (one
+vector per layer, ``[N, num_ws, w_dim]``). Images come out NHWC, float32, nominally in [-1, 1]
+(not clipped: the caller decides, see ``models.images``).
+"""
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from models.stylegan2 import ops
+from models.stylegan2.config import GeneratorConfig
+from models.stylegan2.layers import Dense, NamedModule, SynthesisLayer, ToRGB
+
+NoiseMode = Literal["const", "random", "none"]
+NOISE_MODES: tuple[str, ...] = ("const", "random", "none")
+
+
+class MappingNetwork(NamedModule):
+    """z → w: second-moment normalisation and ``mapping_layers`` dense layers with lr multiplier."""
+
+    def __init__(self, cfg: GeneratorConfig, rng: np.random.Generator) -> None:
+        super().__init__("mapping")
+        self.layers = []
+        features = cfg.z_dim
+        for i in range(cfg.mapping_layers):
+            layer = Dense(f"fc{i}", features, cfg.w_dim, rng, act="lrelu",
+                          lr_multiplier=cfg.mapping_lr_multiplier)
+            self.layers.append(self.add_child(f"fc{i}", layer))
+            features = cfg.w_dim
+
+    def __call__(self, z: tf.Tensor) -> tf.Tensor:
+        x = ops.normalize_2nd_moment(z)
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class SynthesisBlock(NamedModule):
+    """One resolution of the synthesis network (skip architecture)."""
+
+    def __init__(self, cfg: GeneratorConfig, resolution: int, rng: np.random.Generator) -> None:
+        super().__init__(f"b{resolution}")
+        self.resolution = resolution
+        out_ch = cfg.channels(resolution)
+        clamp = cfg.conv_clamp
+        if resolution == 4:
+            self.const = self.add_var("const", rng.standard_normal((4, 4, out_ch)))
+            self.conv0 = None
+        else:
+            in_ch = cfg.channels(resolution // 2)
+            self.const = None
+            self.conv0 = self.add_child("conv0", SynthesisLayer(
+                "conv0", in_ch, out_ch, cfg.w_dim, resolution, rng, up=True, clamp=clamp))
+        self.conv1 = self.add_child("conv1", SynthesisLayer(
+            "conv1", out_ch, out_ch, cfg.w_dim, resolution, rng, clamp=clamp))
+        self.torgb = self.add_child("torgb", ToRGB("torgb", out_ch, cfg.img_channels, cfg.w_dim,
+                                                   rng, clamp=clamp))
+
+    @property
+    def layers(self) -> list[SynthesisLayer]:
+        return [layer for layer in (self.conv0, self.conv1) if layer is not None]
+
+
+class SynthesisNetwork(NamedModule):
+    """w+ → image, from a learned 4×4 constant through modulated convolutions with ToRGB skips."""
+
+    def __init__(self, cfg: GeneratorConfig, rng: np.random.Generator) -> None:
+        super().__init__("synthesis")
+        self.cfg = cfg
+        self.blocks = [self.add_child(f"b{r}", SynthesisBlock(cfg, r, rng))
+                       for r in cfg.block_resolutions]
+
+    @property
+    def noise_layers(self) -> list[SynthesisLayer]:
+        return [layer for block in self.blocks for layer in block.layers]
+
+    def __call__(self, ws: tf.Tensor, noise_mode: str = "const",
+                 noise_seeds: tf.Tensor | None = None) -> tf.Tensor:
+        """Render ``ws`` ([N, num_ws, w_dim]).
+
+        With ``noise_mode="random"``, sample ``i`` draws its noise from ``noise_seeds[i]``
+        (int32 [N]; zeros when None), so a face's noise does not depend on its batch.
+        """
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        n = tf.shape(ws)[0]
+        if noise_seeds is None:
+            noise_seeds = tf.zeros([n], dtype=tf.int32)
+        x = img = None
+        w_idx = 0
+        for block in self.blocks:
+            if block.const is not None:
+                x = tf.tile(block.const[None], [n, 1, 1, 1])
+            for layer in block.layers:
+                noise = self._noise(layer, n, noise_mode, noise_seeds, w_idx)
+                x = layer(x, ws[:, w_idx], noise)
+                w_idx += 1
+            rgb = block.torgb(x, ws[:, w_idx])
+            img = rgb if img is None else ops.upsample_2d(img) + rgb
+        return img
+
+    @staticmethod
+    def _noise(layer: SynthesisLayer, n: tf.Tensor, mode: str, seeds: tf.Tensor,
+               index: int) -> tf.Tensor | None:
+        r = layer.resolution
+        if mode == "none":
+            return None
+        if mode == "const":
+            return tf.broadcast_to(layer.noise_const[None, :, :, None], [n, r, r, 1])
+        return tf.map_fn(
+            lambda s: tf.random.stateless_normal([r, r, 1], seed=tf.stack([s, index])),
+            seeds, fn_output_signature=tf.float32)
+
+
+class Generator(NamedModule):
+    """Mapping plus synthesis, with the tracked average ``w_avg`` and compiled inference."""
+
+    def __init__(self, cfg: GeneratorConfig, seed: int = 0) -> None:
+        super().__init__("generator")
+        self.cfg = cfg
+        rng = np.random.default_rng(seed)
+        self.mapping = self.add_child("mapping", MappingNetwork(cfg, rng))
+        self.synthesis = self.add_child("synthesis", SynthesisNetwork(cfg, rng))
+        self.w_avg = self.add_var("w_avg", np.zeros([cfg.w_dim]), trainable=False)
+        self._compiled: dict[str, tf.types.experimental.GenericFunction] = {}
+
+    @property
+    def num_ws(self) -> int:
+        return self.cfg.num_ws
+
+    # -- eager building blocks (also used by training) --------------------------------------
+
+    def map(self, z: tf.Tensor, truncation_psi: float | tf.Tensor = 1.0,
+            truncation_cutoff: int | None = None) -> tf.Tensor:
+        """z [N, z_dim] → w+ [N, num_ws, w_dim], truncated toward ``w_avg`` for the first
+        ``truncation_cutoff`` entries (all when None)."""
+        w = self.mapping(tf.convert_to_tensor(z, tf.float32))
+        ws = tf.tile(w[:, None, :], [1, self.num_ws, 1])
+        return truncate(ws, self.w_avg, truncation_psi, truncation_cutoff)
+
+    def __call__(self, z: tf.Tensor, truncation_psi: float = 1.0,
+                 truncation_cutoff: int | None = None, noise_mode: str = "const") -> tf.Tensor:
+        return self.synthesis(self.map(z, truncation_psi, truncation_cutoff), noise_mode)
+
+    def update_w_avg(self, w: tf.Tensor) -> None:
+        """Move ``w_avg`` toward the batch mean of ``w`` ([N, w_dim]), as during training."""
+        beta = self.cfg.w_avg_beta
+        self.w_avg.assign(tf.reduce_mean(w, axis=0) * (1.0 - beta) + self.w_avg * beta)
+
+    # -- compiled inference ---------------------------------------------------------------------
+
+    def _compiled_fn(self, key: str):
+        """One ``tf.function`` per noise mode / entry point; the batch axis is left open so that
+        no batch size triggers a retrace."""
+        if key in self._compiled:
+            return self._compiled[key]
+        cfg = self.cfg
+        ws_spec = tf.TensorSpec([None, cfg.num_ws, cfg.w_dim], tf.float32)
+        seed_spec = tf.TensorSpec([None], tf.int32)
+        if key == "map":
+            fn = tf.function(
+                lambda z, psi, cutoff: truncate(
+                    tf.tile(self.mapping(z)[:, None, :], [1, cfg.num_ws, 1]), self.w_avg, psi,
+                    cutoff),
+                input_signature=[tf.TensorSpec([None, cfg.z_dim], tf.float32),
+                                 tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)],
+                reduce_retracing=True)
+        else:
+            mode = key.split(":", 1)[1]
+            fn = tf.function(lambda ws, seed: self.synthesis(ws, mode, seed),
+                             input_signature=[ws_spec, seed_spec], reduce_retracing=True)
+        self._compiled[key] = fn
+        return fn
+
+    def map_compiled(self, z: np.ndarray | tf.Tensor, truncation_psi: float = 1.0,
+                     truncation_cutoff: int | None = None) -> tf.Tensor:
+        """Compiled :meth:`map`."""
+        cutoff = self.num_ws if truncation_cutoff is None else int(truncation_cutoff)
+        return self._compiled_fn("map")(tf.convert_to_tensor(z, tf.float32),
+                                        tf.constant(truncation_psi, tf.float32),
+                                        tf.constant(cutoff, tf.int32))
+
+    def synthesize(self, ws: np.ndarray | tf.Tensor, noise_mode: str = "const",
+                   noise_seeds: Sequence[int] | np.ndarray | int = 0) -> tf.Tensor:
+        """Compiled synthesis of w+ ``ws`` [N, num_ws, w_dim] (a [N, w_dim] w is broadcast).
+
+        ``noise_seeds``: one int per sample, or one for all, used when ``noise_mode`` is
+        ``"random"`` (seeds are taken modulo 2**31).
+        """
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        ws = tf.convert_to_tensor(ws, tf.float32)
+        if ws.shape.rank == 2:
+            ws = tf.tile(ws[:, None, :], [1, self.num_ws, 1])
+        if ws.shape.rank != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.cfg.w_dim:
+            raise ValueError(f"ws must be [N, {self.num_ws}, {self.cfg.w_dim}] or "
+                             f"[N, {self.cfg.w_dim}], got {list(ws.shape)}")
+        seeds = np.broadcast_to(np.asarray(noise_seeds, dtype=np.int64) % (2 ** 31),
+                                [ws.shape[0]]).astype(np.int32)
+        return self._compiled_fn("synth:" + noise_mode)(ws, tf.constant(seeds))
+
+
+def truncate(ws: tf.Tensor, w_avg: tf.Tensor, psi: float | tf.Tensor,
+             cutoff: int | tf.Tensor | None = None) -> tf.Tensor:
+    """The truncation trick: ``w_avg + psi * (w - w_avg)`` on the first ``cutoff`` w+ entries."""
+    psi = tf.cast(psi, ws.dtype)
+    truncated = w_avg + psi * (ws - w_avg)
+    num_ws = tf.shape(ws)[1]
+    limit = num_ws if cutoff is None else tf.cast(cutoff, tf.int32)
+    # psi = 1 returns w itself, bit for bit (w_avg + 1 * (w - w_avg) may round differently).
+    mask = tf.logical_and(tf.range(num_ws) < limit, tf.not_equal(psi, 1.0))
+    return tf.where(mask[None, :, None], truncated, ws)
+
+
+def mix_styles(ws_a: tf.Tensor, ws_b: tf.Tensor, layers: Sequence[int] | range) -> tf.Tensor:
+    """w+ of A with the entries in ``layers`` taken from B (style mixing)."""
+    ws_a = tf.convert_to_tensor(ws_a, tf.float32)
+    ws_b = tf.convert_to_tensor(ws_b, tf.float32)
+    num_ws = ws_a.shape[1]
+    chosen = set(int(i) for i in layers)
+    bad = sorted(i for i in chosen if not 0 <= i < num_ws)
+    if bad:
+        raise ValueError(f"style layers {bad} are outside 0..{num_ws - 1}")
+    mask = tf.constant([i in chosen for i in range(num_ws)])[None, :, None]
+    return tf.where(mask, ws_b, ws_a)

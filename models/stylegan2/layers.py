@@ -1,0 +1,135 @@
+"""StyleGAN2 layers with equalised learning rate, as ``tf.Module`` objects with stable names.
+
+Every variable has a dotted name (``synthesis.b8.conv0.affine.weight``) that the bundle format
+stores and that importers of published weights map onto. Variables hold the *unscaled*
+parameters; the equalised-learning-rate gain is applied at run time, as in the originals.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from models.stylegan2 import ops
+
+
+class NamedModule(tf.Module):
+    """A module whose variables and sub-modules are registered under explicit short names."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name.replace(".", "_"))
+        self._own_vars: dict[str, tf.Variable] = {}
+        self._children: dict[str, NamedModule] = {}
+
+    def add_var(self, name: str, initial: np.ndarray, trainable: bool = True) -> tf.Variable:
+        var = tf.Variable(np.asarray(initial, dtype=np.float32), trainable=trainable,
+                          name=name.replace(".", "_"))
+        self._own_vars[name] = var
+        return var
+
+    def add_child(self, name: str, module: "NamedModule") -> "NamedModule":
+        self._children[name] = module
+        return module
+
+    def named_variables(self, prefix: str = "") -> Iterator[tuple[str, tf.Variable]]:
+        """All variables under this module, with dotted names, in a fixed order."""
+        for name, var in self._own_vars.items():
+            yield prefix + name, var
+        for name, child in self._children.items():
+            yield from child.named_variables(prefix + name + ".")
+
+
+class Dense(NamedModule):
+    """Fully connected layer with equalised learning rate and an optional learning-rate multiplier.
+
+    ``weight`` is [in, out].
+    """
+
+    def __init__(self, name: str, in_features: int, out_features: int, rng: np.random.Generator,
+                 act: str = "linear", lr_multiplier: float = 1.0, bias_init: float = 0.0) -> None:
+        super().__init__(name)
+        self.act = act
+        self.weight = self.add_var(
+            "weight", rng.standard_normal((in_features, out_features)) / lr_multiplier)
+        self.bias = self.add_var("bias", np.full([out_features], bias_init / lr_multiplier))
+        self.weight_gain = lr_multiplier / math.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        w = tf.cast(self.weight * self.weight_gain, x.dtype)
+        x = tf.matmul(x, w)
+        return ops.bias_act(x, self.bias * self.bias_gain, act=self.act)
+
+
+class Conv(NamedModule):
+    """Plain (discriminator) convolution with optional 2× downsampling; ``weight`` is [k, k, in, out]."""
+
+    def __init__(self, name: str, in_channels: int, out_channels: int, kernel: int,
+                 rng: np.random.Generator, act: str = "linear", bias: bool = True,
+                 down: bool = False, gain: float = 1.0, clamp: float | None = None) -> None:
+        super().__init__(name)
+        self.act, self.down, self.gain = act, down, gain
+        self.clamp = clamp
+        self.weight = self.add_var("weight",
+                                   rng.standard_normal((kernel, kernel, in_channels, out_channels)))
+        self.bias = self.add_var("bias", np.zeros([out_channels])) if bias else None
+        self.weight_gain = 1.0 / math.sqrt(in_channels * kernel * kernel)
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        w = tf.cast(self.weight * self.weight_gain, x.dtype)
+        x = ops.conv2d_down(x, w) if self.down else ops.conv2d(x, w)
+        act_gain = (ops.LRELU_GAIN if self.act == "lrelu" else 1.0) * self.gain
+        clamp = None if self.clamp is None else self.clamp * self.gain
+        return ops.bias_act(x, self.bias, act=self.act, gain=act_gain, clamp=clamp)
+
+
+class SynthesisLayer(NamedModule):
+    """Modulated 3×3 convolution, per-pixel noise with learned strength, bias and leaky ReLU."""
+
+    def __init__(self, name: str, in_channels: int, out_channels: int, w_dim: int, resolution: int,
+                 rng: np.random.Generator, up: bool = False, clamp: float | None = None) -> None:
+        super().__init__(name)
+        self.up, self.resolution, self.clamp = up, resolution, clamp
+        self.affine = self.add_child("affine", Dense("affine", w_dim, in_channels, rng,
+                                                     bias_init=1.0))
+        # Upsampling layers keep their kernel in the scatter layout that the transposed
+        # convolution consumes ([3, 3, out, in]); see ops.conv2d_up.
+        shape = (3, 3, out_channels, in_channels) if up else (3, 3, in_channels, out_channels)
+        self.weight = self.add_var("weight", rng.standard_normal(shape))
+        self.bias = self.add_var("bias", np.zeros([out_channels]))
+        self.noise_strength = self.add_var("noise_strength", np.zeros([]))
+        self.noise_const = self.add_var("noise_const",
+                                        rng.standard_normal((resolution, resolution)),
+                                        trainable=False)
+        self.weight_gain = 1.0 / math.sqrt(in_channels * 9)
+
+    def __call__(self, x: tf.Tensor, w: tf.Tensor, noise: tf.Tensor | None) -> tf.Tensor:
+        """``noise`` is [N, H, W, 1] or None for no noise."""
+        styles = self.affine(w)
+        x = ops.modulated_conv2d(x, self.weight, styles, self.weight_gain, demodulate=True,
+                                 up=self.up)
+        if noise is not None:
+            x = x + tf.cast(noise * self.noise_strength, x.dtype)
+        clamp = None if self.clamp is None else self.clamp * ops.LRELU_GAIN
+        return ops.bias_act(x, self.bias, act="lrelu", clamp=clamp)
+
+
+class ToRGB(NamedModule):
+    """Modulated 1×1 convolution to image channels, without demodulation."""
+
+    def __init__(self, name: str, in_channels: int, out_channels: int, w_dim: int,
+                 rng: np.random.Generator, clamp: float | None = None) -> None:
+        super().__init__(name)
+        self.clamp = clamp
+        self.affine = self.add_child("affine", Dense("affine", w_dim, in_channels, rng,
+                                                     bias_init=1.0))
+        self.weight = self.add_var("weight", rng.standard_normal((1, 1, in_channels, out_channels)))
+        self.bias = self.add_var("bias", np.zeros([out_channels]))
+        self.weight_gain = 1.0 / math.sqrt(in_channels)
+
+    def __call__(self, x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
+        styles = self.affine(w)
+        x = ops.modulated_conv2d(x, self.weight, styles, self.weight_gain, demodulate=False)
+        return ops.bias_act(x, self.bias, clamp=self.clamp)

@@ -1,0 +1,1 @@
+"""Installation, configuration and start-up of LiGAN (the ``ligan`` entry point lives here)."""

@@ -1,0 +1,46 @@
+"""The ``ligan`` command: one entry point whose subcommands come from each component.
+
+Each component module exposes ``register(subparsers, settings)``; a handler returns the exit
+status. Failures meant for the user raise ``models.cli.CommandError`` and print one line.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from models import cli as model_cli
+from setup import launcher
+from setup.config import SettingsError, load_settings
+
+
+def build_parser(settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ligan",
+        description="LiGAN: synthetic faces of people who do not exist, for fair police "
+                    "lineups and face-memory research. Run 'ligan COMMAND --help' for details.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    launcher.register(sub, settings)
+    model_cli.register(sub, settings)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        return model_cli.fail(str(exc))
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser(settings).parse_args(argv)
+    try:
+        return int(args.handler(args, settings) or 0)
+    except model_cli.CommandError as exc:
+        return model_cli.fail(str(exc))
+    except KeyboardInterrupt:
+        print("ligan: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Shared fixtures: tiny networks and bundles, and a way to run the ``ligan`` command."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+TINY = dict(resolution=32, z_dim=32, w_dim=32, mapping_layers=2, channel_base=1024,
+            channel_max=64)
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg():
+    from models.stylegan2 import GeneratorConfig
+
+    return GeneratorConfig(**TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_generator(tiny_cfg):
+    """A randomly initialised generator whose noise and w_avg are non-trivial."""
+    import numpy as np
+
+    from models.stylegan2 import Generator
+
+    g = Generator(tiny_cfg, seed=3)
+    for i, layer in enumerate(g.synthesis.noise_layers):
+        layer.noise_strength.assign(0.1 + 0.05 * i)
+    g.w_avg.assign(np.random.default_rng(5).standard_normal(tiny_cfg.w_dim).astype("float32"))
+    return g
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle_dir(tmp_path_factory, tiny_generator):
+    from models.bundle import save_bundle
+    from models.stylegan2 import Discriminator, DiscriminatorConfig
+
+    path = tmp_path_factory.mktemp("bundles") / "tiny"
+    d = Discriminator(DiscriminatorConfig(resolution=32, channel_base=1024, channel_max=64))
+    save_bundle(path, tiny_generator, d, name="tiny-test", creator="tests",
+                description="random weights for tests")
+    return path
+
+
+def ligan(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the installed ``ligan`` entry point (the same one users run) and capture output."""
+    exe = Path(sys.executable).parent / "ligan"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "setup.cli"]
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=full_env,
+                          cwd=cwd or REPO, timeout=300)
