@@ -326,12 +326,12 @@ def save_bundle(directory: str | os.PathLike, generator, discriminator=None, *, 
     }
     if extra:
         manifest.update(extra)
-    _write_manifest(directory, manifest)
-    add_part(directory, "generator", module_arrays(generator), config=cfg.to_dict())
+    _write_part(directory, manifest, "generator", module_arrays(generator), cfg.to_dict())
     if discriminator is not None:
-        add_part(directory, "discriminator", module_arrays(discriminator),
-                 config=discriminator.cfg.to_dict())
-    return manifest_hash(read_manifest(directory))
+        _write_part(directory, manifest, "discriminator", module_arrays(discriminator),
+                    discriminator.cfg.to_dict())
+    _write_manifest(directory, manifest)
+    return manifest_hash(manifest)
 
 
 def add_part(directory: str | os.PathLike, part: str, arrays: dict[str, np.ndarray],
@@ -340,17 +340,23 @@ def add_part(directory: str | os.PathLike, part: str, arrays: dict[str, np.ndarr
 
     Training jobs use this to attach their encoder, attribute model or PCA to a bundle.
     """
-    if part not in KNOWN_PARTS:
-        raise ValueError(f"unknown bundle part {part!r}; known parts: {', '.join(KNOWN_PARTS)}")
     directory = Path(directory)
     manifest = read_manifest(directory)
-    fname = f"{part}.npz"
-    _write_npz(directory / fname, arrays)
-    manifest["parts"][part] = {"file": fname, "config": config or {}}
-    manifest["files"][fname] = {"sha256": sha256_file(directory / fname),
-                                "bytes": (directory / fname).stat().st_size}
+    _write_part(directory, manifest, part, arrays, config or {})
     _write_manifest(directory, manifest)
     return manifest_hash(manifest)
+
+
+def _write_part(directory: Path, manifest: dict[str, Any], part: str,
+                arrays: dict[str, np.ndarray], config: dict[str, Any]) -> None:
+    """Write a part's weights file and record it in ``manifest`` (not yet saved)."""
+    if part not in KNOWN_PARTS:
+        raise ValueError(f"unknown bundle part {part!r}; known parts: {', '.join(KNOWN_PARTS)}")
+    fname = f"{part}.npz"
+    _write_npz(directory / fname, arrays)
+    manifest["parts"][part] = {"file": fname, "config": config}
+    manifest["files"][fname] = {"sha256": sha256_file(directory / fname),
+                                "bytes": (directory / fname).stat().st_size}
 
 
 def pack_bundle(directory: str | os.PathLike, out_file: str | os.PathLike) -> Path:
