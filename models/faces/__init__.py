@@ -1,0 +1,31 @@
+"""Faces in photos: guarded image loading, detection, landmarks, alignment, identity embeddings.
+
+Built on dlib (``dlib-bin`` wheels) and the model files of ``face_recognition_models``; nothing
+is downloaded at run time. See ``docs/faces.md``. Typical use for a suspect's photo::
+
+    image, warnings = load_image(upload_bytes)
+    faces = detect_faces(image)                    # all faces, largest first, for the UI
+    face, more = choose_face(faces, index=None)    # errors / several-faces policy
+    face = face_landmarks(image, face, 68)
+    aligned = align_face(image, face, bundle_resolution)          # FFHQ recipe
+    embedding = identity_embedding(image, face)
+"""
+from .alignment import AlignedFace, align_face, ffhq_quad, padded_quad
+from .detection import (DEFAULT_MIN_FACE_SIZE, FaceBox, FaceChoice, choose_face, detect_faces,
+                        face_landmarks, find_face)
+from .errors import (CorruptImageError, FaceError, FaceModelsMissingError, FaceTooSmallError,
+                     ImageTooLargeError, NoFaceError, NotAnImageError, SeveralFacesError,
+                     UnsupportedImageModeError)
+from .identity import SAME_PERSON_THRESHOLD, identity_distance, identity_embedding, same_person
+from .loading import DEFAULT_MAX_PIXELS, LoadedImage, load_image
+
+__all__ = [
+    "AlignedFace", "align_face", "ffhq_quad", "padded_quad",
+    "DEFAULT_MIN_FACE_SIZE", "FaceBox", "FaceChoice", "choose_face", "detect_faces",
+    "face_landmarks", "find_face",
+    "CorruptImageError", "FaceError", "FaceModelsMissingError", "FaceTooSmallError",
+    "ImageTooLargeError", "NoFaceError", "NotAnImageError", "SeveralFacesError",
+    "UnsupportedImageModeError",
+    "SAME_PERSON_THRESHOLD", "identity_distance", "identity_embedding", "same_person",
+    "DEFAULT_MAX_PIXELS", "LoadedImage", "load_image",
+]
