@@ -82,6 +82,10 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     pack.add_argument("out", type=Path)
     pack.set_defaults(handler=_pack)
 
+    from models.importers.cli import register as register_import
+
+    register_import(bsub, settings)
+
 
 def _load(path: Path, parts=("generator",)):
     from models.bundle import BundleError, load_bundle
