@@ -49,10 +49,14 @@ def tiny_bundle_dir(tmp_path_factory, tiny_generator):
     return path
 
 
-def ligan(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run the installed ``ligan`` entry point (the same one users run) and capture output."""
+def ligan_command() -> list[str]:
+    """The installed ``ligan`` entry point (the same one users run)."""
     exe = Path(sys.executable).parent / "ligan"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "setup.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "setup.cli"]
+
+
+def ligan(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``ligan`` with ``args`` and capture its output."""
     full_env = dict(os.environ, **(env or {}))
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=full_env,
-                          cwd=cwd or REPO, timeout=300)
+    return subprocess.run([*ligan_command(), *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd or REPO, timeout=300)

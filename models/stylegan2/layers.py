@@ -24,8 +24,11 @@ class NamedModule(tf.Module):
         self._children: dict[str, NamedModule] = {}
 
     def add_var(self, name: str, initial: np.ndarray, trainable: bool = True) -> tf.Variable:
+        # ONLY_FIRST_REPLICA: under a tf.distribute strategy every replica applies the same
+        # all-reduced update in replica context; the first replica's value is kept.
         var = tf.Variable(np.asarray(initial, dtype=np.float32), trainable=trainable,
-                          name=name.replace(".", "_"))
+                          name=name.replace(".", "_"),
+                          aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self._own_vars[name] = var
         return var
 

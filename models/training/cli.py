@@ -1,0 +1,92 @@
+"""``ligan train …``: training jobs, run in the foreground on this machine.
+
+Running the same command again resumes the run from its last checkpoint. Submission as a SLURM
+job arrives with the scheduler (jobs/); ``--local`` names today's only mode explicitly.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from models.cli import CommandError
+from models.runtime import configure_tensorflow
+
+
+def register(sub: argparse._SubParsersAction, settings) -> None:
+    train = sub.add_parser("train", help="train models (StyleGAN2 now; encoder, attributes and "
+                                         "PCA arrive with their issues)",
+                           description="Training jobs. Each writes a run folder and resumes "
+                                       "from its last checkpoint when run again.")
+    tsub = train.add_subparsers(dest="train_command", metavar="MODEL", required=True)
+    gan = tsub.add_parser(
+        "stylegan2", help="train a StyleGAN2 generator and discriminator",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Train StyleGAN2 on a folder of aligned face images (or TFRecord shards) "
+                    "and export the latest snapshot as RUN_DIR/bundle. Stop with Ctrl-C or "
+                    "SIGTERM (it checkpoints) and run the same command to resume.")
+    gan.add_argument("--data", required=True, type=Path, help="image folder or TFRecord shards")
+    gan.add_argument("--run-dir", required=True, type=Path, help="run folder (created or resumed)")
+    gan.add_argument("--local", action="store_true",
+                     help="run in the foreground on this machine (the default and, until the "
+                          "SLURM scheduler arrives, the only mode)")
+    gan.add_argument("--resolution", type=int, default=64)
+    gan.add_argument("--batch", type=int, default=32, help="global batch size")
+    gan.add_argument("--kimg", type=float, default=1000, help="length of training, thousands of "
+                                                              "images shown")
+    gan.add_argument("--z-dim", type=int, default=512)
+    gan.add_argument("--w-dim", type=int, default=512)
+    gan.add_argument("--mapping-layers", type=int, default=8)
+    gan.add_argument("--channel-base", type=int, default=16384)
+    gan.add_argument("--channel-max", type=int, default=512)
+    gan.add_argument("--lr", type=float, default=0.0025, help="learning rate of G and D")
+    gan.add_argument("--gamma", type=float, default=None,
+                     help="R1 weight (default: 0.0002 · resolution² / batch)")
+    gan.add_argument("--augment", default="color,translation,cutout",
+                     help="differentiable augmentations, comma-separated, or none")
+    gan.add_argument("--no-mirror", action="store_true", help="do not flip images horizontally")
+    gan.add_argument("--seed", type=int, default=0)
+    gan.add_argument("--tick-kimg", type=float, default=4.0, help="log interval")
+    gan.add_argument("--snapshot-kimg", type=float, default=50.0,
+                     help="checkpoint, sample grid and bundle interval")
+    gan.add_argument("--max-minutes", type=float, default=None,
+                     help="stop (with a checkpoint) after this long; run again to continue")
+    gan.add_argument("--resume-from", type=Path, default=None,
+                     help="start from a bundle's weights (fine-tuning, e.g. an imported network)")
+    gan.add_argument("--strategy", choices=("auto", "mirrored"), default="auto",
+                     help="auto: several SLURM tasks → multi-worker, several GPUs → mirrored")
+    gan.add_argument("--deterministic", action="store_true",
+                     help="bit-for-bit reproducible (slower on GPUs)")
+    gan.add_argument("--data-description", default="", help="recorded in the bundle")
+    gan.add_argument("--data-licence", default="", help="recorded in the bundle")
+    gan.add_argument("--no-progress", action="store_true")
+    gan.set_defaults(handler=_train_stylegan2)
+
+
+def _train_stylegan2(args: argparse.Namespace, settings) -> int:
+    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
+    from models.bundle import BundleError
+    from models.training.stylegan2 import TrainConfig, Trainer, choose_strategy
+
+    try:
+        cfg = TrainConfig(
+            data=str(args.data), resolution=args.resolution, batch_size=args.batch,
+            total_kimg=args.kimg, z_dim=args.z_dim, w_dim=args.w_dim,
+            mapping_layers=args.mapping_layers, channel_base=args.channel_base,
+            channel_max=args.channel_max, g_lr=args.lr, d_lr=args.lr, r1_gamma=args.gamma,
+            augment=args.augment, mirror=not args.no_mirror, seed=args.seed,
+            tick_kimg=args.tick_kimg, snapshot_kimg=args.snapshot_kimg,
+            max_minutes=args.max_minutes, deterministic=args.deterministic,
+            progress=not args.no_progress, data_description=args.data_description,
+            data_licence=args.data_licence,
+            resume_from=str(args.resume_from) if args.resume_from else None)
+        cfg.generator_config()
+        trainer = Trainer(cfg, args.run_dir, choose_strategy(args.strategy))
+        summary = trainer.train()
+    except (ValueError, BundleError) as exc:  # settings, data and bundle errors all say why
+        raise CommandError(str(exc)) from None
+    kimg = summary["nimg"] / 1000
+    if summary["finished"]:
+        print(f"finished: {kimg:.3f} kimg; bundle: {args.run_dir / 'bundle'}")
+    else:
+        print(f"{summary['reason']} at {kimg:.3f} kimg; run the same command again to resume")
+    return 0

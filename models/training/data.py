@@ -1,0 +1,87 @@
+"""Training images as a deterministic, resumable ``tf.data`` pipeline.
+
+Sources: a folder of images (searched recursively for JPEG/PNG) or TFRecord shards written by
+the dataset pipeline (feature ``image``: encoded JPEG/PNG bytes). The order is a pure function
+of the seed and the position, so a resumed run continues with exactly the images it would have
+seen: resuming skips file *names* (cheap), not decoded images.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import tensorflow as tf
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+class DataError(ValueError):
+    """The training data cannot be used; the message says why."""
+
+
+def list_images(folder: str | os.PathLike) -> list[str]:
+    """Image files under ``folder``, sorted, so the list is the same on every machine."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"training data folder {root} does not exist")
+    files = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"no JPEG or PNG images under {root}")
+    return files
+
+
+def list_tfrecords(folder: str | os.PathLike) -> list[str]:
+    files = sorted(str(p) for p in Path(folder).glob("*.tfrecord"))
+    if not files:
+        raise DataError(f"no *.tfrecord shards in {folder}")
+    return files
+
+
+def source_files(source: str | os.PathLike) -> tuple[list[str], bool]:
+    """The files of a training source and whether they are TFRecord shards (else images)."""
+    source = Path(source)
+    if source.is_dir() and any(source.glob("*.tfrecord")):
+        return list_tfrecords(source), True
+    return list_images(source), False
+
+
+def _decode(data: tf.Tensor, resolution: int) -> tf.Tensor:
+    img = tf.io.decode_image(data, channels=3, expand_animations=False)
+    img = tf.image.resize(tf.cast(img, tf.float32), [resolution, resolution], method="area",
+                          antialias=True)
+    img.set_shape([resolution, resolution, 3])
+    return img / 127.5 - 1.0
+
+
+def training_dataset(source: str | os.PathLike, resolution: int, batch_size: int, seed: int,
+                     skip_images: int = 0, mirror: bool = True) -> tf.data.Dataset:
+    """Endless batches of [batch, resolution, resolution, 3] float32 images in [-1, 1].
+
+    ``skip_images`` resumes the stream where a run stopped. ``mirror`` flips half the images
+    horizontally (chosen by a hash of seed and position, so it is reproducible too).
+    """
+    files, records = source_files(source)
+    if records:
+        feature = {"image": tf.io.FixedLenFeature([], tf.string)}
+        names = tf.data.TFRecordDataset(files).map(
+            lambda r: tf.io.parse_single_example(r, feature)["image"])
+        count = None
+    else:
+        names = tf.data.Dataset.from_tensor_slices(files)
+        count = len(files)
+    ds = names.shuffle(count or 10_000, seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.enumerate().skip(skip_images)
+
+    def load(index: tf.Tensor, item: tf.Tensor) -> tf.Tensor:
+        data = item if records else tf.io.read_file(item)
+        img = _decode(data, resolution)
+        if mirror:
+            flip = tf.random.stateless_uniform([], seed=tf.stack([tf.cast(seed, tf.int64), index]))
+            img = tf.cond(flip < 0.5, lambda: img[:, ::-1, :], lambda: img)
+        return img
+
+    options = tf.data.Options()
+    options.deterministic = True
+    return (ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+            .with_options(options))

@@ -1,0 +1,428 @@
+"""The StyleGAN2 training loop, resumable and distributable.
+
+Losses and schedules follow StyleGAN2 / StyleGAN2-ADA: non-saturating logistic loss, R1 on real
+images with lazy regularisation (every ``r1_interval`` minibatches), path-length regularisation
+(every ``pl_interval``), style-mixing regularisation, an exponential moving average of the
+generator (``G_ema``, the one that is exported) and differentiable augmentation for small
+datasets. Progress is counted in images shown (kimg). A run folder holds ``config.json``,
+``log.txt``, ``checkpoints/``, ``samples/``, ``metrics.jsonl``, ``tensorboard/`` and ``bundle/``
+(the latest snapshot as a model bundle). Running the same command again resumes from the last
+checkpoint and, with ``deterministic``, continues bit for bit.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from models.bundle import save_bundle
+from models.images import make_grid, save_png, to_uint8
+from models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from models.training.augment import augment, parse_policy
+from models.training.data import source_files, training_dataset
+from models.training.optim import Adam, lazy_regularization_hyperparams
+
+log = logging.getLogger("ligan.train")
+
+# Settings that may change when a run is resumed; everything else must match config.json.
+RESUMABLE = {"total_kimg", "snapshot_kimg", "tick_kimg", "max_minutes", "progress"}
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a StyleGAN2 run depends on (saved as config.json in the run folder)."""
+
+    data: str
+    resolution: int = 64
+    batch_size: int = 32
+    total_kimg: float = 1000.0
+    z_dim: int = 512
+    w_dim: int = 512
+    mapping_layers: int = 8
+    channel_base: int = 16384
+    channel_max: int = 512
+    g_lr: float = 0.0025
+    d_lr: float = 0.0025
+    r1_gamma: float | None = None  # None: 0.0002 · resolution² / batch (StyleGAN2-ADA's rule)
+    r1_interval: int = 16
+    pl_weight: float = 2.0
+    pl_interval: int = 4
+    pl_batch_shrink: int = 2
+    pl_decay: float = 0.01
+    style_mixing_prob: float = 0.9
+    ema_kimg: float | None = None  # None: batch · 10 / 32
+    ema_rampup: float | None = 0.05
+    augment: str = "color,translation,cutout"
+    mirror: bool = True
+    seed: int = 0
+    tick_kimg: float = 4.0
+    snapshot_kimg: float = 50.0
+    max_minutes: float | None = None
+    deterministic: bool = False
+    progress: bool = True
+    data_description: str = ""
+    data_licence: str = ""
+    resume_from: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 2:
+            raise ValueError(f"batch size must be at least 2, got {self.batch_size}")
+        if self.total_kimg <= 0:
+            raise ValueError(f"total kimg must be positive, got {self.total_kimg}")
+        parse_policy(self.augment)
+
+    @property
+    def gamma(self) -> float:
+        return self.r1_gamma if self.r1_gamma is not None else \
+            0.0002 * self.resolution ** 2 / self.batch_size
+
+    @property
+    def ema_images(self) -> float:
+        kimg = self.ema_kimg if self.ema_kimg is not None else self.batch_size * 10 / 32
+        return kimg * 1000
+
+    def generator_config(self) -> GeneratorConfig:
+        return GeneratorConfig(resolution=self.resolution, z_dim=self.z_dim, w_dim=self.w_dim,
+                               mapping_layers=self.mapping_layers,
+                               channel_base=self.channel_base, channel_max=self.channel_max)
+
+    def discriminator_config(self) -> DiscriminatorConfig:
+        return DiscriminatorConfig(resolution=self.resolution, channel_base=self.channel_base,
+                                   channel_max=self.channel_max)
+
+
+def choose_strategy(kind: str = "auto") -> tf.distribute.Strategy:
+    """``auto``: MultiWorkerMirrored across SLURM tasks when a job has several, Mirrored over
+    all GPUs when there are several, else the default (one device). ``mirrored`` forces
+    MirroredStrategy over every visible device of the first kind (GPUs, else CPUs)."""
+    if kind == "auto":
+        if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in os.environ:
+            resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
+            return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+        if len(tf.config.list_logical_devices("GPU")) > 1:
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.get_strategy()
+    if kind == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    raise ValueError(f"unknown strategy {kind!r}: use auto or mirrored")
+
+
+class Trainer:
+    """One StyleGAN2 run in one run folder."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | os.PathLike,
+                 strategy: tf.distribute.Strategy | None = None) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.strategy = strategy or choose_strategy()
+        self.replicas = self.strategy.num_replicas_in_sync
+        if cfg.batch_size % self.replicas:
+            raise ValueError(f"batch size {cfg.batch_size} is not divisible by the "
+                             f"{self.replicas} replicas")
+        if cfg.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        self.policy = parse_policy(cfg.augment)
+        source_files(cfg.data)  # fail on missing data before a run folder is made
+        self._prepare_run_dir()
+        with self.strategy.scope():
+            gcfg, dcfg = cfg.generator_config(), cfg.discriminator_config()
+            self.G = Generator(gcfg, seed=cfg.seed)
+            self.D = Discriminator(dcfg, seed=cfg.seed + 1)
+            self.G_ema = Generator(gcfg, seed=cfg.seed)
+            if cfg.resume_from:
+                self._load_pretrained(cfg.resume_from)
+            self._copy(self.G, self.G_ema)
+            g_lr, g_betas = lazy_regularization_hyperparams(cfg.g_lr, (0.0, 0.99), cfg.pl_interval)
+            d_lr, d_betas = lazy_regularization_hyperparams(cfg.d_lr, (0.0, 0.99), cfg.r1_interval)
+            self.opt_g = Adam(self.G.trainable_variables, g_lr, g_betas, name="opt_g")
+            self.opt_d = Adam(self.D.trainable_variables, d_lr, d_betas, name="opt_d")
+            self.rng = tf.random.Generator.from_seed(cfg.seed)
+            agg = tf.VariableAggregation.ONLY_FIRST_REPLICA
+            self.nimg = tf.Variable(0, dtype=tf.int64, trainable=False, aggregation=agg)
+            self.pl_mean = tf.Variable(0.0, trainable=False, aggregation=agg)
+        self.checkpoint = tf.train.Checkpoint(
+            G=self.G, D=self.D, G_ema=self.G_ema, opt_g=self.opt_g, opt_d=self.opt_d,
+            rng=self.rng, nimg=self.nimg, pl_mean=self.pl_mean)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.run_dir / "checkpoints",
+                                                  max_to_keep=3)
+        self._step_fns: dict[tuple[bool, bool], Callable] = {}
+        self._stop_requested = ""
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def _prepare_run_dir(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "samples").mkdir(exist_ok=True)
+        cfg_path = self.run_dir / "config.json"
+        current = dataclasses.asdict(self.cfg)
+        if cfg_path.exists():
+            saved = json.loads(cfg_path.read_text())
+            changed = sorted(k for k in set(saved) | set(current)
+                             if saved.get(k) != current.get(k) and k not in RESUMABLE)
+            if changed:
+                raise ValueError(
+                    f"run folder {self.run_dir} belongs to a run with other settings "
+                    f"({', '.join(f'{k}: {saved.get(k)!r} → {current.get(k)!r}' for k in changed)}); "
+                    f"use a new run folder or the same settings to resume")
+        cfg_path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+        handler = logging.FileHandler(self.run_dir / "log.txt")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+    def _load_pretrained(self, path: str) -> None:
+        from models.bundle import assign_weights, load_bundle
+
+        bundle = load_bundle(path, parts=())
+        for part, net in (("generator", self.G), ("discriminator", self.D)):
+            if bundle.has_part(part):
+                assign_weights(net, bundle.part_arrays(part), f"{path} ({part})")
+        log.info("initialised from bundle %s (%s)", path, bundle.hash[:12])
+
+    @staticmethod
+    def _copy(src: Generator, dst: Generator) -> None:
+        for (_, a), (_, b) in zip(src.named_variables(), dst.named_variables()):
+            b.assign(a)
+
+    # -- one training step ------------------------------------------------------------------
+
+    def _sample_ws(self, n: int) -> tuple[tf.Tensor, tf.Tensor]:
+        """w+ for ``n`` random faces with style mixing; also the unmixed w for ``w_avg``."""
+        g, cfg = self.G, self.cfg
+        num_ws = g.num_ws
+        w = g.mapping(self.rng.normal([n, cfg.z_dim]))
+        ws = tf.tile(w[:, None], [1, num_ws, 1])
+        if cfg.style_mixing_prob > 0:
+            cutoff = self.rng.uniform([], 1, num_ws, dtype=tf.int32)
+            cutoff = tf.where(self.rng.uniform([]) < cfg.style_mixing_prob, cutoff, num_ws)
+            w2 = g.mapping(self.rng.normal([n, cfg.z_dim]))
+            mix = tf.range(num_ws)[None, :, None] >= cutoff
+            ws = tf.where(mix, w2[:, None], ws)
+        return ws, w
+
+    def _render(self, ws: tf.Tensor) -> tf.Tensor:
+        seeds = self.rng.uniform_full_int([tf.shape(ws)[0]], dtype=tf.int32)
+        return self.G.synthesis(ws, "random", seeds)
+
+    def _d_logits(self, images: tf.Tensor) -> tf.Tensor:
+        return self.D(augment(images, self.policy, self.rng) if self.policy else images)
+
+    def _replica_step(self, real: tf.Tensor, ema_beta: tf.Tensor, do_pl: bool,
+                      do_r1: bool) -> dict[str, tf.Tensor]:
+        cfg = self.cfg
+        ctx = tf.distribute.get_replica_context()
+        n = tf.shape(real)[0]
+        n_static = real.shape[0]
+        stats: dict[str, tf.Tensor] = {}
+
+        def reduce(grads):
+            return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, grads)
+
+        # G main: non-saturating logistic loss.
+        g_vars = self.G.trainable_variables
+        with tf.GradientTape() as tape:
+            ws, w = self._sample_ws(n)
+            loss_g = tf.reduce_mean(tf.nn.softplus(-self._d_logits(self._render(ws))))
+        self.opt_g.apply(reduce(tape.gradient(loss_g, g_vars, unconnected_gradients="zero")))
+        self.G.update_w_avg(w)
+        stats["loss/G"] = loss_g
+
+        # G reg: path-length regularisation on a smaller batch, every pl_interval steps.
+        if do_pl and cfg.pl_weight > 0:
+            m = max(n_static // cfg.pl_batch_shrink, 1)
+            with tf.GradientTape() as outer:
+                with tf.GradientTape() as inner:
+                    ws, _ = self._sample_ws(m)
+                    inner.watch(ws)
+                    img = self._render(ws)
+                    noise = self.rng.normal(tf.shape(img)) / math.sqrt(cfg.resolution ** 2)
+                    total = tf.reduce_sum(img * noise)
+                grads = inner.gradient(total, ws)
+                lengths = tf.sqrt(tf.reduce_mean(tf.reduce_sum(tf.square(grads), axis=2), axis=1))
+                pl_mean = self.pl_mean + cfg.pl_decay * (tf.reduce_mean(lengths) - self.pl_mean)
+                penalty = tf.square(lengths - pl_mean)
+                loss_pl = tf.reduce_mean(penalty) * cfg.pl_weight * cfg.pl_interval
+            self.opt_g.apply(reduce(outer.gradient(loss_pl, g_vars, unconnected_gradients="zero")))
+            self.pl_mean.assign(ctx.all_reduce(tf.distribute.ReduceOp.MEAN, pl_mean))
+            stats["loss/G_pl_penalty"] = tf.reduce_mean(penalty)
+            stats["pl_mean"] = pl_mean
+
+        # D main: logistic loss on generated and real images.
+        d_vars = self.D.trainable_variables
+        fake = tf.stop_gradient(self._render(self._sample_ws(n)[0]))
+        with tf.GradientTape() as tape:
+            fake_logits = self._d_logits(fake)
+            real_logits = self._d_logits(real)
+            loss_d = (tf.reduce_mean(tf.nn.softplus(fake_logits))
+                      + tf.reduce_mean(tf.nn.softplus(-real_logits)))
+        self.opt_d.apply(reduce(tape.gradient(loss_d, d_vars, unconnected_gradients="zero")))
+        stats["loss/D"] = loss_d
+        stats["scores/real"] = tf.reduce_mean(real_logits)
+        stats["scores/fake"] = tf.reduce_mean(fake_logits)
+
+        # D reg: R1 gradient penalty on real images, every r1_interval steps.
+        if do_r1 and cfg.gamma > 0:
+            with tf.GradientTape() as outer:
+                with tf.GradientTape() as inner:
+                    inner.watch(real)
+                    total = tf.reduce_sum(self._d_logits(real))
+                grads = inner.gradient(total, real)
+                penalty = tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
+                loss_r1 = tf.reduce_mean(penalty) * (cfg.gamma / 2) * cfg.r1_interval
+            self.opt_d.apply(reduce(outer.gradient(loss_r1, d_vars, unconnected_gradients="zero")))
+            stats["loss/D_r1_penalty"] = tf.reduce_mean(penalty)
+
+        # G_ema: moving average of the weights; buffers (noise, w_avg) are copied.
+        for (_, src), (_, dst) in zip(self.G.named_variables(), self.G_ema.named_variables()):
+            if src.trainable:
+                dst.assign(src + (dst - src) * ema_beta)
+            else:
+                dst.assign(src)
+        return stats
+
+    def _step_fn(self, do_pl: bool, do_r1: bool) -> Callable:
+        key = (do_pl, do_r1)
+        if key not in self._step_fns:
+            def step(real, ema_beta):
+                per_replica = self.strategy.run(self._replica_step,
+                                                args=(real, ema_beta, do_pl, do_r1))
+                return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                        for k, v in per_replica.items()}
+            self._step_fns[key] = tf.function(step)
+        return self._step_fns[key]
+
+    def ema_beta(self, nimg: int) -> float:
+        ema = self.cfg.ema_images
+        if self.cfg.ema_rampup is not None:
+            ema = min(ema, nimg * self.cfg.ema_rampup)
+        return 0.5 ** (self.cfg.batch_size / max(ema, 1e-8))
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def train(self) -> dict[str, Any]:
+        """Train until ``total_kimg`` (or the time limit, or SIGTERM), checkpointing on the way.
+
+        Returns a summary: images shown, whether the run finished, and the last statistics.
+        """
+        cfg = self.cfg
+        restored = self.manager.restore_or_initialize()
+        start_nimg = int(self.nimg.numpy())
+        if restored:
+            log.info("resumed from %s at %.1f kimg", restored, start_nimg / 1000)
+        total = int(cfg.total_kimg * 1000)
+        ds = training_dataset(cfg.data, cfg.resolution, cfg.batch_size, cfg.seed,
+                              skip_images=start_nimg, mirror=cfg.mirror)
+        data = iter(self.strategy.experimental_distribute_dataset(ds))
+        writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
+        # SIGTERM (SLURM's warning before a kill) and Ctrl-C stop after the current step with a
+        # checkpoint, so that running the same command resumes.
+        previous = {sig: signal.signal(sig, self._on_stop_signal)
+                    for sig in (signal.SIGTERM, signal.SIGINT)} if _in_main_thread() else {}
+        started = time.monotonic()
+        tick_images = int(cfg.tick_kimg * 1000)
+        next_tick = (start_nimg // tick_images + 1) * tick_images
+        snap_images = int(cfg.snapshot_kimg * 1000)
+        next_snapshot = (start_nimg // snap_images + 1) * snap_images
+        sums: dict[str, float] = {}
+        count = 0
+        reason = "finished"
+        bar = tqdm(total=total, initial=min(start_nimg, total), unit="img", unit_scale=True,
+                   desc="train", disable=not cfg.progress)
+        nimg = start_nimg
+        try:
+            while nimg < total:
+                step = nimg // cfg.batch_size
+                do_pl = cfg.pl_interval > 0 and step % cfg.pl_interval == 0
+                do_r1 = cfg.r1_interval > 0 and step % cfg.r1_interval == 0
+                stats = self._step_fn(do_pl, do_r1)(
+                    next(data), tf.constant(self.ema_beta(nimg), tf.float32))
+                nimg = int(self.nimg.assign_add(cfg.batch_size).numpy())
+                bar.update(cfg.batch_size)
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                count += 1
+                if nimg >= next_tick or nimg >= total:
+                    self._log_tick(writer, nimg, {k: v / count for k, v in sums.items()},
+                                   time.monotonic() - started)
+                    sums, count = {}, 0
+                    next_tick += tick_images
+                if nimg >= next_snapshot or nimg >= total:
+                    self.snapshot(nimg)
+                    next_snapshot += snap_images
+                if self._stop_requested:
+                    reason = f"stopped by {self._stop_requested}"
+                    break
+                if cfg.max_minutes is not None and \
+                        time.monotonic() - started > cfg.max_minutes * 60:
+                    reason = f"stopped at the {cfg.max_minutes:g}-minute limit"
+                    break
+        finally:
+            bar.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if reason != "finished" and int(self.nimg.numpy()) != start_nimg:
+            self.manager.save(checkpoint_number=int(self.nimg.numpy()))
+        log.info("%s at %.1f kimg", reason, nimg / 1000)
+        return {"nimg": nimg, "finished": nimg >= total, "reason": reason}
+
+    def _on_stop_signal(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        log.warning("%s received: checkpointing after this step", name)
+        self._stop_requested = name
+
+    def _log_tick(self, writer, nimg: int, stats: dict[str, float], seconds: float) -> None:
+        entry = {"kimg": nimg / 1000, "seconds": round(seconds, 1), **stats}
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+        with writer.as_default(step=nimg // 1000):
+            for k, v in stats.items():
+                tf.summary.scalar(k, v)
+        writer.flush()
+        log.info("kimg %.1f  %s", nimg / 1000,
+                 "  ".join(f"{k} {v:.4f}" for k, v in sorted(stats.items())))
+
+    def snapshot(self, nimg: int) -> Path:
+        """Checkpoint, a sample grid from G_ema, and the run's bundle; returns the bundle path."""
+        self.manager.save(checkpoint_number=nimg)
+        z = np.random.RandomState(123).randn(16, self.cfg.z_dim).astype(np.float32)
+        images = self.G_ema.synthesize(self.G_ema.map_compiled(z), "const").numpy()
+        save_png(make_grid(to_uint8(images), cols=4), self.run_dir / "samples" /
+                 f"fakes{nimg:010d}.png")
+        return self.export_bundle(nimg)
+
+    def export_bundle(self, nimg: int) -> Path:
+        """Write G_ema and D as ``<run>/bundle``, replacing the previous snapshot's."""
+        cfg = self.cfg
+        tmp = self.run_dir / "bundle.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        save_bundle(tmp, self.G_ema, self.D, name=self.run_dir.name, creator="ligan train",
+                    description=f"StyleGAN2 trained for {nimg / 1000:.1f} kimg at "
+                                f"{cfg.resolution} px",
+                    licence=cfg.data_licence or "see training data",
+                    training_data={"description": cfg.data_description or cfg.data,
+                                   "licence": cfg.data_licence or "unknown"},
+                    extra={"training": {"kimg": nimg / 1000, "run": str(self.run_dir)}})
+        final = self.run_dir / "bundle"
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        return final
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,176 @@
+"""StyleGAN2 training: augmentation, optimiser, data order, losses, checkpoint and resume."""
+import json
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models.training.augment import augment, parse_policy
+from models.training.data import DataError, training_dataset
+from models.training.optim import Adam, lazy_regularization_hyperparams
+from tests.conftest import SHARED
+
+LONDON = SHARED / "faces" / "london"
+needs_faces = pytest.mark.skipif(not LONDON.is_dir(),
+                                 reason=f"{LONDON} is absent (shared test photos)")
+
+
+def test_policy_parsing():
+    assert parse_policy("color,cutout") == ("color", "cutout")
+    assert parse_policy("none") == ()
+    with pytest.raises(ValueError, match="unknown augmentation blur"):
+        parse_policy("color,blur")
+
+
+def test_augmentations_keep_shape_and_pass_gradients():
+    x = tf.Variable(tf.random.uniform([4, 16, 16, 3], -1, 1))
+    rng = tf.random.Generator.from_seed(1)
+    with tf.GradientTape() as tape:
+        y = augment(x, ("color", "translation", "cutout"), rng)
+        total = tf.reduce_sum(y * y)
+    assert y.shape == x.shape
+    grad = tape.gradient(total, x)
+    assert grad is not None and float(tf.reduce_sum(tf.abs(grad))) > 0
+
+
+def test_translation_shifts_whole_pixels_and_cutout_zeroes_a_square():
+    x = tf.reshape(tf.range(2 * 8 * 8 * 1, dtype=tf.float32) + 1, [2, 8, 8, 1])
+    rng = tf.random.Generator.from_seed(3)
+    y = augment(x, ("translation",), rng).numpy()
+    for i in range(2):
+        inside = y[i][y[i] != 0]
+        assert set(inside.tolist()) <= set(x.numpy()[i].ravel().tolist())  # values moved, not mixed
+    c = augment(tf.ones([3, 8, 8, 1]), ("cutout",), rng).numpy()
+    assert all(int((c[i] == 0).sum()) <= 16 for i in range(3))  # at most a 4×4 square
+    assert any(int((c[i] == 0).sum()) > 0 for i in range(3))
+
+
+def test_adam_matches_the_reference_update():
+    v = tf.Variable([1.0, -2.0])
+    opt = Adam([v], lr=0.1, betas=(0.5, 0.9), eps=1e-8)
+    ref, m, s = np.array([1.0, -2.0]), np.zeros(2), np.zeros(2)
+    for t in range(1, 4):
+        g = 2 * ref
+        opt.apply([tf.constant(2 * v.numpy())])
+        m = 0.5 * m + 0.5 * g
+        s = 0.9 * s + 0.1 * g * g
+        ref = ref - 0.1 / (1 - 0.5 ** t) * m / (np.sqrt(s) / np.sqrt(1 - 0.9 ** t) + 1e-8)
+    np.testing.assert_allclose(v.numpy(), ref, rtol=1e-5)
+
+
+def test_lazy_regularisation_hyperparameters():
+    lr, betas = lazy_regularization_hyperparams(0.0025, (0.0, 0.99), 16)
+    assert lr == pytest.approx(0.0025 * 16 / 17)
+    assert betas[1] == pytest.approx(0.99 ** (16 / 17))
+
+
+@needs_faces
+def test_data_order_is_reproducible_and_resumable():
+    full = training_dataset(LONDON, 32, 4, seed=5)
+    batches = [b.numpy() for _, b in zip(range(4), full)]
+    assert batches[0].shape == (4, 32, 32, 3) and -1 <= batches[0].min() < batches[0].max() <= 1
+    again = [b.numpy() for _, b in zip(range(4), training_dataset(LONDON, 32, 4, seed=5))]
+    np.testing.assert_array_equal(np.stack(batches), np.stack(again))
+    resumed = [b.numpy() for _, b in zip(range(2), training_dataset(LONDON, 32, 4, seed=5,
+                                                                     skip_images=8))]
+    np.testing.assert_array_equal(np.stack(resumed), np.stack(batches[2:]))
+
+
+def test_missing_data_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="no JPEG or PNG images"):
+        training_dataset(tmp_path, 32, 4, seed=0)
+
+
+def tiny_train_config(**overrides):
+    from models.training.stylegan2 import TrainConfig
+
+    settings = dict(data=str(LONDON), resolution=32, batch_size=4, total_kimg=0.032, z_dim=32,
+                    w_dim=32, mapping_layers=2, channel_base=1024, channel_max=64,
+                    pl_interval=1, r1_interval=1, tick_kimg=0.008, snapshot_kimg=0.016,
+                    deterministic=True, progress=False)
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def weights(trainer):
+    return {f"{net}.{name}": v.numpy() for net in ("G", "D", "G_ema")
+            for name, v in getattr(trainer, net).named_variables()}
+
+
+@needs_faces
+def test_training_runs_resumes_bit_for_bit_and_exports_a_bundle(tmp_path):
+    from models.bundle import load_bundle
+    from models.training.stylegan2 import Trainer
+
+    straight = Trainer(tiny_train_config(), tmp_path / "straight")
+    summary = straight.train()
+    assert summary == {"nimg": 32, "finished": True, "reason": "finished"}
+
+    first = Trainer(tiny_train_config(total_kimg=0.016), tmp_path / "resumed")
+    assert first.train()["nimg"] == 16
+    second = Trainer(tiny_train_config(), tmp_path / "resumed")  # same command, more kimg
+    assert second.train()["nimg"] == 32
+    a, b = weights(straight), weights(second)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+    run = tmp_path / "straight"
+    ticks = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [t["kimg"] for t in ticks] == [0.008, 0.016, 0.024, 0.032]
+    # The discriminator learns to tell the photos from the untrained generator's images.
+    assert ticks[-1]["loss/D"] < ticks[0]["loss/D"]
+    assert ticks[-1]["scores/real"] - ticks[-1]["scores/fake"] > \
+        ticks[0]["scores/real"] - ticks[0]["scores/fake"]
+    assert sorted(p.name for p in (run / "samples").glob("*.png")) == \
+        ["fakes0000000016.png", "fakes0000000032.png"]
+    bundle = load_bundle(run / "bundle", parts=("generator", "discriminator"))
+    assert bundle.manifest["training"]["kimg"] == 0.032
+    np.testing.assert_array_equal(bundle.generator.w_avg.numpy(), straight.G_ema.w_avg.numpy())
+    assert any((run / "tensorboard").iterdir())
+
+
+@needs_faces
+def test_a_run_folder_refuses_other_settings(tmp_path):
+    from models.training.stylegan2 import Trainer
+
+    Trainer(tiny_train_config(total_kimg=0.004), tmp_path / "run")
+    with pytest.raises(ValueError, match=r"other settings \(resolution: 32 → 64\)"):
+        Trainer(tiny_train_config(resolution=64), tmp_path / "run")
+
+
+@needs_faces
+def test_cli_training_checkpoints_on_sigterm_and_resumes(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import REPO, ligan, ligan_command
+
+    run = tmp_path / "run"
+    args = ["train", "stylegan2", "--data", str(LONDON), "--run-dir", str(run),
+            "--resolution", "32", "--batch", "4", "--z-dim", "32", "--w-dim", "32",
+            "--mapping-layers", "2", "--channel-base", "1024", "--channel-max", "64",
+            "--tick-kimg", "0.004", "--snapshot-kimg", "100", "--no-progress"]
+    proc = subprocess.Popen([*ligan_command(), *args, "--kimg", "100"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while not (metrics.exists() and metrics.read_text().strip()):
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, "training produced no tick within 300 s"
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    found = re.search(r"stopped by SIGTERM at ([0-9.]+) kimg; run the same command again", out)
+    assert found, out
+    stopped_kimg = float(found.group(1))
+    assert stopped_kimg > 0
+    assert any(p.name.startswith("ckpt-") for p in (run / "checkpoints").iterdir())
+
+    r = ligan(*args, "--kimg", f"{stopped_kimg + 0.008:.3f}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("finished:")
+    kimgs = [json.loads(line)["kimg"] for line in metrics.read_text().splitlines()]
+    assert kimgs == sorted(kimgs) and kimgs[-1] == pytest.approx(stopped_kimg + 0.008, abs=0.004)
