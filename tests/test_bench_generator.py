@@ -29,6 +29,7 @@ def test_quick_benchmark_writes_positive_numbers(tmp_path: Path) -> None:
         assert row["images_per_s"] > 0
         assert row["flops_per_image"] > 0
         assert row["flop_bound_pct"] > 0
+        assert row["local_flop_bound_pct"] > 0
         assert row["ours_over_naive"] > 0
         assert row["peak_rss_mb"] >= row["base_rss_mb"] > 0
     assert report["peak_conv"]["peak_gflops_per_s"] > 0
