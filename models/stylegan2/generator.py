@@ -55,8 +55,10 @@ class SynthesisBlock(NamedModule):
             self.const = None
             self.conv0 = self.add_child("conv0", SynthesisLayer(
                 "conv0", in_ch, out_ch, cfg.w_dim, resolution, rng, up=True, clamp=clamp))
+        # The 4×4 block's first layer reads the learned constant, which has no activation gain.
         self.conv1 = self.add_child("conv1", SynthesisLayer(
-            "conv1", out_ch, out_ch, cfg.w_dim, resolution, rng, clamp=clamp))
+            "conv1", out_ch, out_ch, cfg.w_dim, resolution, rng, clamp=clamp,
+            input_gain=1.0 if resolution == 4 else ops.LRELU_GAIN))
         self.torgb = self.add_child("torgb", ToRGB("torgb", out_ch, cfg.img_channels, cfg.w_dim,
                                                    rng, clamp=clamp))
 
@@ -110,7 +112,7 @@ class SynthesisNetwork(NamedModule):
         if mode == "none":
             return None
         if mode == "const":
-            return tf.broadcast_to(layer.noise_const[None, :, :, None], [n, r, r, 1])
+            return layer.noise_const[None, :, :, None]  # broadcast over the batch by the layer
         return tf.map_fn(
             lambda s: tf.random.stateless_normal([r, r, 1], seed=tf.stack([s, index])),
             seeds, fn_output_signature=tf.float32)

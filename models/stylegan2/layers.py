@@ -89,12 +89,21 @@ class Conv(NamedModule):
 
 
 class SynthesisLayer(NamedModule):
-    """Modulated 3×3 convolution, per-pixel noise with learned strength, bias and leaky ReLU."""
+    """Modulated 3×3 convolution, per-pixel noise with learned strength, bias and leaky ReLU.
+
+    The output leaves out the leaky ReLU's gain √2: every consumer (the next layer, ToRGB)
+    multiplies its input by per-channel styles anyway and takes the gain there
+    (``input_gain``), which saves one full pass over the activations. Clamping commutes with
+    that positive gain (the official clamp at ±conv_clamp·√2 after the gain is a clamp at
+    ±conv_clamp before it).
+    """
 
     def __init__(self, name: str, in_channels: int, out_channels: int, w_dim: int, resolution: int,
-                 rng: np.random.Generator, up: bool = False, clamp: float | None = None) -> None:
+                 rng: np.random.Generator, up: bool = False, clamp: float | None = None,
+                 input_gain: float = ops.LRELU_GAIN) -> None:
         super().__init__(name)
         self.up, self.resolution, self.clamp = up, resolution, clamp
+        self.input_gain = input_gain
         self.affine = self.add_child("affine", Dense("affine", w_dim, in_channels, rng,
                                                      bias_init=1.0))
         # Upsampling layers keep their kernel in the scatter layout that the transposed
@@ -109,18 +118,21 @@ class SynthesisLayer(NamedModule):
         self.weight_gain = 1.0 / math.sqrt(in_channels * 9)
 
     def __call__(self, x: tf.Tensor, w: tf.Tensor, noise: tf.Tensor | None) -> tf.Tensor:
-        """``noise`` is [N, H, W, 1] or None for no noise."""
+        """``noise`` is [N, H, W, 1] (or [1, H, W, 1], shared by the batch) or None."""
         styles = self.affine(w)
         x = ops.modulated_conv2d(x, self.weight, styles, self.weight_gain, demodulate=True,
-                                 up=self.up)
-        if noise is not None:
-            x = x + tf.cast(noise * self.noise_strength, x.dtype)
-        clamp = None if self.clamp is None else self.clamp * ops.LRELU_GAIN
-        return ops.bias_act(x, self.bias, act="lrelu", clamp=clamp)
+                                 up=self.up, input_gain=self.input_gain)
+        # Noise and bias are summed first: with constant noise that sum has batch 1, so the
+        # full-size activations take one addition instead of two.
+        bias = self.bias if noise is None else noise * self.noise_strength + self.bias
+        return ops.bias_act(x, bias, act="lrelu", gain=1.0, clamp=self.clamp)
 
 
 class ToRGB(NamedModule):
-    """Modulated 1×1 convolution to image channels, without demodulation."""
+    """Modulated 1×1 convolution to image channels, without demodulation.
+
+    Its input comes from a :class:`SynthesisLayer`, so it applies that layer's gain √2.
+    """
 
     def __init__(self, name: str, in_channels: int, out_channels: int, w_dim: int,
                  rng: np.random.Generator, clamp: float | None = None) -> None:
@@ -134,5 +146,6 @@ class ToRGB(NamedModule):
 
     def __call__(self, x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
         styles = self.affine(w)
-        x = ops.modulated_conv2d(x, self.weight, styles, self.weight_gain, demodulate=False)
+        x = ops.modulated_conv2d(x, self.weight, styles, self.weight_gain, demodulate=False,
+                                 input_gain=ops.LRELU_GAIN)
         return ops.bias_act(x, self.bias, clamp=self.clamp)

@@ -122,7 +122,8 @@ def normalize_2nd_moment(x: tf.Tensor, eps: float = 1e-8) -> tf.Tensor:
 
 
 def modulated_conv2d(x: tf.Tensor, weight: tf.Tensor, styles: tf.Tensor, weight_gain: float,
-                     demodulate: bool = True, up: bool = False) -> tf.Tensor:
+                     demodulate: bool = True, up: bool = False,
+                     input_gain: float = 1.0) -> tf.Tensor:
     """StyleGAN2's modulated convolution for a batch, as three batched operations.
 
     Scaling the input channels by the per-sample styles, convolving with the shared weight and
@@ -131,11 +132,13 @@ def modulated_conv2d(x: tf.Tensor, weight: tf.Tensor, styles: tf.Tensor, weight_
     convolution for the whole batch. The equalised-learning-rate ``weight_gain`` is folded into
     the styles ([N, in]) instead of the weight, which is the same product at a fraction of the
     cost. ``weight`` is the raw variable: [kh, kw, in, out], or [kh, kw, out, in] when ``up``.
+    ``input_gain`` scales the input as well (the activation gain the previous layer left out, see
+    ``layers.SynthesisLayer``); it does not enter the demodulation.
     """
     dtype = x.dtype
     weight = tf.cast(weight, dtype)
     styles = tf.cast(styles, dtype) * tf.cast(weight_gain, dtype)
-    x = x * styles[:, None, None, :]
+    x = x * (styles * tf.cast(input_gain, dtype))[:, None, None, :]
     x = conv2d_up(x, weight) if up else conv2d(x, weight)
     if demodulate:
         wsq = tf.reduce_sum(tf.square(weight), axis=[0, 1])  # [in, out], or [out, in] when up
