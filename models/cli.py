@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from models.runtime import configure_tensorflow
 
 
@@ -82,12 +84,25 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     pack.add_argument("out", type=Path)
     pack.set_defaults(handler=_pack)
 
+    fit = bsub.add_parser(
+        "fit-pca", help="add the PCA of W that filler sampling needs",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Fit the principal axes of W on mapped random latents and add them to the "
+                    "bundle as its pca part (the bundle hash changes).")
+    fit.add_argument("path", type=Path, nargs="?", default=settings.bundle,
+                     help="bundle directory")
+    fit.add_argument("--samples", type=int, default=10_000)
+    fit.add_argument("--components", type=int, default=256)
+    fit.add_argument("--seed", type=int, default=0)
+    fit.set_defaults(handler=_fit_pca)
+
     from models.importers.cli import register as register_import
 
     register_import(bsub, settings)
 
 
-def _load(path: Path, parts=("generator",)):
+def load_bundle_or_fail(path: Path, parts=("generator",)):
+    """``load_bundle`` with its errors turned into one-line command errors."""
     from models.bundle import BundleError, load_bundle
 
     try:
@@ -109,7 +124,7 @@ def _generate(args: argparse.Namespace, settings) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
-    bundle = _load(args.bundle)
+    bundle = load_bundle_or_fail(args.bundle)
     try:
         records = generate_from_seeds(
             bundle, seeds, args.outdir, truncation_psi=args.psi, truncation_cutoff=args.cutoff,
@@ -162,7 +177,7 @@ def _verify(args: argparse.Namespace, settings) -> int:
     except Exception as exc:  # BundleError; reported the same way as load failures
         raise CommandError(str(exc)) from None
     buildable = [p for p in ("generator", "discriminator") if p in manifest["parts"]]
-    bundle = _load(args.path, parts=buildable)
+    bundle = load_bundle_or_fail(args.path, parts=buildable)
     others = [p for p in manifest["parts"] if p not in buildable and p in KNOWN_PARTS]
     print(f"ok: {args.path} (hash {bundle.hash})")
     print(f"  every file matches its sha256; networks built and loaded: {', '.join(buildable)}")
@@ -205,6 +220,25 @@ def _pack(args: argparse.Namespace, settings) -> int:
     except BundleError as exc:
         raise CommandError(str(exc)) from None
     print(f"packed {args.path} into {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+def _fit_pca(args: argparse.Namespace, settings) -> int:
+    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
+    from models.bundle import add_part
+    from models.latent import PCA_PART, fit_pca
+
+    if not Path(args.path).is_dir():
+        raise CommandError(f"{args.path} is not a bundle directory (unpack a packed bundle first)")
+    bundle = load_bundle_or_fail(args.path)
+    try:
+        pca = fit_pca(bundle.generator, args.samples, args.components, args.seed, progress=True)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    digest = add_part(args.path, PCA_PART, pca.arrays(), config=pca.config())
+    share = float(np.sum(pca.stddev ** 2))
+    print(f"added PCA ({pca.num_components} components from {args.samples} samples; variance "
+          f"along them {share:.3g}) to {args.path}; new bundle hash {digest[:12]}")
     return 0
 
 

@@ -64,11 +64,15 @@ def generate_from_seeds(bundle, seeds: Iterable[int], outdir: str | os.PathLike,
                         noise_mode: str = "const", batch_size: int = 8, grid: bool = False,
                         grid_cols: int | None = None, owner: str | None = None,
                         progress: bool = True,
-                        should_stop: Callable[[], bool] | None = None) -> list[FaceRecord]:
+                        should_stop: Callable[[], bool] | None = None,
+                        on_batch: Callable[[list[FaceRecord]], None] | None = None,
+                        ) -> list[FaceRecord]:
     """Render one face per seed into ``outdir`` and return their records.
 
     Writes ``seed<N>.png`` per face, appends one JSON line per face to ``records.jsonl`` as each
     batch finishes (an interrupted run keeps what it made), and ``grid.png`` when asked.
+    ``should_stop`` is asked before each batch; ``on_batch`` is called with each batch's records
+    once they are on disk (progress reporting).
     """
     g = bundle.generator
     seeds = list(seeds)
@@ -103,24 +107,33 @@ def generate_from_seeds(bundle, seeds: Iterable[int], outdir: str | os.PathLike,
                     thumbs.append(img)
             log.flush()
             bar.update(len(batch))
+            if on_batch is not None:
+                on_batch(records[-len(batch):])
     bar.close()
     if grid and thumbs:
         save_png(make_grid(np.stack(thumbs), cols=grid_cols), outdir / "grid.png")
     return records
 
 
-def render_record(bundle, record: FaceRecord) -> np.ndarray:
-    """Re-render a face record from its latent; the result is bit-identical to the original."""
+def record_ws(bundle, record: FaceRecord) -> np.ndarray:
+    """The w+ [num_ws, w_dim] of any face record of this bundle (z records are mapped with
+    their truncation; w and w+ records are stored after truncation)."""
     if record.bundle_hash != bundle.hash:
         raise ValueError(f"face {record.id} was made with bundle {record.bundle_hash[:12]}, "
                          f"not with the loaded bundle {bundle.hash[:12]}")
     g = bundle.generator
     latent = record.latent_array()
     if record.latent_space == "z":
-        ws = g.map_compiled(latent[None], record.truncation_psi, record.truncation_cutoff)
-    else:  # w or w+, stored after truncation; synthesize broadcasts a single w
-        ws = latent[None]
-    images = g.synthesize(ws, record.noise_mode, noise_seeds=[record.noise_seed])
+        return g.map_compiled(latent[None], record.truncation_psi,
+                              record.truncation_cutoff).numpy()[0]
+    return np.broadcast_to(latent, (g.num_ws, g.cfg.w_dim)).astype(np.float32)
+
+
+def render_record(bundle, record: FaceRecord) -> np.ndarray:
+    """Re-render a face record from its latent; the result is bit-identical to the original."""
+    ws = record_ws(bundle, record)
+    images = bundle.generator.synthesize(ws[None], record.noise_mode,
+                                         noise_seeds=[record.noise_seed])
     return to_uint8(images.numpy())[0]
 
 

@@ -10,6 +10,7 @@ import logging
 import sys
 
 from models import cli as model_cli
+from models import lineup_cli
 from models.training import cli as training_cli
 from setup import launcher
 from setup.config import SettingsError, load_settings
@@ -23,6 +24,7 @@ def build_parser(settings) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     launcher.register(sub, settings)
     model_cli.register(sub, settings)
+    lineup_cli.register(sub, settings)
     training_cli.register(sub, settings)
     return parser
 

@@ -16,7 +16,8 @@ from .detection import (DEFAULT_MIN_FACE_SIZE, FaceBox, FaceChoice, choose_face,
 from .errors import (CorruptImageError, FaceError, FaceModelsMissingError, FaceTooSmallError,
                      ImageTooLargeError, NoFaceError, NotAnImageError, SeveralFacesError,
                      UnsupportedImageModeError)
-from .identity import SAME_PERSON_THRESHOLD, identity_distance, identity_embedding, same_person
+from .identity import (ALIGNED_FACE_BOX, SAME_PERSON_THRESHOLD, aligned_face_embedding,
+                       identity_distance, identity_embedding, same_person)
 from .loading import DEFAULT_MAX_PIXELS, LoadedImage, load_image
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "CorruptImageError", "FaceError", "FaceModelsMissingError", "FaceTooSmallError",
     "ImageTooLargeError", "NoFaceError", "NotAnImageError", "SeveralFacesError",
     "UnsupportedImageModeError",
-    "SAME_PERSON_THRESHOLD", "identity_distance", "identity_embedding", "same_person",
+    "ALIGNED_FACE_BOX", "SAME_PERSON_THRESHOLD", "aligned_face_embedding", "identity_distance",
+    "identity_embedding", "same_person",
     "DEFAULT_MAX_PIXELS", "LoadedImage", "load_image",
 ]

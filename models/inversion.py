@@ -1,0 +1,75 @@
+"""A suspect's photo → an aligned face → a latent: the first step of the lineup workflow.
+
+Today the latent comes from the optimisation projector started at ``w_avg``; when a bundle
+carries an encoder (training issue) its output becomes the projector's starting point.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+
+from models.faces import align_face, find_face, load_image
+from models.projector import ProgressFn, ProjectionResult, project
+from models.records import FaceRecord, latent_to_list
+
+
+@dataclasses.dataclass
+class Inversion:
+    record: FaceRecord  # the reconstruction, as a face record (latent w+)
+    aligned: np.ndarray  # uint8 [R, R, 3]: the photo's face, aligned like the training data
+    projection: ProjectionResult
+    warnings: list[str]
+
+
+def align_photo(photo: str | os.PathLike | bytes, resolution: int, face_index: int | None = None,
+                mode: Literal["ffhq", "padded"] = "ffhq") -> tuple[np.ndarray, list[str]]:
+    """Load a photo (guarded decoding), find the face (several-faces policy) and align it."""
+    loaded = load_image(photo)
+    choice = find_face(loaded.image, index=face_index)
+    aligned = align_face(loaded.image, choice.face, resolution, mode=mode)
+    return aligned.image, list(loaded.warnings) + list(choice.warnings)
+
+
+def invert_photo(bundle, photo: str | os.PathLike | bytes, *, face_index: int | None = None,
+                 align_mode: Literal["ffhq", "padded"] = "ffhq", steps: int = 300,
+                 time_limit: float | None = None, space: Literal["w", "w+"] = "w+",
+                 owner: str = "", source_name: str = "",
+                 progress: ProgressFn | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> Inversion:
+    """Align the photo's face and find the latent that reproduces it."""
+    aligned, warnings = align_photo(photo, bundle.resolution, face_index, align_mode)
+    result = project(bundle, aligned, space=space, steps=steps, time_limit=time_limit,
+                     progress=progress, should_stop=should_stop)
+    record = FaceRecord(bundle_hash=bundle.hash, latent_space="w+", latent=latent_to_list(result.ws),
+                        operation="invert",
+                        parameters={"method": "projector", "space": space, "steps": result.steps,
+                                    "align": align_mode, "face_index": face_index,
+                                    "photo": source_name, "stopped": result.stopped},
+                        owner=owner)
+    return Inversion(record=record, aligned=aligned, projection=result, warnings=warnings)
+
+
+def read_record(reference: str) -> FaceRecord:
+    """``RECORDS.jsonl#FACE_ID`` → that face record (clear errors for a missing file or id)."""
+    path, _, face_id = reference.partition("#")
+    if not face_id:
+        raise ValueError(f"a face reference is RECORDS.jsonl#FACE_ID, got {reference!r}")
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"no records file {file}")
+    with open(file, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                raise ValueError(f"{file}:{number} is not a JSON face record") from None
+            if data.get("id") == face_id:
+                return FaceRecord.from_dict(data)
+    raise ValueError(f"no face {face_id} in {file}")

@@ -1,0 +1,183 @@
+"""``ligan invert``, ``ligan fillers``, ``ligan interpolate``: the lineup workflow on the command
+line. A face is given as a photo file or as ``RECORDS.jsonl#FACE_ID`` (any face LiGAN made)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from models.cli import CommandError, load_bundle_or_fail
+from models.runtime import configure_tensorflow
+
+
+def register(sub: argparse._SubParsersAction, settings) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--bundle", type=Path, default=settings.bundle,
+                        help="bundle directory or packed file (LIGAN_BUNDLE)")
+    common.add_argument("--outdir", type=Path, default=Path("out"), help="output folder")
+    common.add_argument("--steps", type=int, default=300,
+                        help="projector steps for a photo (fewer: faster, less faithful)")
+    common.add_argument("--time-limit", type=float, default=None,
+                        help="stop projecting a photo after this many seconds")
+    common.add_argument("--face-index", type=int, default=None,
+                        help="which face of a photo with several (0 = largest; default: the "
+                             "largest, with a warning)")
+    common.add_argument("--align", choices=("ffhq", "padded"), default="ffhq",
+                        help="alignment of photos: FFHQ recipe, or padded passport-style crop")
+
+    inv = sub.add_parser("invert", parents=[common], help="find the latent of a photo's face",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                         description="Align the face in a photo and project it into the "
+                                     "generator's w+ space. Writes aligned.png, "
+                                     "reconstruction.png and records.jsonl.")
+    inv.add_argument("photo", type=Path)
+    inv.set_defaults(handler=_invert)
+
+    fil = sub.add_parser("fillers", parents=[common], help="faces that resemble a suspect",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                         description="Generate pages of fillers around a suspect (a photo or "
+                                     "a face record), most similar first. Needs a bundle with "
+                                     "a PCA part (ligan bundle fit-pca).")
+    fil.add_argument("suspect", help="photo file or RECORDS.jsonl#FACE_ID")
+    fil.add_argument("--pages", type=int, default=1)
+    fil.add_argument("--per-page", type=int, default=24)
+    fil.add_argument("--radius", type=float, default=6.0,
+                     help="sampling radius on page 1, in standard deviations of W's PCA axes")
+    fil.add_argument("--radius-growth", type=float, default=0.5,
+                     help="each later page samples a radius larger by this share of --radius")
+    fil.add_argument("--near-clone-threshold", type=float, default=0.4,
+                     help="identity distance below which a filler is a near-clone and left out")
+    fil.add_argument("--styles", default="all",
+                     help="w+ entries to vary: all, or any of coarse,middle,fine")
+    fil.add_argument("--seed", type=int, default=0)
+    fil.set_defaults(handler=_fillers)
+
+    itp = sub.add_parser("interpolate", parents=[common], help="faces between two faces",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                         description="Interpolate linearly in w+ between two faces (photos or "
+                                     "face records), ends included.")
+    itp.add_argument("start", help="photo file or RECORDS.jsonl#FACE_ID")
+    itp.add_argument("end", help="photo file or RECORDS.jsonl#FACE_ID")
+    itp.add_argument("--count", type=int, default=8, help="faces along the way, ends included")
+    itp.set_defaults(handler=_interpolate)
+
+
+def _resolve(bundle, reference: str, args, log, outdir: Path, label: str):
+    """A face reference → (w+, its record) — inverting a photo when needed."""
+    from models.faces import FaceError
+    from models.generate import record_ws
+    from models.inversion import invert_photo, read_record
+    from models.images import save_png
+
+    try:
+        if "#" in reference and not Path(reference).is_file():
+            record = read_record(reference)
+            return record_ws(bundle, record), record
+        inv = invert_photo(bundle, reference, face_index=args.face_index, align_mode=args.align,
+                           steps=args.steps, time_limit=args.time_limit,
+                           source_name=Path(reference).name)
+    except (ValueError, FaceError) as exc:
+        raise CommandError(str(exc)) from None
+    for warning in inv.warnings:
+        print(f"warning: {warning}")
+    inv.record.image = f"{label}_reconstruction.png"
+    save_png(inv.aligned, outdir / f"{label}_aligned.png")
+    save_png(inv.projection.image, outdir / inv.record.image)
+    log.write(inv.record.to_json() + "\n")
+    return np.asarray(inv.record.latent, np.float32), inv.record
+
+
+def _prepare(args, settings, parts=("generator", "discriminator")):
+    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
+    bundle = load_bundle_or_fail(args.bundle, parts=parts)
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    return bundle
+
+
+def _invert(args: argparse.Namespace, settings) -> int:
+    bundle = _prepare(args, settings)
+    with open(args.outdir / "records.jsonl", "a", encoding="utf-8") as log:
+        _, record = _resolve(bundle, str(args.photo), args, log, args.outdir, "suspect")
+    print(f"inverted {args.photo} → face {record.id} ({record.parameters['steps']} steps); "
+          f"see {args.outdir}")
+    return 0
+
+
+def _style_layers(bundle, spec: str) -> list[int] | None:
+    if spec == "all":
+        return None
+    ranges = bundle.style_layers
+    layers: list[int] = []
+    for name in spec.split(","):
+        if name not in ranges:
+            known = [n for n in ("coarse", "middle", "fine") if n in ranges]
+            raise CommandError(f"--styles takes all or any of {', '.join(known)}, got {name!r}")
+        layers.extend(range(*ranges[name]))
+    return layers
+
+
+def _fillers(args: argparse.Namespace, settings) -> int:
+    from models.bundle import BundleError
+    from models.fillers import check_filler_args, filler_page
+    from models.images import make_grid, save_png
+    from models.latent import LatentPCA
+
+    try:
+        check_filler_args(args.per_page, 0, args.radius, args.radius_growth,
+                          args.near_clone_threshold)
+        if not 1 <= args.pages <= 100:
+            raise ValueError(f"--pages must be from 1 to 100, got {args.pages}")
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    bundle = _prepare(args, settings)
+    try:
+        pca = LatentPCA.from_bundle(bundle)
+    except BundleError as exc:
+        raise CommandError(str(exc)) from None
+    layers = _style_layers(bundle, args.styles)
+    with open(args.outdir / "records.jsonl", "a", encoding="utf-8") as log:
+        center, suspect = _resolve(bundle, args.suspect, args, log, args.outdir, "suspect")
+        for p in range(args.pages):
+            page = filler_page(bundle, pca, center, page=p, per_page=args.per_page,
+                               radius=args.radius, radius_growth=args.radius_growth,
+                               near_clone_threshold=args.near_clone_threshold, layers=layers,
+                               seed=args.seed, parents=[suspect.id])
+            for rank, (rec, img) in enumerate(zip(page.records, page.images)):
+                rec.image = f"page{p + 1:02d}_{rank + 1:03d}.png"
+                save_png(img, args.outdir / rec.image)
+                log.write(rec.to_json() + "\n")
+            if len(page.images):
+                save_png(make_grid(page.images, cols=6), args.outdir / f"page{p + 1:02d}.png")
+            dist = page.distances
+            summary = (f"identity distance {dist.min():.3f}–{dist.max():.3f} (mean "
+                       f"{dist.mean():.3f})" if len(dist) else "no faces kept")
+            print(f"page {p + 1}: {len(page.records)} fillers, {summary}; {page.near_clones} "
+                  f"near-clones left out of {page.candidates} candidates; {page.seconds:.1f} s")
+    return 0
+
+
+def _interpolate(args: argparse.Namespace, settings) -> int:
+    from models.fillers import render
+    from models.images import make_grid, save_png
+    from models.latent import interpolate_ws
+    from models.records import FaceRecord, latent_to_list
+
+    if not 2 <= args.count <= 1000:
+        raise CommandError(f"--count must be from 2 to 1000, got {args.count}")
+    bundle = _prepare(args, settings)
+    with open(args.outdir / "records.jsonl", "a", encoding="utf-8") as log:
+        ws_a, rec_a = _resolve(bundle, args.start, args, log, args.outdir, "start")
+        ws_b, rec_b = _resolve(bundle, args.end, args, log, args.outdir, "end")
+        ws, ts = interpolate_ws(ws_a, ws_b, args.count)
+        images = render(bundle.generator, ws)
+        for i, (w, t, img) in enumerate(zip(ws, ts, images)):
+            rec = FaceRecord(bundle_hash=bundle.hash, latent_space="w+", latent=latent_to_list(w),
+                             operation="interpolate",
+                             parameters={"t": float(t), "index": i, "count": args.count},
+                             parents=[rec_a.id, rec_b.id], image=f"step{i:03d}.png")
+            save_png(img, args.outdir / rec.image)
+            log.write(rec.to_json() + "\n")
+    save_png(make_grid(images, cols=min(args.count, 8)), args.outdir / "interpolation.png")
+    print(f"wrote {args.count} faces from {rec_a.id} to {rec_b.id} in {args.outdir}")
+    return 0

@@ -1,0 +1,101 @@
+"""``ligan bundle fit-pca``, ``ligan invert``, ``ligan fillers`` and ``ligan interpolate`` end to
+end on a tiny random bundle and real photos."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import SHARED, ligan
+from tests.test_cli import TINY_ARGS
+
+LONDON = SHARED / "faces" / "london"
+NO_FACE = SHARED / "faces" / "no_face"
+needs_faces = pytest.mark.skipif(not LONDON.is_dir(), reason=f"{LONDON} is absent (shared photos)")
+
+
+@pytest.fixture(scope="module")
+def pca_bundle(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lineup") / "b"
+    assert ligan("bundle", "init", str(path), *TINY_ARGS).returncode == 0
+    before = json.loads(ligan("bundle", "inspect", str(path), "--json").stdout)["hash"]
+    r = ligan("bundle", "fit-pca", str(path), "--samples", "1000", "--components", "16")
+    assert r.returncode == 0, r.stderr
+    after = json.loads(ligan("bundle", "inspect", str(path), "--json").stdout)
+    assert after["hash"] != before and "pca" in after["parts"]
+    assert after["hash"][:12] in r.stdout
+    return path
+
+
+def records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@needs_faces
+def test_fillers_from_a_photo(pca_bundle, tmp_path):
+    out = tmp_path / "f"
+    r = ligan("fillers", "--bundle", str(pca_bundle), str(LONDON / "001_03.jpg"), "--steps", "20",
+              "--pages", "2", "--per-page", "3", "--near-clone-threshold", "0", "--outdir", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "page 1: 3 fillers" in r.stdout and "page 2: 3 fillers" in r.stdout
+    recs = records(out / "records.jsonl")
+    suspect, fillers = recs[0], recs[1:]
+    assert suspect["operation"] == "invert" and suspect["parameters"]["photo"] == "001_03.jpg"
+    assert len(fillers) == 6 and all(f["parents"] == [suspect["id"]] for f in fillers)
+    assert [f["parameters"]["page"] for f in fillers] == [0, 0, 0, 1, 1, 1]
+    for f in fillers:
+        assert Image.open(out / f["image"]).size == (32, 32)
+    assert (out / "suspect_aligned.png").exists() and (out / "page01.png").exists()
+
+
+@needs_faces
+def test_interpolation_between_records_reproduces_its_ends(pca_bundle, tmp_path):
+    gen = tmp_path / "g"
+    assert ligan("generate", "--bundle", str(pca_bundle), "--seeds", "1-2", "--outdir",
+                 str(gen)).returncode == 0
+    a, b = records(gen / "records.jsonl")
+    out = tmp_path / "i"
+    r = ligan("interpolate", "--bundle", str(pca_bundle), f"{gen / 'records.jsonl'}#{a['id']}",
+              f"{gen / 'records.jsonl'}#{b['id']}", "--count", "4", "--outdir", str(out))
+    assert r.returncode == 0, r.stderr
+    steps = records(out / "records.jsonl")
+    assert [s["parameters"]["t"] for s in steps] == [0, 1 / 3, 2 / 3, 1]
+    assert all(s["parents"] == [a["id"], b["id"]] for s in steps)
+    for end, source in ((steps[0], a), (steps[-1], b)):
+        np.testing.assert_array_equal(np.asarray(Image.open(out / end["image"])),
+                                      np.asarray(Image.open(gen / source["image"])))
+
+
+def test_fillers_need_a_pca(tmp_path):
+    path = tmp_path / "nopca"
+    assert ligan("bundle", "init", str(path), *TINY_ARGS).returncode == 0
+    r = ligan("fillers", "--bundle", str(path), "x.jsonl#1", "--outdir", str(tmp_path / "o"))
+    assert r.returncode == 2 and "has no PCA part; add one with 'ligan bundle fit-pca" in r.stderr
+
+
+@pytest.mark.skipif(not NO_FACE.is_dir(), reason=f"{NO_FACE} is absent (shared photos)")
+def test_a_photo_without_a_face_is_a_clear_error(pca_bundle, tmp_path):
+    photo = sorted(NO_FACE.iterdir())[0]
+    r = ligan("invert", "--bundle", str(pca_bundle), str(photo), "--outdir", str(tmp_path))
+    assert r.returncode == 2 and "No face was found in the photo" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--per-page", "0"], "faces per page must be from 1 to 200"),
+    (["--radius", "-1"], "radius must be a finite number"),
+    (["--pages", "1000"], "--pages must be from 1 to 100"),
+    (["--styles", "hair"], "--styles takes all or any of coarse, middle, fine"),
+])
+def test_bad_filler_arguments(pca_bundle, tmp_path, args, message):
+    r = ligan("fillers", "--bundle", str(pca_bundle), f"{tmp_path}/r.jsonl#x", *args,
+              "--outdir", str(tmp_path / "o"))
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+def test_an_unknown_face_id_is_a_clear_error(pca_bundle, tmp_path):
+    (tmp_path / "r.jsonl").write_text("")
+    r = ligan("interpolate", "--bundle", str(pca_bundle), f"{tmp_path}/r.jsonl#abc",
+              f"{tmp_path}/r.jsonl#def", "--outdir", str(tmp_path / "o"))
+    assert r.returncode == 2 and "no face abc in" in r.stderr
