@@ -1,7 +1,6 @@
 """``ligan bundle fit-pca``, ``ligan invert``, ``ligan fillers`` and ``ligan interpolate`` end to
 end on a tiny random bundle and real photos."""
 import json
-import shutil
 
 import numpy as np
 import pytest

@@ -12,12 +12,9 @@ checkpoint and, with ``deterministic``, continues bit for bit.
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
 import math
 import os
 import shutil
-import signal
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -32,8 +29,7 @@ from models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, Gene
 from models.training.augment import augment, parse_policy
 from models.training.data import source_files, training_dataset
 from models.training.optim import Adam, lazy_regularization_hyperparams
-
-log = logging.getLogger("ligan.train")
+from models.training.run import StopFlag, append_jsonl, log, prepare_run_dir
 
 # Settings that may change when a run is resumed; everything else must match config.json.
 RESUMABLE = {"total_kimg", "snapshot_kimg", "tick_kimg", "max_minutes", "progress"}
@@ -135,7 +131,7 @@ class Trainer:
             tf.config.experimental.enable_op_determinism()
         self.policy = parse_policy(cfg.augment)
         source_files(cfg.data)  # fail on missing data before a run folder is made
-        self._prepare_run_dir()
+        prepare_run_dir(self.run_dir, cfg, RESUMABLE)
         with self.strategy.scope():
             gcfg, dcfg = cfg.generator_config(), cfg.discriminator_config()
             self.G = Generator(gcfg, seed=cfg.seed)
@@ -158,29 +154,9 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.run_dir / "checkpoints",
                                                   max_to_keep=3)
         self._step_fns: dict[tuple[bool, bool], Callable] = {}
-        self._stop_requested = ""
+        self.stop = StopFlag()
 
     # -- set-up ---------------------------------------------------------------------------
-
-    def _prepare_run_dir(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "samples").mkdir(exist_ok=True)
-        cfg_path = self.run_dir / "config.json"
-        current = dataclasses.asdict(self.cfg)
-        if cfg_path.exists():
-            saved = json.loads(cfg_path.read_text())
-            changed = sorted(k for k in set(saved) | set(current)
-                             if saved.get(k) != current.get(k) and k not in RESUMABLE)
-            if changed:
-                raise ValueError(
-                    f"run folder {self.run_dir} belongs to a run with other settings "
-                    f"({', '.join(f'{k}: {saved.get(k)!r} → {current.get(k)!r}' for k in changed)}); "
-                    f"use a new run folder or the same settings to resume")
-        cfg_path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
-        handler = logging.FileHandler(self.run_dir / "log.txt")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
 
     def _load_pretrained(self, path: str) -> None:
         from models.bundle import assign_weights, load_bundle
@@ -314,7 +290,7 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         """Train until ``total_kimg`` (or the time limit, or SIGTERM), checkpointing on the way.
 
-        Returns a summary: images shown, whether the run finished, and the last statistics.
+        Returns a summary: images shown, whether the run finished, and why it stopped.
         """
         cfg = self.cfg
         restored = self.manager.restore_or_initialize()
@@ -326,66 +302,54 @@ class Trainer:
                               skip_images=start_nimg, mirror=cfg.mirror)
         data = iter(self.strategy.experimental_distribute_dataset(ds))
         writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
-        # SIGTERM (SLURM's warning before a kill) and Ctrl-C stop after the current step with a
-        # checkpoint, so that running the same command resumes.
-        previous = {sig: signal.signal(sig, self._on_stop_signal)
-                    for sig in (signal.SIGTERM, signal.SIGINT)} if _in_main_thread() else {}
-        started = time.monotonic()
-        tick_images = int(cfg.tick_kimg * 1000)
-        next_tick = (start_nimg // tick_images + 1) * tick_images
-        snap_images = int(cfg.snapshot_kimg * 1000)
-        next_snapshot = (start_nimg // snap_images + 1) * snap_images
-        sums: dict[str, float] = {}
-        count = 0
-        reason = "finished"
         bar = tqdm(total=total, initial=min(start_nimg, total), unit="img", unit_scale=True,
                    desc="train", disable=not cfg.progress)
-        nimg = start_nimg
-        try:
-            while nimg < total:
-                step = nimg // cfg.batch_size
-                do_pl = cfg.pl_interval > 0 and step % cfg.pl_interval == 0
-                do_r1 = cfg.r1_interval > 0 and step % cfg.r1_interval == 0
-                stats = self._step_fn(do_pl, do_r1)(
-                    next(data), tf.constant(self.ema_beta(nimg), tf.float32))
-                nimg = int(self.nimg.assign_add(cfg.batch_size).numpy())
-                bar.update(cfg.batch_size)
-                for k, v in stats.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
-                count += 1
-                if nimg >= next_tick or nimg >= total:
-                    self._log_tick(writer, nimg, {k: v / count for k, v in sums.items()},
-                                   time.monotonic() - started)
-                    sums, count = {}, 0
-                    next_tick += tick_images
-                if nimg >= next_snapshot or nimg >= total:
-                    self.snapshot(nimg)
-                    next_snapshot += snap_images
-                if self._stop_requested:
-                    reason = f"stopped by {self._stop_requested}"
-                    break
-                if cfg.max_minutes is not None and \
-                        time.monotonic() - started > cfg.max_minutes * 60:
-                    reason = f"stopped at the {cfg.max_minutes:g}-minute limit"
-                    break
-        finally:
-            bar.close()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        if reason != "finished" and int(self.nimg.numpy()) != start_nimg:
-            self.manager.save(checkpoint_number=int(self.nimg.numpy()))
+        with self.stop.installed():
+            nimg, reason = self._loop(start_nimg, total, data, writer, bar)
+        bar.close()
+        if reason != "finished" and nimg != start_nimg:
+            self.manager.save(checkpoint_number=nimg)
         log.info("%s at %.1f kimg", reason, nimg / 1000)
         return {"nimg": nimg, "finished": nimg >= total, "reason": reason}
 
-    def _on_stop_signal(self, signum, frame) -> None:
-        name = signal.Signals(signum).name
-        log.warning("%s received: checkpointing after this step", name)
-        self._stop_requested = name
+    def _loop(self, nimg: int, total: int, data, writer, bar) -> tuple[int, str]:
+        """Steps until done or stopped; returns images shown and the reason it ended."""
+        cfg = self.cfg
+        started = time.monotonic()
+        tick_images = int(cfg.tick_kimg * 1000)
+        next_tick = (nimg // tick_images + 1) * tick_images
+        snap_images = int(cfg.snapshot_kimg * 1000)
+        next_snapshot = (nimg // snap_images + 1) * snap_images
+        sums: dict[str, float] = {}
+        count = 0
+        while nimg < total:
+            step = nimg // cfg.batch_size
+            do_pl = cfg.pl_interval > 0 and step % cfg.pl_interval == 0
+            do_r1 = cfg.r1_interval > 0 and step % cfg.r1_interval == 0
+            stats = self._step_fn(do_pl, do_r1)(
+                next(data), tf.constant(self.ema_beta(nimg), tf.float32))
+            nimg = int(self.nimg.assign_add(cfg.batch_size).numpy())
+            bar.update(cfg.batch_size)
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            count += 1
+            if nimg >= next_tick or nimg >= total:
+                self._log_tick(writer, nimg, {k: v / count for k, v in sums.items()},
+                               time.monotonic() - started)
+                sums, count = {}, 0
+                next_tick += tick_images
+            if nimg >= next_snapshot or nimg >= total:
+                self.snapshot(nimg)
+                next_snapshot += snap_images
+            if self.stop:
+                return nimg, f"stopped by {self.stop.reason}"
+            if cfg.max_minutes is not None and time.monotonic() - started > cfg.max_minutes * 60:
+                return nimg, f"stopped at the {cfg.max_minutes:g}-minute limit"
+        return nimg, "finished"
 
     def _log_tick(self, writer, nimg: int, stats: dict[str, float], seconds: float) -> None:
-        entry = {"kimg": nimg / 1000, "seconds": round(seconds, 1), **stats}
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry) + "\n")
+        append_jsonl(self.run_dir / "metrics.jsonl",
+                     {"kimg": nimg / 1000, "seconds": round(seconds, 1), **stats})
         with writer.as_default(step=nimg // 1000):
             for k, v in stats.items():
                 tf.summary.scalar(k, v)
@@ -420,9 +384,3 @@ class Trainer:
             shutil.rmtree(final)
         os.replace(tmp, final)
         return final
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
