@@ -13,7 +13,9 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from models.encoder import ENCODER_PART, load_encoder
 from models.faces import align_face, find_face, load_image
+from models.images import to_uint8
 from models.projector import ProgressFn, ProjectionResult, project
 from models.records import FaceRecord, latent_to_list
 
@@ -41,13 +43,30 @@ def invert_photo(bundle, photo: str | os.PathLike | bytes, *, face_index: int | 
                  owner: str = "", source_name: str = "",
                  progress: ProgressFn | None = None,
                  should_stop: Callable[[], bool] | None = None) -> Inversion:
-    """Align the photo's face and find the latent that reproduces it."""
+    """Align the photo's face and find the latent that reproduces it.
+
+    With an encoder in the bundle its output is the answer (``steps=0``) or the projector's
+    starting point; without one the projector starts from ``w_avg`` (and needs ``steps`` ≥ 1).
+    """
     aligned, warnings = align_photo(photo, bundle.resolution, face_index, align_mode)
-    result = project(bundle, aligned, space=space, steps=steps, time_limit=time_limit,
-                     progress=progress, should_stop=should_stop)
+    init_ws = None
+    method = "projector"
+    if bundle.has_part(ENCODER_PART):
+        encoder = load_encoder(bundle)
+        init_ws = encoder(aligned[None].astype(np.float32) / 127.5 - 1.0).numpy()[0]
+        method = "encoder+projector" if steps else "encoder"
+    elif steps < 1:
+        raise ValueError("this bundle has no encoder, so the projector needs at least 1 step")
+    if steps:
+        result = project(bundle, aligned, space=space, steps=steps, time_limit=time_limit,
+                         init_ws=init_ws, progress=progress, should_stop=should_stop)
+    else:
+        image = to_uint8(bundle.generator.synthesize(init_ws[None]).numpy())[0]
+        result = ProjectionResult(ws=init_ws, image=image, steps=0, seconds=0.0, losses=[],
+                                  stopped="steps")
     record = FaceRecord(bundle_hash=bundle.hash, latent_space="w+", latent=latent_to_list(result.ws),
                         operation="invert",
-                        parameters={"method": "projector", "space": space, "steps": result.steps,
+                        parameters={"method": method, "space": space, "steps": result.steps,
                                     "align": align_mode, "face_index": face_index,
                                     "photo": source_name, "stopped": result.stopped},
                         owner=owner)

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
                         help="bundle directory or packed file (LIGAN_BUNDLE)")
     common.add_argument("--outdir", type=Path, default=Path("out"), help="output folder")
     common.add_argument("--steps", type=int, default=300,
-                        help="projector steps for a photo (fewer: faster, less faithful)")
+                        help="projector steps for a photo (0: the bundle's encoder alone)")
     common.add_argument("--time-limit", type=float, default=None,
                         help="stop projecting a photo after this many seconds")
     common.add_argument("--face-index", type=int, default=None,

@@ -13,8 +13,8 @@ from models.runtime import configure_tensorflow
 
 
 def register(sub: argparse._SubParsersAction, settings) -> None:
-    train = sub.add_parser("train", help="train models (StyleGAN2 now; encoder, attributes and "
-                                         "PCA arrive with their issues)",
+    train = sub.add_parser("train", help="train models (StyleGAN2, encoder; attribute models "
+                                         "arrive with their issue)",
                            description="Training jobs. Each writes a run folder and resumes "
                                        "from its last checkpoint when run again.")
     tsub = train.add_subparsers(dest="train_command", metavar="MODEL", required=True)
@@ -60,6 +60,64 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     gan.add_argument("--data-licence", default="", help="recorded in the bundle")
     gan.add_argument("--no-progress", action="store_true")
     gan.set_defaults(handler=_train_stylegan2)
+    _register_encoder(tsub)
+
+
+def _register_encoder(tsub: argparse._SubParsersAction) -> None:
+    enc = tsub.add_parser(
+        "encoder", help="train a bundle's encoder (photo → w+)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Train the encoder of a bundle on generated (image, w+) pairs and, with "
+                    "--data, real aligned photos; the generator stays frozen. When finished the "
+                    "encoder is added to the bundle (its hash changes). Run again to resume.")
+    enc.add_argument("--bundle", required=True, type=Path, help="bundle directory")
+    enc.add_argument("--run-dir", required=True, type=Path)
+    enc.add_argument("--data", type=Path, default=None, help="folder of aligned real photos")
+    enc.add_argument("--local", action="store_true", help="run in the foreground (the default)")
+    enc.add_argument("--steps", type=int, default=20_000)
+    enc.add_argument("--batch", type=int, default=8)
+    enc.add_argument("--lr", type=float, default=1e-4)
+    enc.add_argument("--real-fraction", type=float, default=0.5,
+                     help="share of each batch taken from --data")
+    enc.add_argument("--psi", type=float, default=0.8, help="truncation of generated samples")
+    enc.add_argument("--channel-base", type=int, default=4096)
+    enc.add_argument("--channel-max", type=int, default=256)
+    enc.add_argument("--seed", type=int, default=0)
+    enc.add_argument("--tick-steps", type=int, default=100)
+    enc.add_argument("--snapshot-steps", type=int, default=1000)
+    enc.add_argument("--max-minutes", type=float, default=None)
+    enc.add_argument("--deterministic", action="store_true")
+    enc.add_argument("--no-export", action="store_true",
+                     help="do not add the finished encoder to the bundle")
+    enc.add_argument("--no-progress", action="store_true")
+    enc.set_defaults(handler=_train_encoder)
+
+
+def _train_encoder(args: argparse.Namespace, settings) -> int:
+    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
+    from models.bundle import BundleError
+    from models.training.encoder import EncoderTrainConfig, EncoderTrainer
+
+    try:
+        cfg = EncoderTrainConfig(
+            bundle=str(args.bundle), data=str(args.data) if args.data else None,
+            steps=args.steps, batch_size=args.batch, lr=args.lr,
+            real_fraction=args.real_fraction, psi=args.psi, channel_base=args.channel_base,
+            channel_max=args.channel_max, seed=args.seed, tick_steps=args.tick_steps,
+            snapshot_steps=args.snapshot_steps, max_minutes=args.max_minutes,
+            deterministic=args.deterministic, progress=not args.no_progress,
+            export=not args.no_export)
+        summary = EncoderTrainer(cfg, args.run_dir).train()
+    except (ValueError, BundleError) as exc:
+        raise CommandError(str(exc)) from None
+    if summary["finished"]:
+        added = f"; added to {args.bundle} (hash {summary['bundle_hash'][:12]})" \
+            if summary["bundle_hash"] else ""
+        print(f"finished: {summary['steps']} steps{added}")
+    else:
+        print(f"{summary['reason']} at step {summary['steps']}; run the same command again to "
+              f"resume")
+    return 0
 
 
 def _train_stylegan2(args: argparse.Namespace, settings) -> int:
