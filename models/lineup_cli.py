@@ -53,6 +53,20 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     fil.add_argument("--seed", type=int, default=0)
     fil.set_defaults(handler=_fillers)
 
+    ref = sub.add_parser("refine", parents=[common], help="fine-tune copies of the models on "
+                                                         "one hard photo",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                         description="Fine-tune private copies of encoder and generator on one "
+                                     "photo for a time limit and save them as a new bundle in "
+                                     "--outdir/bundle (the original bundle is never changed); "
+                                     "then run fillers with --bundle on it.")
+    ref.add_argument("photo", type=Path)
+    ref.add_argument("--seconds", type=float, default=60.0,
+                     help="time limit (the web UI offers 60–600)")
+    ref.add_argument("--ratio", type=int, default=75,
+                     help="encoder steps per generator step")
+    ref.set_defaults(handler=_refine)
+
     itp = sub.add_parser("interpolate", parents=[common], help="faces between two faces",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                          description="Interpolate linearly in w+ between two faces (photos or "
@@ -101,6 +115,34 @@ def _invert(args: argparse.Namespace, settings) -> int:
         _, record = _resolve(bundle, str(args.photo), args, log, args.outdir, "suspect")
     print(f"inverted {args.photo} → face {record.id} ({record.parameters['steps']} steps); "
           f"see {args.outdir}")
+    return 0
+
+
+def _refine(args: argparse.Namespace, settings) -> int:
+    from models.faces import FaceError
+    from models.images import save_png
+    from models.inversion import align_photo
+    from models.refine import refine, save_refined
+
+    if not args.seconds > 0:
+        raise CommandError(f"--seconds must be positive, got {args.seconds}")
+    if (args.outdir / "bundle").exists():
+        raise CommandError(f"{args.outdir / 'bundle'} already exists; choose another --outdir")
+    bundle = _prepare(args, settings)
+    try:
+        aligned, warnings = align_photo(args.photo, bundle.resolution, args.face_index, args.align)
+        result = refine(bundle, aligned, seconds=args.seconds, ratio=args.ratio)
+    except (ValueError, FaceError) as exc:
+        raise CommandError(str(exc)) from None
+    for warning in warnings:
+        print(f"warning: {warning}")
+    save_png(aligned, args.outdir / "suspect_aligned.png")
+    save_png(result.image, args.outdir / "refined_reconstruction.png")
+    digest = save_refined(bundle, result, args.outdir / "bundle", note=Path(args.photo).name)
+    print(f"refined in {result.seconds:.0f} s ({result.encoder_steps} encoder, "
+          f"{result.generator_steps} generator steps): reconstruction error "
+          f"{result.initial_error:.4f} → {result.final_error:.4f}; refined bundle "
+          f"{args.outdir / 'bundle'} (hash {digest[:12]})")
     return 0
 
 

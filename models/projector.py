@@ -33,11 +33,6 @@ class ProjectionResult:
     stopped: str  # "steps", "time limit" or "cancelled"
 
 
-def _normalised(features: tf.Tensor) -> tf.Tensor:
-    return features * tf.math.rsqrt(tf.reduce_sum(tf.square(features), axis=-1, keepdims=True)
-                                    + 1e-10)
-
-
 def latent_statistics(generator, num_samples: int = 10_000, seed: int = 0) -> tuple[np.ndarray, float]:
     """Mean of w and its RMS distance to the mean, from mapped random z."""
     z = np.random.default_rng(seed).standard_normal((num_samples, generator.cfg.z_dim))
@@ -74,7 +69,7 @@ def project(bundle, target: np.ndarray, *, space: Literal["w", "w+"] = "w+", ste
     opt_m = tf.Variable(tf.zeros_like(latent))
     opt_v = tf.Variable(tf.zeros_like(latent))
     target_t = tf.constant(target[None].astype(np.float32) / 127.5 - 1.0)
-    target_feats = [_normalised(f) for f in d.features(target_t)] if d is not None else []
+    target_feats = d.perceptual_features(target_t) if d is not None else []
     rng = tf.random.Generator.from_seed(seed)
 
     @tf.function
@@ -85,10 +80,10 @@ def project(bundle, target: np.ndarray, *, space: Literal["w", "w+"] = "w+", ste
             img = g.synthesis(ws, "const")
             loss = tf.reduce_mean(tf.square(img - target_t))
             if target_feats:
-                feats = d.features(img)
+                feats = d.perceptual_features(img)
                 for a, b in zip(feats, target_feats):
                     loss += perceptual_weight * tf.reduce_mean(
-                        tf.reduce_sum(tf.square(_normalised(a) - b), axis=-1)) / len(feats)
+                        tf.reduce_sum(tf.square(a - b), axis=-1)) / len(feats)
         grad = tape.gradient(loss, latent)
         # Adam (β = 0.9, 0.999), written out so the state lives in this function's variables.
         opt_m.assign(0.9 * opt_m + 0.1 * grad)

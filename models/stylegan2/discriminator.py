@@ -105,6 +105,12 @@ class Discriminator(NamedModule):
             x = block(x)
         return self.epilogue(x)
 
+    def perceptual_features(self, images: tf.Tensor) -> list[tf.Tensor]:
+        """:meth:`features` with each position's channel vector scaled to unit length (as LPIPS
+        normalises VGG features): the perceptual distance of projector, encoder and refine."""
+        return [f * tf.math.rsqrt(tf.reduce_sum(tf.square(f), axis=-1, keepdims=True) + 1e-10)
+                for f in self.features(images)]
+
     def features(self, images: tf.Tensor) -> list[tf.Tensor]:
         """Intermediate activations (one per block), for perceptual losses built on our own net."""
         feats: list[tf.Tensor] = []

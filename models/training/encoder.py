@@ -61,12 +61,6 @@ class EncoderTrainConfig:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
 
 
-def normalised_features(d, images: tf.Tensor) -> list[tf.Tensor]:
-    """Discriminator activations with each position's channel vector scaled to unit length."""
-    return [f * tf.math.rsqrt(tf.reduce_sum(tf.square(f), axis=-1, keepdims=True) + 1e-10)
-            for f in d.features(images)]
-
-
 class EncoderTrainer:
     def __init__(self, cfg: EncoderTrainConfig, run_dir: str | Path) -> None:
         self.cfg = cfg
@@ -110,7 +104,7 @@ class EncoderTrainer:
         recon = g.synthesis(ws, "const")
         out = {"pixel": tf.reduce_mean(tf.square(recon - images))}
         if d is not None and cfg.perceptual_weight > 0:
-            pairs = zip(normalised_features(d, recon), normalised_features(d, images))
+            pairs = zip(d.perceptual_features(recon), d.perceptual_features(images))
             out["perceptual"] = tf.add_n([tf.reduce_mean(tf.reduce_sum(tf.square(a - b), -1))
                                           for a, b in pairs]) / len(d.blocks + [d.epilogue])
         if true_ws is not None:
