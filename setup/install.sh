@@ -9,8 +9,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${LIGAN_VENV:-$ROOT/.venv}
 FLAVOUR=${LIGAN_TENSORFLOW:-cpu}
 PYTHON=${PYTHON:-python3}
-# Debian packages the project needs (later parts add SLURM, munge and Chromium here).
-DEBIAN_PACKAGES=()
+# Debian packages the project needs: SLURM and munge for the single-node development cluster
+# (setup/slurm/) that the integration tests use; Chromium arrives with the web UI tests.
+DEBIAN_PACKAGES=(slurm-wlm munge)
 
 log() { printf '[ligan setup] %s\n' "$*" >&2; }
 

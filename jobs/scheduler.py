@@ -1,0 +1,244 @@
+"""The scheduler interface: what the master daemon asks of "something that runs jobs".
+
+Two implementations sit behind it and are picked by configuration, never by the caller's code:
+``local`` (jobs are child processes of this machine: the embedded default, no SLURM needed) and
+``slurm`` (jobs are ``sbatch`` batch jobs). A job is described once, as a :class:`JobSpec`, and
+observed as a :class:`JobState` whose ``reason`` is a sentence an operator or a user can read
+("killed by signal 9 (SIGKILL)", "time limit of 1 min reached (Slurm: TimeLimit)").
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import enum
+import signal
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+
+class SchedulerError(RuntimeError):
+    """The scheduler could not do what was asked (its tools are missing, it timed out, ...)."""
+
+
+class SubmitError(SchedulerError):
+    """The scheduler refused a job; ``reason`` is its own explanation (e.g. Slurm's message)."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
+
+
+class JobStatus(str, enum.Enum):
+    """Where a job is in its life. The last six are final: a job never leaves them."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    UNKNOWN = "UNKNOWN"  # the scheduler cannot tell (yet); not final, ask again
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMEOUT = "TIMEOUT"
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    NODE_FAIL = "NODE_FAIL"
+
+    @property
+    def final(self) -> bool:
+        return self not in (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.UNKNOWN)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobState:
+    """One observation of a job.
+
+    ``reason`` is empty for a job that runs or completed normally, and otherwise says why in
+    words (for Slurm it ends with Slurm's own reason code). ``exit_code`` is the process's exit
+    status when it exited, ``signal`` the signal number when a signal killed it. ``node`` is the
+    host the job runs or ran on, ``""`` while pending.
+    """
+
+    job_id: str
+    status: JobStatus
+    reason: str = ""
+    exit_code: int | None = None
+    signal: int | None = None
+    node: str = ""
+
+    @property
+    def final(self) -> bool:
+        return self.status.final
+
+    @property
+    def ok(self) -> bool:
+        return self.status is JobStatus.COMPLETED
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["status"] = self.status.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "JobState":
+        return cls(job_id=str(d["job_id"]), status=JobStatus(d["status"]),
+                   reason=d.get("reason", ""), exit_code=d.get("exit_code"),
+                   signal=d.get("signal"), node=d.get("node", ""))
+
+
+CONTAINER_KINDS = ("apptainer", "enroot")
+
+
+@dataclasses.dataclass(frozen=True)
+class Container:
+    """Run the job's command inside a container image.
+
+    ``apptainer``: ``apptainer exec [--nv] IMAGE CMD`` (``--nv`` when the job asks for GPUs);
+    ``enroot``: under SLURM, the pyxis plugin's ``srun --container-image=IMAGE CMD``; locally,
+    ``enroot start IMAGE CMD`` (IMAGE is then an enroot container name). ``mounts`` are
+    ``SRC:DST`` pairs (the results directory, the bundle).
+    """
+
+    kind: str
+    image: str
+    mounts: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.kind not in CONTAINER_KINDS:
+            raise ValueError(f"container kind must be one of {', '.join(CONTAINER_KINDS)}, "
+                             f"not {self.kind!r}")
+        if not self.image:
+            raise ValueError("a container needs an image")
+
+    def wrap(self, argv: list[str], gpus: int, slurm: bool) -> list[str]:
+        """``argv`` run inside this container (``slurm``: under a batch job)."""
+        if self.kind == "apptainer":
+            cmd = ["apptainer", "exec"]
+            if gpus:
+                cmd.append("--nv")
+            for m in self.mounts:
+                cmd += ["--bind", m]
+            return [*cmd, self.image, *argv]
+        if slurm:
+            cmd = ["srun", "--ntasks=1", f"--container-image={self.image}"]
+            if self.mounts:
+                cmd.append("--container-mounts=" + ",".join(self.mounts))
+            return [*cmd, *argv]
+        cmd = ["enroot", "start"]
+        for m in self.mounts:
+            cmd += ["--mount", m]
+        return [*cmd, self.image, *argv]
+
+
+@dataclasses.dataclass
+class JobSpec:
+    """What to run and with which resources.
+
+    Fields left ``None`` take the scheduler's configured defaults (partition, account, time
+    limit, memory, container). ``env`` is added to the job's environment and is the only place
+    for secrets (callback tokens): schedulers never write it into a command line or a script
+    file. ``time_limit_s`` is enforced to the second locally; SLURM rounds it up to whole
+    minutes. ``memory_mb`` is enforced by SLURM; local jobs are not memory-limited.
+    """
+
+    name: str
+    command: list[str]
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    workdir: Path | None = None
+    stdout: Path | None = None
+    stderr: Path | None = None  # None: together with stdout
+    time_limit_s: int | None = None
+    memory_mb: int | None = None
+    cpus: int = 1
+    gpus: int = 0
+    partition: str | None = None
+    account: str | None = None
+    container: Container | None = None
+    extra_args: list[str] = dataclasses.field(default_factory=list)
+
+    def validate(self) -> None:
+        """Raise :class:`SubmitError` for a spec no scheduler could run."""
+        if not self.name or any(c in self.name for c in "\n\r\"'"):
+            raise SubmitError(f"job name {self.name!r} is empty or holds quotes or newlines")
+        if not self.command or not all(isinstance(a, str) for a in self.command):
+            raise SubmitError(f"job {self.name}: command must be a non-empty list of strings")
+        for key, value in self.env.items():
+            if not key.replace("_", "a").isalnum() or key[0].isdigit():
+                raise SubmitError(f"job {self.name}: {key!r} is not an environment variable name")
+            if not isinstance(value, str):
+                raise SubmitError(f"job {self.name}: environment value of {key} is not a string")
+        for label, n, low in (("cpus", self.cpus, 1), ("gpus", self.gpus, 0)):
+            if not isinstance(n, int) or n < low:
+                raise SubmitError(f"job {self.name}: {label} must be an integer >= {low}, got {n!r}")
+        for label, n in (("time_limit_s", self.time_limit_s), ("memory_mb", self.memory_mb)):
+            if n is not None and (not isinstance(n, int) or n <= 0):
+                raise SubmitError(f"job {self.name}: {label} must be a positive integer, got {n!r}")
+
+
+def describe_exit(exit_code: int | None, sig: int | None) -> str:
+    """ "exited with code 3" / "killed by signal 9 (SIGKILL)" / ""."""
+    if sig:
+        try:
+            name = f" ({signal.Signals(sig).name})"
+        except ValueError:
+            name = ""
+        return f"killed by signal {sig}{name}"
+    if exit_code:
+        return f"exited with code {exit_code}"
+    return ""
+
+
+def format_duration(seconds: int) -> str:
+    """A short human duration: "45 s", "2 min", "1 h 30 min"."""
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min" + (f" {sec} s" if sec else "")
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h" + (f" {minutes} min" if minutes else "")
+
+
+class Scheduler(abc.ABC):
+    """Runs jobs described by :class:`JobSpec` and reports their :class:`JobState`.
+
+    Implementations are safe to call from several threads. ``state`` never raises for a job
+    the scheduler has forgotten: it answers ``UNKNOWN`` with a reason.
+    """
+
+    kind: str = ""
+
+    @abc.abstractmethod
+    def submit(self, spec: JobSpec) -> str:
+        """Start (or queue) the job and return its id; :class:`SubmitError` when refused."""
+
+    @abc.abstractmethod
+    def state(self, job_id: str) -> JobState:
+        """The job's current state."""
+
+    def states(self, job_ids: Iterable[str]) -> dict[str, JobState]:
+        """The states of many jobs; implementations answer with as few queries as they can."""
+        return {j: self.state(j) for j in job_ids}
+
+    @abc.abstractmethod
+    def cancel(self, job_id: str) -> None:
+        """Ask the job to stop (SIGTERM, then SIGKILL after a grace period). Returns at once;
+        the job reaches CANCELLED shortly after. Cancelling a finished job does nothing."""
+
+    @abc.abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """What this scheduler is and how it is configured, for logs and ``ligan status``."""
+
+
+def make_scheduler(kind: str, **settings: Any) -> Scheduler:
+    """The scheduler named ``kind`` (``local`` or ``slurm``) built from ``settings``.
+
+    ``local``: see :class:`jobs.local.LocalScheduler`; ``slurm``: see
+    :class:`jobs.slurm.SlurmScheduler`. Unknown settings are an error, not silently ignored.
+    """
+    if kind == "local":
+        from jobs.local import LocalScheduler
+
+        return LocalScheduler(**settings)
+    if kind == "slurm":
+        from jobs.slurm import SlurmScheduler
+
+        return SlurmScheduler(**settings)
+    raise ValueError(f"unknown scheduler {kind!r}: use 'local' or 'slurm'")
