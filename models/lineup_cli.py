@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     itp.set_defaults(handler=_interpolate)
 
 
-def _resolve(bundle, reference: str, args, log, outdir: Path, label: str):
+def resolve_face(bundle, reference: str, args, log, outdir: Path, label: str):
     """A face reference → (w+, its record) — inverting a photo when needed."""
     from models.faces import FaceError
     from models.generate import record_ws
@@ -102,7 +102,7 @@ def _resolve(bundle, reference: str, args, log, outdir: Path, label: str):
     return np.asarray(inv.record.latent, np.float32), inv.record
 
 
-def _prepare(args, settings, parts=("generator", "discriminator")):
+def prepare(args, settings, parts=("generator", "discriminator")):
     configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
     bundle = load_bundle_or_fail(args.bundle, parts=parts)
     args.outdir.mkdir(parents=True, exist_ok=True)
@@ -110,9 +110,9 @@ def _prepare(args, settings, parts=("generator", "discriminator")):
 
 
 def _invert(args: argparse.Namespace, settings) -> int:
-    bundle = _prepare(args, settings)
+    bundle = prepare(args, settings)
     with open(args.outdir / "records.jsonl", "a", encoding="utf-8") as log:
-        _, record = _resolve(bundle, str(args.photo), args, log, args.outdir, "suspect")
+        _, record = resolve_face(bundle, str(args.photo), args, log, args.outdir, "suspect")
     print(f"inverted {args.photo} → face {record.id} ({record.parameters['steps']} steps); "
           f"see {args.outdir}")
     return 0
@@ -128,7 +128,7 @@ def _refine(args: argparse.Namespace, settings) -> int:
         raise CommandError(f"--seconds must be positive, got {args.seconds}")
     if (args.outdir / "bundle").exists():
         raise CommandError(f"{args.outdir / 'bundle'} already exists; choose another --outdir")
-    bundle = _prepare(args, settings)
+    bundle = prepare(args, settings)
     try:
         aligned, warnings = align_photo(args.photo, bundle.resolution, args.face_index, args.align)
         result = refine(bundle, aligned, seconds=args.seconds, ratio=args.ratio)
@@ -172,14 +172,14 @@ def _fillers(args: argparse.Namespace, settings) -> int:
             raise ValueError(f"--pages must be from 1 to 100, got {args.pages}")
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    bundle = _prepare(args, settings)
+    bundle = prepare(args, settings)
     try:
         pca = LatentPCA.from_bundle(bundle)
     except BundleError as exc:
         raise CommandError(str(exc)) from None
     layers = _style_layers(bundle, args.styles)
     with open(args.outdir / "records.jsonl", "a", encoding="utf-8") as log:
-        center, suspect = _resolve(bundle, args.suspect, args, log, args.outdir, "suspect")
+        center, suspect = resolve_face(bundle, args.suspect, args, log, args.outdir, "suspect")
         for p in range(args.pages):
             page = filler_page(bundle, pca, center, page=p, per_page=args.per_page,
                                radius=args.radius, radius_growth=args.radius_growth,
@@ -207,10 +207,10 @@ def _interpolate(args: argparse.Namespace, settings) -> int:
 
     if not 2 <= args.count <= 1000:
         raise CommandError(f"--count must be from 2 to 1000, got {args.count}")
-    bundle = _prepare(args, settings)
+    bundle = prepare(args, settings)
     with open(args.outdir / "records.jsonl", "a", encoding="utf-8") as log:
-        ws_a, rec_a = _resolve(bundle, args.start, args, log, args.outdir, "start")
-        ws_b, rec_b = _resolve(bundle, args.end, args, log, args.outdir, "end")
+        ws_a, rec_a = resolve_face(bundle, args.start, args, log, args.outdir, "start")
+        ws_b, rec_b = resolve_face(bundle, args.end, args, log, args.outdir, "end")
         ws, ts = interpolate_ws(ws_a, ws_b, args.count)
         images = render(bundle.generator, ws)
         for i, (w, t, img) in enumerate(zip(ws, ts, images)):

@@ -10,7 +10,7 @@ import logging
 import sys
 
 from models import cli as model_cli
-from models import lineup_cli
+from models import lineup_cli, research_cli
 from models.training import cli as training_cli
 from setup import launcher
 from setup.config import SettingsError, load_settings
@@ -25,6 +25,7 @@ def build_parser(settings) -> argparse.ArgumentParser:
     launcher.register(sub, settings)
     model_cli.register(sub, settings)
     lineup_cli.register(sub, settings)
+    research_cli.register(sub, settings)
     training_cli.register(sub, settings)
     return parser
 
