@@ -52,9 +52,10 @@ def _copy_generator(g: Generator) -> Generator:
 def refine(bundle, aligned: np.ndarray, *, seconds: float = 60.0, ratio: int = 75,
            encoder_lr: float = 1e-4, generator_lr: float = 3e-4, locality_weight: float = 1.0,
            locality_samples: int = 4, perceptual_weight: float = 0.8, seed: int = 0,
-           progress: ProgressFn | None = None,
+           max_steps: int | None = None, progress: ProgressFn | None = None,
            should_stop: Callable[[], bool] | None = None) -> Refinement:
-    """Fine-tune copies of the bundle's encoder and generator on ``aligned`` for ``seconds``."""
+    """Fine-tune copies of the bundle's encoder and generator on ``aligned`` for ``seconds``
+    (or ``max_steps`` steps, whichever comes first)."""
     g0, d = bundle.generator, bundle.discriminator
     res = g0.cfg.resolution
     if aligned.shape != (res, res, 3):
@@ -115,7 +116,8 @@ def refine(bundle, aligned: np.ndarray, *, seconds: float = 60.0, ratio: int = 7
     enc_steps = gen_steps = 0
     step = 0
     while time.monotonic() - started < seconds:
-        if should_stop is not None and should_stop():
+        if (should_stop is not None and should_stop()) or (max_steps is not None
+                                                            and step >= max_steps):
             break
         step += 1
         if encoder is not None and step % ratio:
