@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 
+from backend_server import cli as backend_cli
 from models import cli as model_cli
 from models import lineup_cli, research_cli
 from models.training import cli as training_cli
@@ -23,6 +24,7 @@ def build_parser(settings) -> argparse.ArgumentParser:
                     "lineups and face-memory research. Run 'ligan COMMAND --help' for details.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     launcher.register(sub, settings)
+    backend_cli.register(sub, settings)
     model_cli.register(sub, settings)
     lineup_cli.register(sub, settings)
     research_cli.register(sub, settings)

@@ -1,0 +1,65 @@
+"""``face``: re-render a face record of this session, optionally at another truncation ψ.
+
+Parameters: ``face_id`` (the id of any face a task of this session made, required);
+``truncation_psi`` (−2 – 2; default: the face's own; another value needs a face whose latent is
+z, since w and w+ latents are stored already truncated).
+
+The result is a new face record (operation ``face``, parent: the source face) and its PNG in
+``tasks/<task id>/``. With the face's own ψ the image is bit-identical to the original.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+
+from backend_server.facestore import FACE_ID
+from backend_server.tasks import TaskEnv, TaskType
+from backend_server.validation import NotFound, Params, Unprocessable
+from models.generate import render_record
+from models.images import save_png
+from models.records import new_face_id
+
+
+def validate(params: Params, env: TaskEnv) -> dict:
+    face_id = params.string("face_id", required=True, pattern=FACE_ID,
+                            what="a face id (32 hexadecimal digits)")
+    psi = params.number("truncation_psi", minimum=-2.0, maximum=2.0,
+                        hint=" (1 = no truncation, 0.7 typical)")
+    record = env.faces.get(face_id)
+    if record is None:
+        raise NotFound(f"no face {face_id} in this session; use the id of a face that a task "
+                       f"of this session made")
+    if record.bundle_hash != env.bundle.hash:
+        raise Unprocessable(f"face {face_id} was made with bundle {record.bundle_hash[:12]}, "
+                            f"but this backend has bundle {env.bundle.hash[:12]} loaded; "
+                            f"re-render it on a backend with that bundle")
+    if psi is not None and psi != record.truncation_psi and record.latent_space != "z":
+        raise Unprocessable(f"face {face_id} stores a {record.latent_space} latent, already "
+                            f"truncated at psi {record.truncation_psi}; leave truncation_psi out "
+                            f"to re-render it as it is")
+    return {"face_id": face_id,
+            "truncation_psi": record.truncation_psi if psi is None else psi}
+
+
+def run(ctx) -> None:
+    face_id = ctx.params["face_id"]
+    source = ctx.faces.get(face_id)
+    if source is None:  # the index said it exists when the task was accepted
+        raise ValueError(f"the record of face {face_id} can no longer be read")
+    ctx.progress(10, "rendering")
+    new_id = new_face_id()
+    record = dataclasses.replace(
+        source, id=new_id, truncation_psi=ctx.params["truncation_psi"], operation="face",
+        parameters={"source": face_id, "truncation_psi": ctx.params["truncation_psi"]},
+        parents=[face_id], image=f"face_{new_id}.png",
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    image = render_record(ctx.bundle, record)
+    ctx.check_cancelled()
+    folder = ctx.task_dir()
+    save_png(image, folder / record.image)
+    ctx.save_faces([record], folder)
+    return None
+
+
+TASK = TaskType("face", "re-render a face record (optionally at another truncation psi)",
+                validate, run)
