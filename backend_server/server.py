@@ -62,10 +62,14 @@ def advertised_address(host: str, port: int) -> str:
 
 
 def load_backend(config: BackendConfig, callbacks: CallbackSender) -> Backend:
-    from models.bundle import load_bundle
+    from models.bundle import load_bundle, read_manifest
 
     start = time.perf_counter()
-    bundle = load_bundle(config.bundle)
+    # The discriminator, when the bundle has one, gives the projector and refine their
+    # perceptual features.
+    parts = ("generator",) + (("discriminator",) if "discriminator" in
+                              read_manifest(config.bundle)["parts"] else ())
+    bundle = load_bundle(config.bundle, parts=parts)
     loaded = time.perf_counter() - start
     warm = warm_up(bundle)
     log.info("bundle %s (%s) loaded in %.1f s, graphs warmed in %.1f s", config.bundle,

@@ -1,0 +1,124 @@
+"""The lineup and research task types through the real backend API: fillers, interpolate,
+refine, transition and style_mix, from photos and from faces of the session."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+from openapi_core import OpenAPI
+
+from backend_server.tasks import discover
+from backend_server.testing import CallbackReceiver, start_backend
+from tests.conftest import SHARED
+from tests.test_backend_api import REPO, SECRET, Api, validate_callbacks, wait_state
+
+PHOTO = SHARED / "faces" / "london" / "001_03.jpg"
+pytestmark = pytest.mark.skipif(not PHOTO.exists(), reason=f"{PHOTO} is absent (shared photos)")
+DONE = ("done", "failed", "cancelled", "interrupted")
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_bundle_dir, tmp_path_factory):
+    from backend_server.backend import warm_up
+    from models.bundle import add_part, load_bundle
+    from models.latent import fit_pca
+
+    path = tmp_path_factory.mktemp("tasks") / "bundle"
+    shutil.copytree(tiny_bundle_dir, path)
+    pca = fit_pca(load_bundle(path).generator, num_samples=1000, num_components=16)
+    add_part(path, "pca", pca.arrays(), config=pca.config())
+    bundle = load_bundle(path, parts=("generator", "discriminator"))
+    warm_up(bundle)
+    results = tmp_path_factory.mktemp("results")
+    (results / "uploads").mkdir()
+    shutil.copy(PHOTO, results / "uploads" / "suspect.jpg")
+    receiver = CallbackReceiver(SECRET).start()
+    backend, http, url = start_backend(bundle, results, receiver.url, SECRET,
+                                       registry=discover(), grace=1.0)
+    openapi = OpenAPI.from_dict(yaml.safe_load((REPO / "docs/api/backend.yaml").read_text()))
+    yield Api(url, openapi), receiver, openapi, results
+    backend.shutdown(flush_timeout=2)
+    http.stop()
+    receiver.stop()
+
+
+def run_task(api, type_, params, timeout=120):
+    task_id = api.post_task(type_, params)
+    task = wait_state(api, task_id, lambda t: t["state"] in DONE, timeout=timeout)
+    assert task["state"] == "done", task["error"]
+    return task
+
+
+def test_fillers_from_an_uploaded_photo_then_more_like_a_filler(setup):
+    api, receiver, openapi, results = setup
+    task = run_task(api, "fillers", {"suspect_photo": "uploads/suspect.jpg", "steps": 10,
+                                     "per_page": 4, "near_clone_threshold": 0})
+    faces = task["result"]["faces"]
+    suspect, fillers = faces[0], faces[1:]
+    assert suspect["operation"] == "invert" and len(fillers) == 4
+    assert all(f["parents"] == [suspect["id"]] for f in fillers)
+    distances = task["result"]["identity_distances"]
+    assert distances == sorted(distances) and len(distances) == 4
+    assert all((results / f["image"]).is_file() for f in faces)
+    validate_callbacks(openapi, receiver, task["task_id"])
+    # "More like this": the same from any face of the session, page 2.
+    more = run_task(api, "fillers", {"suspect_face_id": fillers[0]["id"], "page": 1,
+                                     "per_page": 3, "near_clone_threshold": 0})
+    assert all(f["parents"] == [fillers[0]["id"]] for f in more["result"]["faces"])
+    assert more["result"]["page"] == 1
+
+
+def test_interpolate_transition_and_style_mix_between_faces(setup):
+    api, _, _, _ = setup
+    made = run_task(api, "random", {"amount": 2, "seed": 5})["result"]["faces"]
+    a, b = made[0]["id"], made[1]["id"]
+    steps = run_task(api, "interpolate", {"a_face_id": a, "b_face_id": b, "count": 3})
+    assert [f["parameters"]["t"] for f in steps["result"]["faces"]] == [0, 0.5, 1]
+    frames = run_task(api, "transition", {"start_face_id": a, "distance": 0.5, "amount": 3,
+                                          "seed": 9})["result"]["faces"]
+    assert frames[0]["operation"] == "generate" and frames[0]["parameters"]["seed"] == 9
+    assert [f["parameters"]["t"] for f in frames[1:]] == [0, 0.25, 0.5]
+    chained = run_task(api, "transition", {"start_face_id": frames[2]["id"], "end_face_id": b,
+                                           "amount": 2})["result"]["faces"]
+    assert chained[0]["parents"] == [frames[2]["id"], b]
+    mixed = run_task(api, "style_mix", {"target_face_id": a, "source_face_id": b,
+                                        "styles": "middle"})["result"]["faces"]
+    assert mixed[0]["parameters"]["layers"] == [4, 5, 6, 7]
+
+
+def test_refine_saves_a_refined_bundle_and_fillers_from_it(setup):
+    api, _, _, results = setup
+    task = run_task(api, "refine", {"photo": "uploads/suspect.jpg", "seconds": 60, "ratio": 2,
+                                    "per_page": 2, "near_clone_threshold": 0}, timeout=240)
+    result = task["result"]
+    refined = results / result["refined_bundle"]
+    assert (refined / "manifest.json").is_file()
+    faces = result["faces"]
+    assert faces[0]["operation"] == "refine"
+    assert all(f["bundle_hash"] == result["refined_bundle_hash"] for f in faces)
+    assert len(faces) == 3
+
+
+@pytest.mark.parametrize("type_, params, status, message", [
+    ("fillers", {}, 400, "params.suspect_face_id (a face of this session) or"),
+    ("fillers", {"suspect_photo": "../../etc/passwd"}, 422, "points outside the session"),
+    ("fillers", {"suspect_photo": "uploads/none.jpg"}, 404, "no file 'uploads/none.jpg'"),
+    ("fillers", {"suspect_face_id": "0" * 32}, 404, "no face 000"),
+    ("fillers", {"suspect_photo": "uploads/suspect.jpg", "radius": -1}, 422,
+     "params.radius must be a number from 0.0 to 100.0"),
+    ("fillers", {"suspect_photo": "uploads/suspect.jpg", "styles": "hair"}, 422,
+     "params.styles: styles must be coarse"),
+    ("interpolate", {"a_face_id": "0" * 32, "a_photo": "uploads/suspect.jpg"}, 400,
+     "either params.a_face_id or params.a_photo, not both"),
+    ("transition", {"start_photo": "uploads/suspect.jpg", "distance": 1.5}, 422,
+     "params.distance must be a number from 0.0 to 1.0"),
+    ("refine", {"photo": "uploads/suspect.jpg", "seconds": 5}, 422,
+     "params.seconds must be a number from 60 to 600"),
+    ("style_mix", {"target_photo": "uploads/suspect.jpg", "source_photo": "uploads/suspect.jpg",
+                   "colour": "red"}, 400, "unknown parameter(s) for task type style_mix: colour"),
+])
+def test_bad_task_parameters(setup, type_, params, status, message):
+    api = setup[0]
+    err = api.post_task(type_, params, expect=status)
+    assert message in err, err
