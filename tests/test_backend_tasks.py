@@ -122,3 +122,25 @@ def test_bad_task_parameters(setup, type_, params, status, message):
     api = setup[0]
     err = api.post_task(type_, params, expect=status)
     assert message in err, err
+
+
+def test_face_at_another_psi_works_for_w_plus_faces_too(setup):
+    import numpy as np
+
+    api = setup[0]
+    z_face = run_task(api, "random", {"amount": 1, "seed": 3})["result"]["faces"][0]
+    other = run_task(api, "random", {"amount": 1, "seed": 4})["result"]["faces"][0]
+    mixed = run_task(api, "style_mix", {"target_face_id": z_face["id"],
+                                        "source_face_id": other["id"]})["result"]["faces"][0]
+    assert mixed["latent_space"] == "w+" and mixed["truncation_psi"] == 1.0
+    # ψ relative to the face as it is: 0 is the average face, 0.5 halves its distance to it.
+    avg = run_task(api, "face", {"face_id": mixed["id"], "truncation_psi": 0.0})
+    half = run_task(api, "face", {"face_id": mixed["id"], "truncation_psi": 0.5})
+    a = np.asarray(avg["result"]["faces"][0]["latent"])
+    h = np.asarray(half["result"]["faces"][0]["latent"])
+    m = np.asarray(mixed["latent"])
+    assert np.allclose(a, a[0]) and half["result"]["faces"][0]["parents"] == [mixed["id"]]
+    np.testing.assert_allclose(h, (m + a) / 2, atol=1e-4)
+    err = api.post_task("face", {"face_id": avg["result"]["faces"][0]["id"],
+                                 "truncation_psi": 0.7}, expect=422)
+    assert "made at psi 0 (the average face)" in err
