@@ -11,7 +11,8 @@ from models.cli import CommandError, load_bundle_or_fail
 from models.runtime import configure_tensorflow
 
 
-def register(sub: argparse._SubParsersAction, settings) -> None:
+def face_source_options(settings) -> argparse.ArgumentParser:
+    """The options of every command that takes faces as photos or records (a parent parser)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--bundle", type=Path, default=settings.bundle,
                         help="bundle directory or packed file (LIGAN_BUNDLE)")
@@ -25,7 +26,11 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
                              "largest, with a warning)")
     common.add_argument("--align", choices=("ffhq", "padded"), default="ffhq",
                         help="alignment of photos: FFHQ recipe, or padded passport-style crop")
+    return common
 
+
+def register(sub: argparse._SubParsersAction, settings) -> None:
+    common = face_source_options(settings)
     inv = sub.add_parser("invert", parents=[common], help="find the latent of a photo's face",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                          description="Align the face in a photo and project it into the "

@@ -8,20 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from models.cli import CommandError
-from models.lineup_cli import prepare, resolve_face
+from models.lineup_cli import face_source_options, prepare, resolve_face
 
 
 def register(sub: argparse._SubParsersAction, settings) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--bundle", type=Path, default=settings.bundle,
-                        help="bundle directory or packed file (LIGAN_BUNDLE)")
-    common.add_argument("--outdir", type=Path, default=Path("out"), help="output folder")
-    common.add_argument("--steps", type=int, default=300,
-                        help="projector steps for photos (0: the bundle's encoder alone)")
-    common.add_argument("--time-limit", type=float, default=None)
-    common.add_argument("--face-index", type=int, default=None)
-    common.add_argument("--align", choices=("ffhq", "padded"), default="ffhq")
-
+    common = face_source_options(settings)
     tr = sub.add_parser("transition", parents=[common], help="faces from A toward B",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                         description="Faces along the straight line in W from face A toward "
