@@ -12,6 +12,7 @@ import sys
 from backend_server import cli as backend_cli
 from models import cli as model_cli
 from models import lineup_cli, research_cli
+from models.attributes import cli as attributes_cli
 from models.dataset import cli as dataset_cli
 from models.training import cli as training_cli
 from setup import launcher
@@ -29,6 +30,7 @@ def build_parser(settings) -> argparse.ArgumentParser:
     model_cli.register(sub, settings)
     lineup_cli.register(sub, settings)
     research_cli.register(sub, settings)
+    attributes_cli.register(sub, settings)
     training_cli.register(sub, settings)
     dataset_cli.register(sub, settings)
     return parser

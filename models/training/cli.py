@@ -13,8 +13,7 @@ from models.runtime import configure_tensorflow
 
 
 def register(sub: argparse._SubParsersAction, settings) -> None:
-    train = sub.add_parser("train", help="train models (StyleGAN2, encoder; attribute models "
-                                         "arrive with their issue)",
+    train = sub.add_parser("train", help="train models (StyleGAN2, encoder, attribute model)",
                            description="Training jobs. Each writes a run folder and resumes "
                                        "from its last checkpoint when run again.")
     tsub = train.add_subparsers(dest="train_command", metavar="MODEL", required=True)
@@ -61,6 +60,9 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     gan.add_argument("--no-progress", action="store_true")
     gan.set_defaults(handler=_train_stylegan2)
     _register_encoder(tsub)
+    from models.attributes.cli import register_train as register_attributes_training
+
+    register_attributes_training(tsub)
 
 
 def _register_encoder(tsub: argparse._SubParsersAction) -> None:

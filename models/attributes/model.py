@@ -1,0 +1,169 @@
+"""The attribute classifier: a small residual CNN with one head per attribute group.
+
+Input: aligned faces [N, R, R, 3] in [-1, 1] at the bundle's resolution R; they are resized
+(area) to the model's working resolution (64 by default: attributes such as beard, glasses or
+age are visible at 64 px, and the CPU cost of a 256-px network would make guided sampling and
+direction fitting slow). Residual blocks (the encoder's, with our equalised-learning-rate
+layers) halve the resolution down to 4×4; a dense layer and then one dense head per group:
+softmax heads for ``age_group``, ``gender``, ``ethnicity`` and one sigmoid output per CelebA
+column in :data:`~models.attributes.heads.CELEBA_HEADS`.
+
+Weights live in the bundle's ``attributes`` part next to the fitted W directions (arrays whose
+names start with ``direction.``; see :mod:`models.attributes.directions`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from models.attributes.heads import CELEBA_HEADS, CLASS_HEADS, HeadOutputs
+from models.encoder import ResBlock
+from models.stylegan2.config import ConfigError
+from models.stylegan2.layers import Conv, Dense, NamedModule
+
+ATTRIBUTES_PART = "attributes"
+DIRECTION_PREFIX = "direction."
+
+
+@dataclasses.dataclass(frozen=True)
+class AttributeConfig:
+    resolution: int            # the bundle's image resolution (the input size)
+    work_resolution: int = 64  # images are resized to this before the network
+    channel_base: int = 2048
+    channel_max: int = 128
+    features: int = 128
+
+    def __post_init__(self) -> None:
+        for name in ("resolution", "work_resolution"):
+            value = getattr(self, name)
+            if value < 8 or value & (value - 1):
+                raise ConfigError(f"attribute model {name} must be a power of two ≥ 8, got "
+                                  f"{value}")
+
+    def channels(self, res: int) -> int:
+        return max(16, min(self.channel_base // res, self.channel_max))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class AttributeModel(NamedModule):
+    """Aligned faces → :class:`HeadOutputs` (``logits`` gives the raw per-head logits)."""
+
+    def __init__(self, cfg: AttributeConfig, seed: int = 0) -> None:
+        super().__init__("attributes")
+        self.cfg = cfg
+        rng = np.random.default_rng(seed)
+        r = cfg.work_resolution
+        self.stem = self.add_child("stem", Conv("stem", 3, cfg.channels(r), 1, rng, act="lrelu"))
+        self.blocks = []
+        while r > 4:
+            self.blocks.append(self.add_child(f"b{r}", ResBlock(f"b{r}", cfg.channels(r),
+                                                                cfg.channels(r // 2), rng)))
+            r //= 2
+        self.fc = self.add_child("fc", Dense("fc", cfg.channels(4) * 16, cfg.features, rng,
+                                             act="lrelu"))
+        self.heads = {name: self.add_child(f"head_{name}", Dense(f"head_{name}", cfg.features,
+                                                                 len(classes), rng))
+                      for name, classes in CLASS_HEADS.items()}
+        self.heads["celeba"] = self.add_child("head_celeba", Dense(
+            "head_celeba", cfg.features, len(CELEBA_HEADS), rng))
+        self._predict = None
+
+    def logits(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        x = tf.convert_to_tensor(images, tf.float32)
+        if x.shape[1] != self.cfg.work_resolution:
+            x = tf.image.resize(x, [self.cfg.work_resolution] * 2, method="area", antialias=True)
+        x = self.stem(x)
+        for block in self.blocks:
+            x = block(x)
+        x = self.fc(tf.reshape(x, [tf.shape(x)[0], x.shape[1] * x.shape[2] * x.shape[3]]))
+        return {name: head(x) for name, head in self.heads.items()}
+
+    def probabilities(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        out = self.logits(images)
+        probs = {k: tf.nn.softmax(v) for k, v in out.items() if k in CLASS_HEADS}
+        probs["celeba"] = tf.sigmoid(out["celeba"])
+        return probs
+
+    def predict(self, images: np.ndarray | tf.Tensor, batch_size: int = 64) -> HeadOutputs:
+        """Probabilities for float images in [-1, 1] of any square size, in batches."""
+        if self._predict is None:
+            self._predict = tf.function(self.probabilities, input_signature=[
+                tf.TensorSpec([None, None, None, 3], tf.float32)], reduce_retracing=True)
+        images = tf.convert_to_tensor(images, tf.float32)
+        if images.shape.rank != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:
+            raise ValueError(f"images must be [N, R, R, 3], got {list(images.shape)}")
+        parts = [self._predict(images[i:i + batch_size])
+                 for i in range(0, int(images.shape[0]), batch_size)]
+        if not parts:
+            empty = {k: np.zeros((0, len(v)), np.float32) for k, v in CLASS_HEADS.items()}
+            return HeadOutputs(empty, np.zeros((0, len(CELEBA_HEADS)), np.float32))
+        merged = {k: np.concatenate([p[k].numpy() for p in parts]) for k in parts[0]}
+        celeba = merged.pop("celeba")
+        return HeadOutputs(merged, celeba)
+
+
+def load_attribute_model(bundle) -> AttributeModel:
+    """The bundle's attribute model, built once per loaded bundle (cached on the object)."""
+    from models.bundle import BundleFileMissingError, assign_weights
+
+    cached = bundle.__dict__.get("_attribute_model")
+    if cached is not None:
+        return cached
+    if not bundle.has_part(ATTRIBUTES_PART):
+        raise BundleFileMissingError(
+            f"bundle {bundle.path} has no attribute model; train one with 'ligan train "
+            f"attributes --bundle {bundle.path} --run-dir RUN'")
+    config = bundle.manifest["parts"][ATTRIBUTES_PART]["config"]
+    model = AttributeModel(AttributeConfig(**config["model"]))
+    arrays = {k: v for k, v in bundle.part_arrays(ATTRIBUTES_PART).items()
+              if not k.startswith(DIRECTION_PREFIX)}
+    assign_weights(model, arrays, f"bundle {bundle.path}, attributes")
+    bundle.__dict__["_attribute_model"] = model
+    return model
+
+
+def to_model_input(images: np.ndarray) -> np.ndarray:
+    """uint8 [N, H, W, 3] (or one [H, W, 3]) or float in [-1, 1] → float32 [-1, 1] batch."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / 127.5 - 1.0
+    if not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(f"images must be uint8 or float in [-1, 1], got {images.dtype}")
+    return np.clip(images.astype(np.float32), -1.0, 1.0)
+
+
+def predict_attributes(bundle, images: np.ndarray, batch_size: int = 64,
+                       head_pose: bool = False) -> list[dict]:
+    """Per face, every trait's label and probabilities (see :mod:`models.attributes.heads`).
+
+    ``images`` are aligned faces (uint8 or float in [-1, 1]); ``bundle`` is a loaded bundle
+    with an attributes part (or an :class:`AttributeModel`). ``head_pose`` adds the
+    landmark-based ``head_pose`` trait (:mod:`models.attributes.pose`; dlib, ~20 ms a face).
+    The result is what face records keep under ``parameters["attributes"]``.
+    """
+    model = bundle if isinstance(bundle, AttributeModel) else load_attribute_model(bundle)
+    inputs = to_model_input(images)
+    predictions = model.predict(inputs, batch_size).to_dicts()
+    if head_pose:
+        from models.attributes.pose import head_pose as pose_of
+
+        pixels = np.clip(np.rint((inputs + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        for prediction, image in zip(predictions, pixels):
+            prediction["head_pose"] = pose_of(image)
+    return predictions
+
+
+def attribute_part_config(model_cfg: AttributeConfig, **extra: Any) -> dict[str, Any]:
+    """The manifest config of the attributes part: the model's settings plus provenance."""
+    from models.attributes.data import LICENCE
+
+    return {"model": model_cfg.to_dict(), "licence": LICENCE, **extra}
+
+

@@ -1,0 +1,238 @@
+"""``ligan train attributes``: train a bundle's attribute classifier on UTKFace and CelebA.
+
+Each batch takes half its faces from each dataset given; masked losses make every face train
+only the heads its dataset labels (UTKFace: age group, gender, ethnicity; CelebA: its columns).
+The run folder works like the other trainers' (``config.json``, ``log.txt``, ``metrics.jsonl``,
+``checkpoints/``; SIGTERM or Ctrl-C checkpoints; the same command resumes). Faces are cached
+once per run as arrays in ``RUN/cache``. Held-out metrics per head (accuracy, and AUC for
+binary heads) are logged at every snapshot. When finished the model is added to the bundle as
+its ``attributes`` part (replacing any earlier one and its directions, which belonged to the
+old classifier).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from models.attributes.data import LabelledFaces, cached, celeba_faces, utkface_faces
+from models.attributes.heads import CELEBA_HEADS, CLASS_HEADS
+from models.attributes.model import (ATTRIBUTES_PART, AttributeConfig, AttributeModel,
+                                     attribute_part_config)
+from models.bundle import add_part, module_arrays, read_manifest
+from models.training.optim import Adam
+from models.training.run import StopFlag, append_jsonl, log, prepare_run_dir
+
+RESUMABLE = {"steps", "snapshot_steps", "tick_steps", "max_minutes", "progress", "export"}
+LABEL_KEYS = {"age_group": "age", "gender": "gender", "ethnicity": "ethnicity"}
+
+
+@dataclasses.dataclass
+class AttributeTrainConfig:
+    bundle: str
+    utkface: str | None = None
+    celeba: str | None = None
+    utkface_limit: int | None = None  # seeded random subset (None: all)
+    celeba_limit: int | None = None
+    steps: int = 5000
+    batch_size: int = 32
+    lr: float = 1e-3
+    work_resolution: int = 64
+    channel_base: int = 2048
+    channel_max: int = 128
+    seed: int = 0
+    tick_steps: int = 50
+    snapshot_steps: int = 500
+    max_minutes: float | None = None
+    progress: bool = True
+    export: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.utkface and not self.celeba:
+            raise ValueError("give at least one labelled dataset: --utkface DIR and/or "
+                             "--celeba DIR")
+        if self.batch_size < 2:
+            raise ValueError(f"batch size must be at least 2, got {self.batch_size}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if not self.lr > 0:
+            raise ValueError(f"learning rate must be positive, got {self.lr}")
+        for name in ("utkface_limit", "celeba_limit"):
+            value = getattr(self, name)
+            if value is not None and value < 10:
+                raise ValueError(f"{name.replace('_', ' ')} must be at least 10 faces, got "
+                                 f"{value}")
+
+
+def masked_losses(logits: dict[str, tf.Tensor],
+                  labels: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """Cross-entropy per class head over faces whose label is known (≥ 0), and binary
+    cross-entropy of the CelebA heads over faces with ``celeba_mask`` 1; 0 when none."""
+    out = {}
+    for head, key in LABEL_KEYS.items():
+        y = labels[key]
+        valid = tf.cast(y >= 0, tf.float32)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.maximum(y, 0), logits[head])
+        out[head] = tf.reduce_sum(ce * valid) / tf.maximum(tf.reduce_sum(valid), 1.0)
+    mask = labels["celeba_mask"]
+    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels["celeba"], logits["celeba"])
+    out["celeba"] = (tf.reduce_sum(tf.reduce_mean(bce, axis=1) * mask)
+                     / tf.maximum(tf.reduce_sum(mask), 1.0))
+    return out
+
+
+def evaluate(model: AttributeModel, faces: LabelledFaces) -> dict[str, float]:
+    """Held-out accuracy per class head and accuracy + ROC AUC per CelebA head."""
+    from sklearn.metrics import roc_auc_score
+
+    if len(faces) == 0:
+        return {}
+    out = model.predict(faces.images.astype(np.float32) / 127.5 - 1.0)
+    metrics: dict[str, float] = {}
+    for head, key in LABEL_KEYS.items():
+        y = getattr(faces, key)
+        known = y >= 0
+        if known.any():
+            pred = out.classes[head][known].argmax(axis=1)
+            metrics[f"test/{head}/accuracy"] = float((pred == y[known]).mean())
+            metrics[f"test/{head}/majority"] = float(np.bincount(y[known]).max() / known.sum())
+    rows = faces.celeba_mask > 0
+    if rows.any():
+        for j, column in enumerate(CELEBA_HEADS):
+            y, p = faces.celeba[rows, j], out.celeba[rows, j]
+            metrics[f"test/{column}/accuracy"] = float(((p >= 0.5) == (y > 0.5)).mean())
+            if 0 < y.sum() < len(y):
+                metrics[f"test/{column}/auc"] = float(roc_auc_score(y, p))
+    return metrics
+
+
+class AttributeTrainer:
+    def __init__(self, cfg: AttributeTrainConfig, run_dir: str | Path) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        manifest = read_manifest(cfg.bundle)  # a clear error for a missing or broken bundle
+        prepare_run_dir(self.run_dir, cfg, RESUMABLE)
+        self.model_cfg = AttributeConfig(resolution=int(manifest["resolution"]),
+                                         work_resolution=cfg.work_resolution,
+                                         channel_base=cfg.channel_base,
+                                         channel_max=cfg.channel_max)
+        self.model = AttributeModel(self.model_cfg, seed=cfg.seed)
+        self.opt = Adam(self.model.trainable_variables, cfg.lr, betas=(0.9, 0.999))
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.checkpoint = tf.train.Checkpoint(model=self.model, opt=self.opt, step=self.step)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.run_dir / "checkpoints",
+                                                  max_to_keep=3)
+        self.stop = StopFlag()
+        self.sources = self._load_data()
+        self._train_step = tf.function(self._step)
+
+    def _load_data(self) -> list[LabelledFaces]:
+        cfg, r = self.cfg, self.cfg.work_resolution
+        cache = self.run_dir / "cache"
+        sources = []
+        if cfg.utkface:
+            sources.append(cached(cache / f"utkface_{r}.npz", lambda: utkface_faces(
+                cfg.utkface, r, cfg.utkface_limit, seed=cfg.seed)))
+        if cfg.celeba:
+            sources.append(cached(cache / f"celeba_{r}.npz", lambda: celeba_faces(
+                cfg.celeba, r, cfg.celeba_limit, seed=cfg.seed)))
+        for faces, name in zip(sources, [n for n in ("UTKFace", "CelebA")
+                                         if getattr(cfg, n.lower())]):
+            log.info("%s: %d faces (%d held out)", name, len(faces), int(faces.test.sum()))
+        self.train_sets = [s.subset(~s.test) for s in sources]
+        self.test_set = LabelledFaces.concat([s.subset(s.test) for s in sources])
+        if any(len(s) < 2 for s in self.train_sets):
+            raise ValueError("a dataset has fewer than 2 training faces; raise its limit")
+        return sources
+
+    def _batch(self, step: int) -> dict[str, np.ndarray]:
+        """A batch that depends only on seed and step (so resuming continues the same stream)."""
+        rng = np.random.default_rng([self.cfg.seed, step])
+        shares = np.array_split(np.arange(self.cfg.batch_size), len(self.train_sets))
+        parts = [s.subset(rng.integers(0, len(s), len(share)))
+                 for s, share in zip(self.train_sets, shares)]
+        batch = LabelledFaces.concat(parts)
+        images = batch.images.astype(np.float32) / 127.5 - 1.0
+        flip = rng.random(len(images)) < 0.5
+        images[flip] = images[flip, :, ::-1]
+        return {"images": images, "age": batch.age, "gender": batch.gender,
+                "ethnicity": batch.ethnicity, "celeba": batch.celeba,
+                "celeba_mask": batch.celeba_mask}
+
+    def _step(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            losses = masked_losses(self.model.logits(batch["images"]), batch)
+            total = tf.add_n(list(losses.values()))
+        grads = tape.gradient(total, self.model.trainable_variables)
+        self.opt.apply(grads)
+        return {**{f"loss/{k}": v for k, v in losses.items()}, "loss/total": total}
+
+    def train(self) -> dict[str, Any]:
+        cfg = self.cfg
+        if self.manager.restore_or_initialize():
+            log.info("resumed attribute training at step %d", int(self.step.numpy()))
+        start = step = int(self.step.numpy())
+        bar = tqdm(total=cfg.steps, initial=min(start, cfg.steps), unit="step",
+                   desc="attributes", disable=not cfg.progress)
+        started, sums, count, reason = time.monotonic(), {}, 0, "finished"
+        metrics: dict[str, float] = {}
+        with self.stop.installed():
+            while step < cfg.steps:
+                batch = {k: tf.constant(v) for k, v in self._batch(step).items()}
+                stats = self._train_step(batch)
+                step = int(self.step.assign_add(1).numpy())
+                bar.update(1)
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                count += 1
+                entry: dict[str, Any] = {}
+                if step % cfg.tick_steps == 0 or step == cfg.steps:
+                    entry = {k: v / count for k, v in sums.items()}
+                    sums, count = {}, 0
+                if step % cfg.snapshot_steps == 0 or step == cfg.steps:
+                    self.manager.save(checkpoint_number=step)
+                    metrics = evaluate(self.model, self.test_set)
+                    entry.update(metrics)
+                if entry:
+                    entry = {"step": step, "seconds": round(time.monotonic() - started, 1),
+                             **entry}
+                    append_jsonl(self.run_dir / "metrics.jsonl", entry)
+                    log.info("attributes step %d  %s", step, "  ".join(
+                        f"{k} {v:.3f}" for k, v in sorted(entry.items()) if k != "step"))
+                if self.stop:
+                    reason = f"stopped by {self.stop.reason}"
+                    break
+                elapsed = time.monotonic() - started
+                if cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60:
+                    reason = f"stopped at the {cfg.max_minutes:g}-minute limit"
+                    break
+        bar.close()
+        if reason != "finished" and step != start:
+            self.manager.save(checkpoint_number=step)
+        finished = step >= cfg.steps
+        bundle_hash = None
+        if finished and cfg.export:
+            bundle_hash = add_part(cfg.bundle, ATTRIBUTES_PART, module_arrays(self.model),
+                                   attribute_part_config(self.model_cfg, **self.provenance()))
+            log.info("added the attribute model to %s (bundle hash %s)", cfg.bundle,
+                     bundle_hash[:12])
+        return {"steps": step, "finished": finished, "reason": reason,
+                "bundle_hash": bundle_hash, "metrics": metrics}
+
+    def provenance(self) -> dict[str, Any]:
+        cfg = self.cfg
+        return {"training": {"steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr,
+                             "seed": cfg.seed,
+                             "utkface": {"faces": len(self.sources[0])} if cfg.utkface else None,
+                             "celeba": ({"faces": len(self.sources[-1])} if cfg.celeba
+                                        else None)},
+                "training_data": "UTKFace (age group, gender, ethnicity) and CelebA "
+                                 "attributes (" + ", ".join(CELEBA_HEADS) + ")",
+                "heads": {**{k: list(v) for k, v in CLASS_HEADS.items()},
+                          "celeba": list(CELEBA_HEADS)},
+                "directions": {}}
