@@ -149,6 +149,28 @@ class Params:
             raise BadRequest(f"params.{name} must be {what}, got {_short(value)!r}")
         return value
 
+    def boolean(self, name: str, *, default: bool) -> bool:
+        value = self._get(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise BadRequest(f"params.{name} must be true or false, got {_kind(value)}")
+        return value
+
+    def number_list(self, name: str, *, minimum: float, maximum: float, min_items: int,
+                    max_items: int, default: list[float]) -> list[float]:
+        value = self._get(name)
+        if value is None:
+            return list(default)
+        if (not isinstance(value, list) or not min_items <= len(value) <= max_items
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)):
+            raise BadRequest(f"params.{name} must be a list of {min_items} to {max_items} "
+                             f"numbers, got {_kind(value)}")
+        if any(not math.isfinite(v) or not minimum <= v <= maximum for v in value):
+            raise Unprocessable(f"params.{name}: every number must be from {minimum} to "
+                                f"{maximum}")
+        return [float(v) for v in value]
+
     def finish(self) -> None:
         unknown = sorted(set(self.raw) - self._read)
         if unknown:

@@ -14,26 +14,35 @@ from models.generate import record_ws
 from models.images import save_png
 
 
+def session_face(params: Params, env, param: str, required: bool = True):
+    """Validate ``params.<param>``: the id of a face of this session made with this bundle.
+    Returns the id (None when absent and not required)."""
+    face_id = params.string(param, required=required, pattern=FACE_ID,
+                            what="a face id (32 hexadecimal digits)")
+    if face_id is None:
+        return None
+    record = env.faces.get(face_id)
+    if record is None:
+        raise NotFound(f"no face {face_id} in this session; use the id of a face that a task "
+                       f"of this session made")
+    if record.bundle_hash != env.bundle.hash:
+        raise Unprocessable(f"face {face_id} was made with bundle {record.bundle_hash[:12]}, "
+                            f"not with this backend's bundle {env.bundle.hash[:12]}")
+    return face_id
+
+
 def face_or_photo(params: Params, env, name: str, required: bool = True) -> dict | None:
     """Validate ``<name>_face_id`` / ``<name>_photo`` (exactly one when ``required``)."""
-    face_id = params.string(f"{name}_face_id", pattern=FACE_ID,
-                            what="a face id (32 hexadecimal digits)")
     photo = params.string(f"{name}_photo", what="a path relative to the results folder")
-    if face_id and photo:
+    if photo and params.raw.get(f"{name}_face_id") is not None:
         raise BadRequest(f"give either params.{name}_face_id or params.{name}_photo, not both")
+    face_id = session_face(params, env, f"{name}_face_id", required=False)
     if not face_id and not photo:
         if required:
             raise BadRequest(f"params.{name}_face_id (a face of this session) or "
                              f"params.{name}_photo (an uploaded photo) is required")
         return None
     if face_id:
-        record = env.faces.get(face_id)
-        if record is None:
-            raise NotFound(f"no face {face_id} in this session; use the id of a face that a "
-                           f"task of this session made")
-        if record.bundle_hash != env.bundle.hash:
-            raise Unprocessable(f"face {face_id} was made with bundle {record.bundle_hash[:12]}, "
-                                f"not with this backend's bundle {env.bundle.hash[:12]}")
         return {"face_id": face_id}
     path = results_path(env.results_dir, photo, f"{name}_photo")
     if not path.is_file():

@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 
-from backend_server.facestore import FACE_ID
 from backend_server.tasks import TaskEnv, TaskType
-from backend_server.validation import NotFound, Params, Unprocessable
+from backend_server.tasks._sources import session_face
+from backend_server.validation import Params, Unprocessable
 from models.generate import render_record
 from models.images import save_png
 from models.records import new_face_id
@@ -23,18 +23,10 @@ from models.research import at_truncation
 
 
 def validate(params: Params, env: TaskEnv) -> dict:
-    face_id = params.string("face_id", required=True, pattern=FACE_ID,
-                            what="a face id (32 hexadecimal digits)")
+    face_id = session_face(params, env, "face_id")
     psi = params.number("truncation_psi", minimum=-2.0, maximum=2.0,
                         hint=" (1 = no truncation, 0.7 typical)")
     record = env.faces.get(face_id)
-    if record is None:
-        raise NotFound(f"no face {face_id} in this session; use the id of a face that a task "
-                       f"of this session made")
-    if record.bundle_hash != env.bundle.hash:
-        raise Unprocessable(f"face {face_id} was made with bundle {record.bundle_hash[:12]}, "
-                            f"but this backend has bundle {env.bundle.hash[:12]} loaded; "
-                            f"re-render it on a backend with that bundle")
     if (psi is not None and psi != record.truncation_psi and record.latent_space != "z"
             and record.truncation_psi == 0):
         raise Unprocessable(f"face {face_id} was made at psi 0 (the average face), so it has no "
