@@ -13,6 +13,25 @@
 | ``LIGAN_BACKEND_GRACE``  | ``20``                          | seconds a running task may finish after SIGTERM |
 | ``LIGAN_BACKEND_BATCH_SIZE`` | ``8``                       | faces a backend renders at once           |
 | ``LIGAN_BACKEND_RESULT_FACES`` | ``256``                   | face records carried in one task result   |
+| ``LIGAN_HOST``           | ``127.0.0.1``                   | address the master daemon (the one public entry point) listens on |
+| ``LIGAN_PORT``           | ``8700``                        | its port                                  |
+| ``LIGAN_PUBLIC_URL``     | ``http://<host>:<port>``        | the URL users open (behind a reverse proxy: the proxy's) |
+| ``LIGAN_SCHEDULER``      | ``local``                       | ``local`` (child processes) or ``slurm`` (``sbatch``) |
+| ``LIGAN_MAX_BACKENDS``   | ``2``                           | backends running at once; more sessions wait in a queue |
+| ``LIGAN_SESSION_IDLE_TIMEOUT`` | ``1800``                  | seconds without a task before a session's backend is cancelled |
+| ``LIGAN_BACKEND_TIME_LIMIT`` | ``28800``                   | a backend job's time limit in seconds     |
+| ``LIGAN_BACKEND_RENEW_BEFORE`` | ``900``                   | seconds before the time limit a replacement job is submitted |
+| ``LIGAN_CALLBACK_HOST``  | (the daemon's host name)        | host backends use to reach the daemon's callbacks |
+| ``LIGAN_SLURM_PARTITION`` | (Slurm's default)              | partition of backend and training jobs    |
+| ``LIGAN_SLURM_ACCOUNT``  | (none)                          | account charged                           |
+| ``LIGAN_SLURM_GPUS``     | ``1``                           | GPUs per backend job (``--gres=gpu:N``)   |
+| ``LIGAN_SLURM_MEMORY_MB`` | ``16384``                      | memory per backend job                    |
+| ``LIGAN_SLURM_CPUS``     | ``4``                           | CPUs per backend job                      |
+| ``LIGAN_CONTAINER``      | (none)                          | ``apptainer:IMAGE`` or ``enroot:IMAGE`` to run jobs in |
+| ``LIGAN_FRONTEND_PORT``  | ``0`` (any free port)           | loopback port of the frontend server behind the daemon |
+| ``LIGAN_SECURE_COOKIES`` | ``0``                           | ``1`` behind HTTPS: cookies get the Secure flag |
+| ``LIGAN_TRUSTED_PROXIES`` | ``0``                          | reverse proxies in front of the daemon whose X-Forwarded-* headers are trusted |
+| ``LIGAN_UPLOAD_MAX_MB``  | ``20``                          | largest photo upload                      |
 
 docs/configuration.md repeats this table for operators; keep both in step.
 """
@@ -44,6 +63,30 @@ class Settings:
     backend_grace: float = 20.0
     backend_batch_size: int = 8
     backend_result_faces: int = 256
+    host: str = "127.0.0.1"
+    port: int = 8700
+    public_url: str = ""
+    scheduler: str = "local"
+    max_backends: int = 2
+    session_idle_timeout: float = 1800.0
+    backend_time_limit: int = 28800
+    backend_renew_before: int = 900
+    callback_host: str = ""
+    slurm_partition: str = ""
+    slurm_account: str = ""
+    slurm_gpus: int = 1
+    slurm_memory_mb: int = 16384
+    slurm_cpus: int = 4
+    container: str = ""
+    frontend_port: int = 0
+    secure_cookies: bool = False
+    trusted_proxies: int = 0
+    upload_max_mb: int = 20
+
+    @property
+    def results_root(self) -> Path:
+        """Where each session's results folder lives: ``<results_root>/<session id>/``."""
+        return self.home / "results"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -88,4 +131,53 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                     backend_idle_timeout=_float(env, "LIGAN_BACKEND_IDLE_TIMEOUT", 0.0),
                     backend_grace=_float(env, "LIGAN_BACKEND_GRACE", 20.0),
                     backend_batch_size=_int(env, "LIGAN_BACKEND_BATCH_SIZE", 8, minimum=1),
-                    backend_result_faces=_int(env, "LIGAN_BACKEND_RESULT_FACES", 256))
+                    backend_result_faces=_int(env, "LIGAN_BACKEND_RESULT_FACES", 256),
+                    **_server_settings(env))
+
+
+SCHEDULERS = ("local", "slurm")
+
+
+def _server_settings(env: Mapping[str, str]) -> dict:
+    """The master daemon's, the frontend's and the SLURM job settings."""
+    host = (env.get("LIGAN_HOST") or "127.0.0.1").strip()
+    port = _int(env, "LIGAN_PORT", 8700, minimum=1)
+    if port > 65535:
+        raise SettingsError(f"LIGAN_PORT must be a port number (1-65535), got {port}")
+    public_url = (env.get("LIGAN_PUBLIC_URL") or "").strip().rstrip("/")
+    if public_url and not public_url.startswith(("http://", "https://")):
+        raise SettingsError(f"LIGAN_PUBLIC_URL must start with http:// or https://, got "
+                            f"{public_url!r}")
+    scheduler = (env.get("LIGAN_SCHEDULER") or "local").strip().lower()
+    if scheduler not in SCHEDULERS:
+        raise SettingsError(f"LIGAN_SCHEDULER must be one of {', '.join(SCHEDULERS)}, got "
+                            f"{scheduler!r}")
+    container = (env.get("LIGAN_CONTAINER") or "").strip()
+    if container and container.split(":", 1)[0] not in ("apptainer", "enroot"):
+        raise SettingsError(f"LIGAN_CONTAINER must be apptainer:IMAGE or enroot:IMAGE, got "
+                            f"{container!r}")
+    frontend_port = _int(env, "LIGAN_FRONTEND_PORT", 0)
+    if frontend_port > 65535:
+        raise SettingsError(f"LIGAN_FRONTEND_PORT must be 0-65535, got {frontend_port}")
+    secure = (env.get("LIGAN_SECURE_COOKIES") or "0").strip().lower()
+    if secure not in ("0", "1", "true", "false", "yes", "no"):
+        raise SettingsError(f"LIGAN_SECURE_COOKIES must be 0 or 1, got {secure!r}")
+    return dict(
+        host=host, port=port, public_url=public_url or f"http://{host}:{port}",
+        scheduler=scheduler,
+        max_backends=_int(env, "LIGAN_MAX_BACKENDS", 2, minimum=1),
+        session_idle_timeout=_float(env, "LIGAN_SESSION_IDLE_TIMEOUT", 1800.0),
+        backend_time_limit=_int(env, "LIGAN_BACKEND_TIME_LIMIT", 28800, minimum=60),
+        backend_renew_before=_int(env, "LIGAN_BACKEND_RENEW_BEFORE", 900),
+        callback_host=(env.get("LIGAN_CALLBACK_HOST") or "").strip(),
+        slurm_partition=(env.get("LIGAN_SLURM_PARTITION") or "").strip(),
+        slurm_account=(env.get("LIGAN_SLURM_ACCOUNT") or "").strip(),
+        slurm_gpus=_int(env, "LIGAN_SLURM_GPUS", 1),
+        slurm_memory_mb=_int(env, "LIGAN_SLURM_MEMORY_MB", 16384, minimum=1),
+        slurm_cpus=_int(env, "LIGAN_SLURM_CPUS", 4, minimum=1),
+        container=container,
+        frontend_port=frontend_port,
+        secure_cookies=secure in ("1", "true", "yes"),
+        trusted_proxies=_int(env, "LIGAN_TRUSTED_PROXIES", 0),
+        upload_max_mb=_int(env, "LIGAN_UPLOAD_MAX_MB", 20, minimum=1),
+    )

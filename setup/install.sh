@@ -11,7 +11,7 @@ FLAVOUR=${LIGAN_TENSORFLOW:-cpu}
 PYTHON=${PYTHON:-python3}
 # Debian packages the project needs: SLURM and munge for the single-node development cluster
 # (setup/slurm/) that the integration tests use; Chromium arrives with the web UI tests.
-DEBIAN_PACKAGES=(slurm-wlm munge)
+DEBIAN_PACKAGES=(slurm-wlm munge chromium fonts-dejavu-core)
 
 log() { printf '[ligan setup] %s\n' "$*" >&2; }
 
