@@ -155,8 +155,19 @@ class FaceStore:
 
 
 def _face_id(line: bytes) -> str | None:
+    """The ``id`` of a records.jsonl line. Records are written with sorted keys, so their id
+    comes third, before the latent: read it from the line's start instead of parsing the
+    whole line (a w+ latent is thousands of numbers); anything else is parsed in full."""
+    match = _LEADING_ID.match(line)
+    if match:
+        return match.group(1).decode("ascii")
     try:
         face_id = json.loads(line).get("id")
     except (ValueError, AttributeError):
         return None
     return face_id if isinstance(face_id, str) and FACE_ID.match(face_id) else None
+
+
+# {"bundle_hash": "<hex>", "created": "<iso time>", "id": "<face id>", ...
+_LEADING_ID = re.compile(rb'\{"bundle_hash": "[0-9a-f]*", "created": "[0-9T:+.\-]*", '
+                         rb'"id": "([0-9a-f]{32})"')

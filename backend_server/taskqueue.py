@@ -332,8 +332,8 @@ class TaskQueue:
             state, error = "failed", describe_failure(task.type.name, exc)
             log.exception("task %s (%s) failed", task.id, task.type.name)
         result = ctx.result(extra) if state == "done" or ctx.has_output else None
-        if result is not None:  # plain JSON types only, whatever a task type put in
-            result = json.loads(json.dumps(result, default=str))
+        if result is not None:
+            result = _plain_result(result)
         with self._lock:
             self._running.discard(task.id)
             if task.state == "running":
@@ -394,3 +394,15 @@ def describe_failure(task_type: str, exc: Exception) -> str:
     if isinstance(exc, (ValueError, OSError)):
         return f"{task_type}: {exc}"
     return f"{task_type}: internal error ({name}: {exc}); see the backend log"
+
+
+def _plain_result(result: dict[str, Any]) -> dict[str, Any]:
+    """The result in plain JSON types, whatever a task type put in (numpy numbers, paths).
+    Face records are plain by construction (``FaceRecord.to_dict``) and hold the bulk of a
+    result (a page of w+ latents), so only the rest takes the round trip through JSON."""
+    faces = result.get("faces")
+    rest = json.loads(json.dumps({k: v for k, v in result.items() if k != "faces"},
+                                 default=str))
+    if faces is not None:
+        rest["faces"] = faces
+    return {k: rest[k] for k in result if k in rest}

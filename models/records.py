@@ -6,6 +6,7 @@ faces, the creation time and the owner.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as _dt
 import json
@@ -45,7 +46,13 @@ class FaceRecord:
         return np.asarray(self.latent, dtype=np.float32)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The record as plain JSON types. The latent's nested lists are shared with the
+        record, not copied: ``dataclasses.asdict`` deep-copies them, which for a page of w+
+        latents cost more than writing the page's PNGs."""
+        d = {f.name: getattr(self, f.name) for f in _FIELDS}
+        d["parameters"] = copy.deepcopy(self.parameters)
+        d["parents"] = list(self.parents)
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -64,3 +71,6 @@ class FaceRecord:
 def latent_to_list(latent: np.ndarray) -> list:
     """float32 values as Python floats; float32 → float64 → float32 round-trips exactly."""
     return np.asarray(latent, dtype=np.float32).astype(np.float64).tolist()
+
+
+_FIELDS = dataclasses.fields(FaceRecord)
