@@ -66,13 +66,17 @@ def generate_from_seeds(bundle, seeds: Iterable[int], outdir: str | os.PathLike,
                         progress: bool = True,
                         should_stop: Callable[[], bool] | None = None,
                         on_batch: Callable[[list[FaceRecord]], None] | None = None,
+                        predict: Callable[[np.ndarray], list[dict]] | None = None,
                         ) -> list[FaceRecord]:
     """Render one face per seed into ``outdir`` and return their records.
 
     Writes ``seed<N>.png`` per face, appends one JSON line per face to ``records.jsonl`` as each
     batch finishes (an interrupted run keeps what it made), and ``grid.png`` when asked.
     ``should_stop`` is asked before each batch; ``on_batch`` is called with each batch's records
-    once they are on disk (progress reporting).
+    once they are on disk (progress reporting). ``predict`` (e.g. a bundle's attribute model,
+    see :func:`models.attributes.predict_attributes`) gets each batch's uint8 images and its
+    per-face dicts are kept in the records as ``parameters["attributes"]``, so that a gallery
+    can be filtered without rendering the faces again.
     """
     g = bundle.generator
     seeds = list(seeds)
@@ -93,7 +97,8 @@ def generate_from_seeds(bundle, seeds: Iterable[int], outdir: str | os.PathLike,
             z = np.stack([z_from_seed(s, g.cfg.z_dim) for s in batch])
             ws = g.map_compiled(z, truncation_psi, truncation_cutoff)
             images = to_uint8(g.synthesize(ws, noise_mode, noise_seeds=batch).numpy())
-            for seed, zi, img in zip(batch, z, images):
+            predictions = predict(images) if predict is not None else [None] * len(batch)
+            for seed, zi, img, prediction in zip(batch, z, images, predictions):
                 name = f"seed{seed:010d}.png"
                 save_png(img, outdir / name)
                 rec = FaceRecord(bundle_hash=bundle.hash, latent_space="z",
@@ -101,6 +106,8 @@ def generate_from_seeds(bundle, seeds: Iterable[int], outdir: str | os.PathLike,
                                  parameters={"seed": seed}, noise_mode=noise_mode,
                                  noise_seed=seed % (2 ** 31), truncation_psi=truncation_psi,
                                  truncation_cutoff=truncation_cutoff, owner=owner, image=name)
+                if prediction is not None:
+                    rec.parameters["attributes"] = prediction
                 log.write(rec.to_json() + "\n")
                 records.append(rec)
                 if grid:

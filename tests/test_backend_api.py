@@ -356,6 +356,8 @@ def test_health(api, bundle):
 
 
 @pytest.mark.parametrize("params, status, words", [
+    ({"amount": 1, "attributes": True}, 422, "no attribute model"),
+    ({"amount": 1, "attributes": "yes"}, 400, "must be true or false"),
     ({"amount": 30001}, 422, "from 1 to 30000"),
     ({"amount": 10 ** 12}, 422, "from 1 to 30000"),
     ({"amount": -5}, 422, "from 1 to 30000"),

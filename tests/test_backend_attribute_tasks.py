@@ -50,6 +50,19 @@ def test_attribute_filter_returns_matching_faces_and_counts_candidates(api):
     validate_callbacks(openapi, receiver, task["task_id"])
 
 
+def test_random_faces_carry_their_predicted_attributes(api):
+    client = api[0]
+    faces = run_task(client, "random", {"amount": 3, "seed": 4})["result"]["faces"]
+    assert len(faces) == 3
+    for face in faces:
+        assert set(face["parameters"]["attributes"]) >= {"smiling"}
+        assert 0.0 <= face["parameters"]["attributes"]["smiling"]["p"] <= 1.0
+    plain = run_task(client, "random", {"amount": 1, "seed": 4, "attributes": False})
+    assert "attributes" not in plain["result"]["faces"][0]["parameters"]
+    # the same face either way: predictions are kept beside the latent, never change it
+    assert plain["result"]["faces"][0]["latent"] == faces[0]["latent"]
+
+
 def test_attribute_edit_makes_a_strip_of_strengths(api):
     client = api[0]
     face = run_task(client, "random", {"amount": 1, "seed": 8})["result"]["faces"][0]

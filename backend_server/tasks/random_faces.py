@@ -4,7 +4,9 @@ Parameters: ``amount`` (1–30 000, required); ``seed`` (the sampler seed, 0 –
 random and recorded when left out); ``truncation_psi`` (−2 – 2, default 1),
 ``truncation_cutoff`` (0 – num_ws, default all), ``noise_mode`` (``const``, ``random``,
 ``none``); ``folder`` (a folder relative to the session's results folder; default
-``tasks/<task id>``).
+``tasks/<task id>``); ``attributes`` (true/false: keep the attribute model's predictions in
+every record, as ``parameters["attributes"]``, so that the gallery can filter them; default:
+true when the bundle has an attribute model).
 
 The sampler seed draws one distinct face seed per face (``numpy.random.default_rng(seed)``), and
 each face is rendered by ``models.generate`` from its seed, so the same request with the same
@@ -25,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from backend_server.tasks import TaskEnv, TaskType
-from backend_server.validation import Conflict, Params, results_path
+from backend_server.validation import Conflict, Params, Unprocessable, results_path
+from models.attributes.model import ATTRIBUTES_PART, predict_attributes
 from models.generate import generate_from_seeds
 from models.records import FaceRecord
 from models.stylegan2 import NOISE_MODES
@@ -33,7 +36,7 @@ from models.stylegan2 import NOISE_MODES
 SEED_LIMIT = 2 ** 32
 
 
-RUN_KEYS = ("amount", "seed", "truncation_psi", "truncation_cutoff", "noise_mode")
+RUN_KEYS = ("amount", "seed", "truncation_psi", "truncation_cutoff", "noise_mode", "attributes")
 
 
 def validate(params: Params, env: TaskEnv) -> dict:
@@ -47,8 +50,14 @@ def validate(params: Params, env: TaskEnv) -> dict:
     noise = params.string("noise_mode", choices=NOISE_MODES, default="const")
     folder = params.string("folder", what="a folder path relative to the session's results "
                                           "folder")
+    has_model = env.bundle.has_part(ATTRIBUTES_PART)
+    attributes = params.boolean("attributes", default=has_model)
+    if attributes and not has_model:
+        raise Unprocessable("params.attributes: this backend's bundle has no attribute model "
+                            "to predict with; leave it out or set it to false")
     clean = {"amount": amount, "seed": seed, "truncation_psi": psi,
-             "truncation_cutoff": cutoff, "noise_mode": noise, "folder": None}
+             "truncation_cutoff": cutoff, "noise_mode": noise, "folder": None,
+             "attributes": attributes}
     if folder is not None:
         root = env.results_dir.resolve()
         target = results_path(env.results_dir, folder, "folder")
@@ -141,7 +150,9 @@ def run(ctx) -> None:
             ctx.bundle, chunk, folder, truncation_psi=p["truncation_psi"],
             truncation_cutoff=p["truncation_cutoff"], noise_mode=p["noise_mode"],
             batch_size=ctx.limits.batch_size, progress=False, should_stop=ctx.cancelled,
-            on_batch=on_batch)
+            on_batch=on_batch,
+            predict=(lambda images: predict_attributes(ctx.bundle, images))
+            if p["attributes"] else None)
         offset = ctx.faces_written(records, folder, records_file, offset)
         made += len(records)
         if len(records) < n:
