@@ -47,3 +47,33 @@ def make_grid(images: np.ndarray, cols: int | None = None, pad: int = 2,
         y, x = pad + r * (h + pad), pad + q * (w + pad)
         grid[y:y + h, x:x + w] = images[i]
     return grid
+
+
+def pixel_mse(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean squared difference of two uint8 images of one size, on a [0, 1] scale."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"images differ in shape: {a.shape} and {b.shape}")
+    return float(np.mean((a.astype(np.float64) / 255.0 - b.astype(np.float64) / 255.0) ** 2))
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Structural similarity of two uint8 images of one size (Wang et al. 2004: 11-px Gaussian
+    window, σ 1.5, K1 0.01, K2 0.03), averaged over the image and the colour channels.
+    1 means identical; it compares local structure, so it tells a blurred reconstruction from
+    a sharp one where pixel MSE barely moves."""
+    import cv2
+
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"images differ in shape: {a.shape} and {b.shape}")
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+
+    def blur(img: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(img, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cov = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(np.mean(s))

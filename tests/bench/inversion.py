@@ -1,0 +1,206 @@
+"""Benchmark of photo inversion and filler pages on real photographs (../shared/faces/london).
+
+For each photo (aligned like the training data) and each method — **encoder** alone,
+**encoder+projector** (``--steps``), **encoder+refine** (``--refine-seconds``, or
+``--refine-steps`` for a fixed amount of work) — it prints pixel MSE (on a [0, 1] scale), SSIM
+and the dlib identity distance between the aligned photo and its reconstruction (mean and
+worst), and seconds per photo. Then, around the first photo's encoder latent, one page of
+``--per-page`` fillers for each of ``--pages`` pages: the identity distance to the suspect per
+page (it should grow with the page), the near-clones dropped, and seconds per page.
+
+Each time is also given as a multiple of rendering one face with the same bundle, measured in
+the same run, so figures from machines under different load can be compared. The issue's goals
+(for the bundled default model on the development CPU): encoder alone under 0.5 s per photo, a
+page of 24 fillers under 5 s. On an untrained bundle the times are real but the similarities
+mean nothing (its faces are noise, dlib finds no face in them: "undetected").
+
+Run from the repository root::
+
+    .venv/bin/python tests/bench/inversion.py --bundle models/bundles/default
+    .venv/bin/python tests/bench/inversion.py --quick          # tiny untrained bundle, 2 photos
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PHOTOS = REPO.parent / "shared" / "faces" / "london"
+TINY_ARGS = ["--resolution", "32", "--z-dim", "32", "--w-dim", "32", "--mapping-layers", "2",
+             "--channel-base", "1024", "--channel-max", "64"]
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def make_bundle(path: Path) -> Path:
+    """A tiny untrained bundle with discriminator, encoder and PCA: every method can run."""
+    import subprocess
+
+    from models.bundle import add_part, load_bundle, module_arrays
+    from models.encoder import Encoder, EncoderConfig
+    from models.latent import fit_pca
+
+    ligan = [sys.executable, "-m", "setup.cli"]
+    subprocess.run([*ligan, "bundle", "init", str(path), *TINY_ARGS], cwd=REPO, check=True,
+                   capture_output=True)
+    bundle = load_bundle(path)
+    cfg = EncoderConfig.for_bundle(bundle, channel_base=512, channel_max=64)
+    encoder = Encoder(cfg)
+    encoder.set_w_statistics(bundle.generator, num_samples=500)
+    add_part(path, "encoder", module_arrays(encoder), config=cfg.to_dict())
+    pca = fit_pca(bundle.generator, num_samples=500, num_components=16)
+    add_part(path, "pca", pca.arrays(), config=pca.config())
+    return path
+
+
+def summary(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values), "worst": max(values)} if values else {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bundle", type=Path, help="bundle with an encoder (default with --quick: "
+                                                "a tiny untrained one)")
+    ap.add_argument("--photos", type=Path, default=PHOTOS, help="folder of photos")
+    ap.add_argument("--pattern", default="*_03.jpg", help="which photos (neutral expression)")
+    ap.add_argument("--limit", type=int, default=10, help="photos to invert")
+    ap.add_argument("--steps", type=int, default=100, help="projector steps after the encoder")
+    ap.add_argument("--refine-seconds", type=float, default=60.0)
+    ap.add_argument("--refine-steps", type=int, default=None,
+                    help="stop refine after this many steps (fixed work instead of time)")
+    ap.add_argument("--pages", type=int, default=3)
+    ap.add_argument("--per-page", type=int, default=24)
+    ap.add_argument("--quick", action="store_true", help="tiny bundle, 2 photos, few steps")
+    ap.add_argument("--json", type=Path, help="write every number here")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.limit, args.steps, args.pages, args.per_page = 2, 5, 2, 6
+        args.refine_steps = args.refine_steps or 4
+    photos = sorted(args.photos.glob(args.pattern))[:args.limit]
+    if not photos:
+        print(f"no photos matching {args.pattern} in {args.photos}", file=sys.stderr)
+        return 2
+
+    import numpy as np
+
+    from models.runtime import configure_tensorflow
+
+    configure_tensorflow(0, 1)
+    from models.bundle import load_bundle
+    from models.encoder import ENCODER_PART
+    from models.faces import aligned_face_embedding
+    from models.faces.identity import identity_distance
+    from models.fillers import filler_page, render
+    from models.images import pixel_mse, ssim
+    from models.inversion import align_photo, invert_photo
+    from models.latent import LatentPCA
+    from models.refine import refine
+
+    if args.bundle is None:
+        if not args.quick:
+            ap.error("--bundle is required (or --quick for a tiny untrained one)")
+        args.bundle = make_bundle(Path(tempfile.mkdtemp(prefix="ligan-bench-inv-")) / "b")
+    bundle = load_bundle(args.bundle, parts=("generator", "discriminator"))
+    if not bundle.has_part(ENCODER_PART):
+        print(f"bundle {args.bundle} has no encoder; train one with 'ligan train encoder'",
+              file=sys.stderr)
+        return 2
+    g = bundle.generator
+    say(f"bundle {args.bundle} ({bundle.resolution} px, {bundle.hash[:12]}), "
+        f"{len(photos)} photos")
+
+    center = g.w_avg.numpy()[None].repeat(g.num_ws, 0)
+    render(g, center[None])  # warm the graphs
+    one_face = statistics.median(
+        [_timed(lambda: render(g, center[None]))[1] for _ in range(5)])
+
+    methods = ("encoder", "encoder+projector", "encoder+refine")
+    rows = {m: {"mse": [], "ssim": [], "identity": [], "seconds": [], "undetected": 0}
+            for m in methods}
+    first_ws = None
+    for i, photo in enumerate(photos):
+        say(f"  {photo.name}")
+        aligned, _ = align_photo(str(photo), bundle.resolution)
+        target, _ = aligned_face_embedding(aligned)
+        for method in methods:
+            if method == "encoder+refine":
+                result, seconds = _timed(lambda: refine(
+                    bundle, aligned, seconds=args.refine_seconds, max_steps=args.refine_steps))
+                image = result.image
+            else:
+                inv, seconds = _timed(lambda: invert_photo(
+                    bundle, str(photo), steps=0 if method == "encoder" else args.steps))
+                image = inv.projection.image
+                if method == "encoder" and i == 0:
+                    first_ws = inv.projection.ws
+            row = rows[method]
+            row["seconds"].append(seconds)
+            row["mse"].append(pixel_mse(aligned, image))
+            row["ssim"].append(ssim(aligned, image))
+            emb, found = aligned_face_embedding(image)
+            row["identity"].append(float(identity_distance(target, emb)))
+            row["undetected"] += not found
+
+    pca = LatentPCA.from_bundle(bundle)
+    pages = []
+    for page in range(args.pages):
+        result, seconds = _timed(lambda: filler_page(bundle, pca, first_ws, page=page,
+                                                     per_page=args.per_page, seed=0))
+        pages.append({"page": page + 1, "seconds": seconds, "kept": len(result.records),
+                      "near_clones": result.near_clones, "undetected": result.undetected,
+                      "candidates": result.candidates,
+                      "identity_mean": float(np.mean(result.distances)) if len(
+                          result.distances) else None})
+
+    print(f"inversion benchmark — bundle {bundle.resolution} px ({bundle.hash[:12]}), "
+          f"{len(photos)} photos from {args.photos.name}/{args.pattern}")
+    print(f"  rendering one face: {one_face * 1000:.1f} ms (the unit of the × columns)")
+    print(f"  {'method':18s} {'MSE':>8s} {'worst':>8s} {'SSIM':>6s} {'worst':>6s} "
+          f"{'identity':>8s} {'worst':>6s} {'s/photo':>8s} {'×face':>7s}  undetected")
+    report_methods = {}
+    for method, row in rows.items():
+        mse, sim, ident, secs = (summary(row[k]) for k in ("mse", "ssim", "identity",
+                                                           "seconds"))
+        sim["worst"] = min(row["ssim"])
+        report_methods[method] = {"mse": mse, "ssim": sim, "identity": ident, "seconds": secs,
+                                  "undetected": row["undetected"]}
+        print(f"  {method:18s} {mse['mean']:8.4f} {mse['worst']:8.4f} {sim['mean']:6.3f} "
+              f"{sim['worst']:6.3f} {ident['mean']:8.3f} {ident['worst']:6.3f} "
+              f"{secs['mean']:8.2f} {secs['mean'] / one_face:7.0f}  {row['undetected']}")
+    print(f"  fillers around the first photo, {args.per_page} per page:")
+    for p in pages:
+        ident = "-" if p["identity_mean"] is None else f"{p['identity_mean']:.3f}"
+        print(f"    page {p['page']}: identity distance {ident}, {p['near_clones']} near-clones "
+              f"dropped, {p['undetected']} undetected, {p['seconds']:.2f} s "
+              f"({p['seconds'] / one_face:.0f}× one face)")
+    goal_enc = report_methods["encoder"]["seconds"]["mean"]
+    goal_page = statistics.fmean(p["seconds"] for p in pages)
+    print(f"  goals (default model, development CPU): encoder {goal_enc:.2f} s/photo "
+          f"(< 0.5 s), page {goal_page:.2f} s (< 5 s for 24)")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "bundle_hash": bundle.hash, "resolution": bundle.resolution,
+            "photos": [p.name for p in photos], "render_one_face_s": one_face,
+            "methods": report_methods, "pages": pages}, indent=2))
+    return 0
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
