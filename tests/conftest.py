@@ -60,3 +60,13 @@ def ligan(*args: str, env: dict | None = None, cwd: Path | None = None) -> subpr
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([*ligan_command(), *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd or REPO, timeout=300)
+
+
+def run_bench(script: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``tests/bench/<script>`` with ``args`` as a script, the way its docstring says, and
+    fail with its stderr if it does not exit 0."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, f"tests/bench/{script}", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc

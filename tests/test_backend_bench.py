@@ -5,21 +5,15 @@ It checks that the benchmark works and reports sane numbers, not how fast anythi
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.conftest import run_bench
+
 
 
 def test_quick_backend_benchmark_reports_every_number(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "tests/bench/backend.py", "--quick", "--json",
-                           str(out)], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_bench("backend.py", "--quick", "--json", str(out), timeout=300)
     assert "task: fillers, a page of 24 faces" in proc.stdout
     assert "queue overhead" in proc.stdout and "req/s" in proc.stdout
     report = json.loads(out.read_text())

@@ -3,12 +3,11 @@ on real photos and reports every method and page. It checks the benchmark, not t
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import run_bench
 
 REPO = Path(__file__).resolve().parent.parent
 LONDON = REPO.parent / "shared" / "faces" / "london"
@@ -18,11 +17,7 @@ def test_quick_inversion_benchmark_reports_every_method(tmp_path: Path) -> None:
     if not LONDON.is_dir():
         pytest.skip(f"the real photos are not there: {LONDON} (../shared/faces/london)")
     out = tmp_path / "bench.json"
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "tests/bench/inversion.py", "--quick", "--json",
-                           str(out)], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_bench("inversion.py", "--quick", "--json", str(out), timeout=600)
     report = json.loads(out.read_text())
     assert set(report["methods"]) == {"encoder", "encoder+projector", "encoder+refine"}
     for method, row in report["methods"].items():

@@ -8,22 +8,16 @@ a result keeps at most 256 of them. The full 30 000 is the benchmark's default
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.conftest import run_bench
+
 MEMORY_BOUND_MB = 100
 
 
 def test_quick_research_benchmark_reports_every_number_and_flat_memory(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "tests/bench/research.py", "--quick", "--amount",
-                           "6000", "--json", str(out)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_bench("research.py", "--quick", "--amount", "6000", "--json", str(out))
     for words in ("faces/s", "resident memory", "transition, 8 frames", "style mixing",
                   "attribute filter: skipped, the bundle has no attribute model"):
         assert words in proc.stdout, proc.stdout

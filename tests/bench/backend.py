@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -38,17 +37,7 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent.parent
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-SECRET = "bench-secret"
-TINY = dict(resolution=32, z_dim=32, w_dim=32, mapping_layers=2, channel_base=1024,
-            channel_max=64)
-
-
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+from common import SECRET, TINY, say  # noqa: E402 - puts the repository on sys.path
 
 
 def make_bundle(path: Path, quick: bool, resolution: int) -> Path:

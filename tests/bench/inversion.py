@@ -23,24 +23,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent.parent
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from common import REPO, TINY, say  # noqa: E402 - puts the repository on sys.path
 
 PHOTOS = REPO.parent / "shared" / "faces" / "london"
-TINY_ARGS = ["--resolution", "32", "--z-dim", "32", "--w-dim", "32", "--mapping-layers", "2",
-             "--channel-base", "1024", "--channel-max", "64"]
-
-
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+TINY_ARGS = [a for k, v in TINY.items() for a in (f"--{k.replace('_', '-')}", str(v))]
 
 
 def make_bundle(path: Path) -> Path:

@@ -34,18 +34,8 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent.parent
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-SECRET = "bench-secret"
-TINY = dict(resolution=32, z_dim=32, w_dim=32, mapping_layers=2, channel_base=1024,
-            channel_max=64)
+from common import SECRET, TINY, say  # noqa: E402 - puts the repository on sys.path
 PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def rss_bytes() -> int:
