@@ -12,13 +12,11 @@ old classifier).
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from models.attributes.data import LabelledFaces, cached, celeba_faces, utkface_faces
 from models.attributes.heads import CELEBA_HEADS, CLASS_HEADS
@@ -26,7 +24,7 @@ from models.attributes.model import (ATTRIBUTES_PART, AttributeConfig, Attribute
                                      attribute_part_config)
 from models.bundle import add_part, module_arrays, read_manifest
 from models.training.optim import Adam
-from models.training.run import StopFlag, append_jsonl, log, prepare_run_dir
+from models.training.run import StopFlag, log, prepare_run_dir, step_loop
 
 RESUMABLE = {"steps", "snapshot_steps", "tick_steps", "max_minutes", "progress", "export"}
 LABEL_KEYS = {"age_group": "age", "gender": "gender", "ethnicity": "ethnicity"}
@@ -176,44 +174,21 @@ class AttributeTrainer:
         cfg = self.cfg
         if self.manager.restore_or_initialize():
             log.info("resumed attribute training at step %d", int(self.step.numpy()))
-        start = step = int(self.step.numpy())
-        bar = tqdm(total=cfg.steps, initial=min(start, cfg.steps), unit="step",
-                   desc="attributes", disable=not cfg.progress)
-        started, sums, count, reason = time.monotonic(), {}, 0, "finished"
         metrics: dict[str, float] = {}
-        with self.stop.installed():
-            while step < cfg.steps:
-                batch = {k: tf.constant(v) for k, v in self._batch(step).items()}
-                stats = self._train_step(batch)
-                step = int(self.step.assign_add(1).numpy())
-                bar.update(1)
-                for k, v in stats.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
-                count += 1
-                entry: dict[str, Any] = {}
-                if step % cfg.tick_steps == 0 or step == cfg.steps:
-                    entry = {k: v / count for k, v in sums.items()}
-                    sums, count = {}, 0
-                if step % cfg.snapshot_steps == 0 or step == cfg.steps:
-                    self.manager.save(checkpoint_number=step)
-                    metrics = evaluate(self.model, self.test_set)
-                    entry.update(metrics)
-                if entry:
-                    entry = {"step": step, "seconds": round(time.monotonic() - started, 1),
-                             **entry}
-                    append_jsonl(self.run_dir / "metrics.jsonl", entry)
-                    log.info("attributes step %d  %s", step, "  ".join(
-                        f"{k} {v:.3f}" for k, v in sorted(entry.items()) if k != "step"))
-                if self.stop:
-                    reason = f"stopped by {self.stop.reason}"
-                    break
-                elapsed = time.monotonic() - started
-                if cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60:
-                    reason = f"stopped at the {cfg.max_minutes:g}-minute limit"
-                    break
-        bar.close()
-        if reason != "finished" and step != start:
+
+        def train_step(step: int) -> dict[str, tf.Tensor]:
+            return self._train_step({k: tf.constant(v) for k, v in self._batch(step).items()})
+
+        def snapshot(step: int) -> dict[str, float]:
+            nonlocal metrics
             self.manager.save(checkpoint_number=step)
+            metrics = evaluate(self.model, self.test_set)
+            return metrics
+
+        step, _, reason = step_loop(
+            self.run_dir, "attributes", self.step, cfg.steps, cfg.tick_steps,
+            cfg.snapshot_steps, cfg.max_minutes, cfg.progress, self.stop, self.manager,
+            train_step, snapshot)
         finished = step >= cfg.steps
         bundle_hash = None
         if finished and cfg.export:

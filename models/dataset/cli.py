@@ -64,6 +64,10 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     submit.add_argument("--max-parallel", type=int, default=None,
                         help="at most this many tasks at once (sbatch --array=0-N%%M)")
     submit.set_defaults(handler=_submit)
+    from models.training.submit import make_submittable
+
+    # ``build --slurm``: the whole build as one batch job (``submit``: a job array).
+    make_submittable(dsub, ("dataset",), settings, run_dir_dest="out", names=("build",), gpus=0)
 
 
 def add_build_options(p: argparse.ArgumentParser) -> None:

@@ -1,7 +1,7 @@
-"""``ligan train …``: training jobs, run in the foreground on this machine.
+"""``ligan train …``: training jobs, in the foreground (``--local``) or as SLURM jobs (``--slurm``).
 
-Running the same command again resumes the run from its last checkpoint. Submission as a SLURM
-job arrives with the scheduler (jobs/); ``--local`` names today's only mode explicitly.
+Running the same command again resumes the run from its last checkpoint. ``--slurm`` and the
+job's resources come from :mod:`models.training.submit`, shared with ``ligan dataset build``.
 """
 from __future__ import annotations
 
@@ -26,8 +26,7 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     gan.add_argument("--data", required=True, type=Path, help="image folder or TFRecord shards")
     gan.add_argument("--run-dir", required=True, type=Path, help="run folder (created or resumed)")
     gan.add_argument("--local", action="store_true",
-                     help="run in the foreground on this machine (the default and, until the "
-                          "SLURM scheduler arrives, the only mode)")
+                     help="run in the foreground on this machine (the default)")
     gan.add_argument("--resolution", type=int, default=64)
     gan.add_argument("--batch", type=int, default=32, help="global batch size")
     gan.add_argument("--kimg", type=float, default=1000, help="length of training, thousands of "
@@ -57,12 +56,27 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
                      help="bit-for-bit reproducible (slower on GPUs)")
     gan.add_argument("--data-description", default="", help="recorded in the bundle")
     gan.add_argument("--data-licence", default="", help="recorded in the bundle")
+    gan.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
+                     help="float16 in the discriminator's highest-resolution blocks (default: on "
+                          "when a GPU is present; a resumed run keeps its setting)")
+    gan.add_argument("--metrics", type=Path, default=None, metavar="REAL",
+                     help="held-out real faces (folder or TFRecord shards): compute the quality "
+                          "metrics at every snapshot")
+    gan.add_argument("--metrics-samples", type=int, default=200,
+                     help="generated (and real) faces per metrics evaluation")
+    gan.add_argument("--metrics-psi", type=float, default=0.7, help="truncation for the metrics")
+    gan.add_argument("--metrics-attributes", type=Path, default=None, metavar="BUNDLE",
+                     help="a bundle whose attribute model compares gender/age/ethnicity shares")
     gan.add_argument("--no-progress", action="store_true")
     gan.set_defaults(handler=_train_stylegan2)
     _register_encoder(tsub)
+    _register_metrics(tsub)
     from models.attributes.cli import register_train as register_attributes_training
 
     register_attributes_training(tsub)
+    from models.training.submit import make_submittable
+
+    make_submittable(tsub, ("train",), settings, names=("stylegan2", "encoder", "attributes"))
 
 
 def _register_encoder(tsub: argparse._SubParsersAction) -> None:
@@ -95,6 +109,47 @@ def _register_encoder(tsub: argparse._SubParsersAction) -> None:
     enc.set_defaults(handler=_train_encoder)
 
 
+def _register_metrics(tsub: argparse._SubParsersAction) -> None:
+    met = tsub.add_parser(
+        "metrics", help="quality metrics of a bundle against real faces",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Identity-embedding Fréchet distance, precision/recall (k=3), one-face rate "
+                    "and, when the bundle has an attribute model, gender/age/ethnicity shares "
+                    "against the real data's (UTKFace labels from file names, else predicted). "
+                    "Prints a table and writes JSON.")
+    met.add_argument("--bundle", required=True, type=Path, help="bundle directory")
+    met.add_argument("--real", required=True, type=Path,
+                     help="held-out real faces: image folder or TFRecord shards")
+    met.add_argument("--samples", type=int, default=1000, help="generated faces")
+    met.add_argument("--real-samples", type=int, default=None,
+                     help="real faces (default: as many as --samples)")
+    met.add_argument("--psi", type=float, default=0.7, help="truncation")
+    met.add_argument("--seed", type=int, default=0)
+    met.add_argument("--json", type=Path, default=None,
+                     help="write the result here (default: metrics-<bundle name>.json)")
+    met.add_argument("--no-progress", action="store_true")
+    met.set_defaults(handler=_metrics)
+
+
+def _metrics(args: argparse.Namespace, settings) -> int:
+    import json
+
+    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
+    from models.bundle import BundleError
+    from models.training.metrics import evaluate_bundle, format_table
+
+    try:
+        result = evaluate_bundle(args.bundle, args.real, args.samples, args.psi, args.seed,
+                                 args.real_samples, progress=not args.no_progress)
+    except (ValueError, BundleError) as exc:
+        raise CommandError(str(exc)) from None
+    out = args.json or Path(f"metrics-{args.bundle.resolve().name}.json")
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(format_table(result))
+    print(f"\nwritten to {out}")
+    return 0
+
+
 def _train_encoder(args: argparse.Namespace, settings) -> int:
     configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
     from models.bundle import BundleError
@@ -125,7 +180,8 @@ def _train_encoder(args: argparse.Namespace, settings) -> int:
 def _train_stylegan2(args: argparse.Namespace, settings) -> int:
     configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
     from models.bundle import BundleError
-    from models.training.stylegan2 import TrainConfig, Trainer, choose_strategy
+    from models.training.stylegan2 import (TrainConfig, Trainer, choose_strategy,
+                                           default_mixed_precision)
 
     try:
         cfg = TrainConfig(
@@ -138,7 +194,13 @@ def _train_stylegan2(args: argparse.Namespace, settings) -> int:
             max_minutes=args.max_minutes, deterministic=args.deterministic,
             progress=not args.no_progress, data_description=args.data_description,
             data_licence=args.data_licence,
-            resume_from=str(args.resume_from) if args.resume_from else None)
+            resume_from=str(args.resume_from) if args.resume_from else None,
+            metrics_real=str(args.metrics.resolve()) if args.metrics else None,
+            mixed_precision=default_mixed_precision(args.run_dir)
+            if args.mixed_precision is None else args.mixed_precision,
+            metrics_samples=args.metrics_samples, metrics_psi=args.metrics_psi,
+            metrics_attributes=str(args.metrics_attributes.resolve())
+            if args.metrics_attributes else None)
         cfg.generator_config()
         trainer = Trainer(cfg, args.run_dir, choose_strategy(args.strategy))
         summary = trainer.train()

@@ -11,20 +11,18 @@ encoder is added to the bundle as its ``encoder`` part.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from models.bundle import add_part, load_bundle, module_arrays
 from models.encoder import ENCODER_PART, Encoder, EncoderConfig
 from models.images import make_grid, save_png, to_uint8
 from models.training.data import training_dataset
 from models.training.optim import Adam
-from models.training.run import StopFlag, append_jsonl, log, prepare_run_dir
+from models.training.run import StopFlag, log, prepare_run_dir, step_loop
 
 RESUMABLE = {"steps", "snapshot_steps", "tick_steps", "max_minutes", "progress", "export"}
 
@@ -137,36 +135,12 @@ class EncoderTrainer:
             ds = training_dataset(cfg.data, self.enc_cfg.resolution, self.n_real, cfg.seed,
                                   skip_images=start * self.n_real)
             data = iter(ds)
-        bar = tqdm(total=cfg.steps, initial=min(start, cfg.steps), unit="step", desc="encoder",
-                   disable=not cfg.progress)
-        started, sums, count, reason = time.monotonic(), {}, 0, "finished"
-        step = start
-        with self.stop.installed():
-            while step < cfg.steps:
-                stats = self._train_step(next(data) if data is not None else None)
-                step = int(self.step.assign_add(1).numpy())
-                bar.update(1)
-                for k, v in stats.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
-                count += 1
-                if step % cfg.tick_steps == 0 or step == cfg.steps:
-                    entry = {"step": step, "seconds": round(time.monotonic() - started, 1),
-                             **{k: v / count for k, v in sums.items()}}
-                    append_jsonl(self.run_dir / "metrics.jsonl", entry)
-                    log.info("encoder step %d  %s", step, "  ".join(
-                        f"{k} {v:.4f}" for k, v in sorted(entry.items()) if k not in ("step",)))
-                    sums, count = {}, 0
-                if step % cfg.snapshot_steps == 0 or step == cfg.steps:
-                    self.snapshot(step)
-                if self.stop:
-                    reason = f"stopped by {self.stop.reason}"
-                    break
-                if cfg.max_minutes is not None and time.monotonic() - started > cfg.max_minutes * 60:
-                    reason = f"stopped at the {cfg.max_minutes:g}-minute limit"
-                    break
-        bar.close()
-        if reason != "finished" and step != start:
-            self.manager.save(checkpoint_number=step)
+
+        step, _, reason = step_loop(
+            self.run_dir, "encoder", self.step, cfg.steps, cfg.tick_steps, cfg.snapshot_steps,
+            cfg.max_minutes, cfg.progress, self.stop, self.manager,
+            lambda _: self._train_step(next(data) if data is not None else None),
+            self.snapshot)
         finished = step >= cfg.steps
         bundle_hash = None
         if finished and cfg.export:

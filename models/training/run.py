@@ -1,4 +1,5 @@
-"""What every training job shares: the run folder, its log, and stopping cleanly on signals."""
+"""What every training job shares: the run folder, its log, stopping cleanly on signals, and the
+step-counted loop of the encoder and attribute trainers."""
 from __future__ import annotations
 
 import contextlib
@@ -7,8 +8,11 @@ import json
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
+
+from tqdm import tqdm
 
 log = logging.getLogger("ligan.train")
 
@@ -67,3 +71,51 @@ class StopFlag:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def step_loop(run_dir: Path, name: str, step_var, total: int, tick_steps: int,
+              snapshot_steps: int, max_minutes: float | None, progress: bool, stop: StopFlag,
+              manager, train_step: Callable[[int], dict[str, Any]],
+              on_snapshot: Callable[[int], dict[str, float] | None]) -> tuple[int, int, str]:
+    """The step-counted training loop the encoder and attribute trainers share.
+
+    Runs ``train_step(step)`` (returns scalars; ``step`` is the number of steps done before it)
+    until ``total`` steps, SIGTERM/Ctrl-C (``stop``) or ``max_minutes``. Every ``tick_steps``
+    the scalars' means, and at every ``snapshot_steps`` what ``on_snapshot(step)`` returns (it
+    also checkpoints), go into one line of ``metrics.jsonl`` (``step``, ``seconds``, …) and the
+    log. A stopped run is checkpointed, so the same command resumes. Returns the step reached,
+    the step it started from, and why it ended ("finished", "stopped by SIGTERM", …).
+    """
+    start = step = int(step_var.numpy())
+    bar = tqdm(total=total, initial=min(start, total), unit="step", desc=name,
+               disable=not progress)
+    started, sums, count, reason = time.monotonic(), {}, 0, "finished"
+    with stop.installed():
+        while step < total:
+            stats = train_step(step)
+            step = int(step_var.assign_add(1).numpy())
+            bar.update(1)
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            count += 1
+            entry: dict[str, Any] = {}
+            if step % tick_steps == 0 or step == total:
+                entry = {k: v / count for k, v in sums.items()}
+                sums, count = {}, 0
+            if step % snapshot_steps == 0 or step == total:
+                entry.update(on_snapshot(step) or {})
+            if entry:
+                entry = {"step": step, "seconds": round(time.monotonic() - started, 1), **entry}
+                append_jsonl(run_dir / "metrics.jsonl", entry)
+                log.info("%s step %d  %s", name, step, "  ".join(
+                    f"{k} {v:.4f}" for k, v in sorted(entry.items()) if k != "step"))
+            if stop:
+                reason = f"stopped by {stop.reason}"
+                break
+            if max_minutes is not None and time.monotonic() - started > max_minutes * 60:
+                reason = f"stopped at the {max_minutes:g}-minute limit"
+                break
+    bar.close()
+    if reason != "finished" and step != start:
+        manager.save(checkpoint_number=step)
+    return step, start, reason

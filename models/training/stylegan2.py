@@ -31,8 +31,15 @@ from models.training.data import source_files, training_dataset
 from models.training.optim import Adam, lazy_regularization_hyperparams
 from models.training.run import StopFlag, append_jsonl, log, prepare_run_dir
 
+# Mixed precision: discriminator blocks run in float16 at the highest resolutions only, as in
+# StyleGAN2-ADA (num_fp16_res = 4), with activations clamped between blocks (its conv_clamp).
+FP16_BLOCKS = 4
+FP16_CLAMP = 256.0
+
 # Settings that may change when a run is resumed; everything else must match config.json.
-RESUMABLE = {"total_kimg", "snapshot_kimg", "tick_kimg", "max_minutes", "progress"}
+RESUMABLE = {"total_kimg", "snapshot_kimg", "tick_kimg", "max_minutes", "progress",
+             "metrics_real", "metrics_samples", "metrics_psi", "metrics_attributes",
+             "mixed_precision"}
 
 
 @dataclasses.dataclass
@@ -70,6 +77,15 @@ class TrainConfig:
     data_description: str = ""
     data_licence: str = ""
     resume_from: str | None = None
+    # Quality metrics at every snapshot (models.training.metrics) against these held-out real
+    # faces (image folder or TFRecord shards); None: no metrics.
+    metrics_real: str | None = None
+    metrics_samples: int = 200
+    metrics_psi: float = 0.7
+    metrics_attributes: str | None = None  # a bundle whose attribute model classifies
+    # float16 in the discriminator's FP16_BLOCKS highest-resolution blocks (StyleGAN2-ADA's
+    # recipe); the CLI turns it on by default when a GPU is present.
+    mixed_precision: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 2:
@@ -77,6 +93,9 @@ class TrainConfig:
         if self.total_kimg <= 0:
             raise ValueError(f"total kimg must be positive, got {self.total_kimg}")
         parse_policy(self.augment)
+        if self.metrics_real and self.metrics_samples < 4:
+            raise ValueError(f"metrics need at least 4 samples (k-NN with k=3), got "
+                             f"{self.metrics_samples}")
 
     @property
     def gamma(self) -> float:
@@ -115,6 +134,36 @@ def choose_strategy(kind: str = "auto") -> tf.distribute.Strategy:
     raise ValueError(f"unknown strategy {kind!r}: use auto or mirrored")
 
 
+def discriminate_mixed(D: Discriminator, images: tf.Tensor) -> tf.Tensor:
+    """``D(images)`` with the first :data:`FP16_BLOCKS` blocks (the highest resolutions, where
+    most of the arithmetic is) in float16 and the rest, the epilogue and the scores in float32.
+
+    The weights stay float32 (the layers cast them to their input's dtype), so gradients and
+    optimiser state are float32; non-finite gradients are zeroed by :class:`Adam`, as in the
+    official trainer, which uses no loss scaling either.
+    """
+    x = tf.convert_to_tensor(images, tf.float32)
+    for i, block in enumerate(D.blocks):
+        half = i < FP16_BLOCKS
+        x = block(tf.cast(x, tf.float16) if half else x)
+        if half:
+            x = tf.cast(tf.clip_by_value(x, -FP16_CLAMP, FP16_CLAMP), tf.float32)
+    return D.epilogue(x)
+
+
+def default_mixed_precision(run_dir: str | os.PathLike) -> bool:
+    """The mixed-precision setting of an existing run (so that resuming keeps it), else on
+    exactly when TensorFlow sees a GPU."""
+    import json
+
+    cfg_path = Path(run_dir) / "config.json"
+    if cfg_path.is_file():
+        saved = json.loads(cfg_path.read_text()).get("mixed_precision")
+        if saved is not None:
+            return bool(saved)
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 class Trainer:
     """One StyleGAN2 run in one run folder."""
 
@@ -131,6 +180,8 @@ class Trainer:
             tf.config.experimental.enable_op_determinism()
         self.policy = parse_policy(cfg.augment)
         source_files(cfg.data)  # fail on missing data before a run folder is made
+        if cfg.metrics_real:
+            source_files(cfg.metrics_real)
         prepare_run_dir(self.run_dir, cfg, RESUMABLE)
         with self.strategy.scope():
             gcfg, dcfg = cfg.generator_config(), cfg.discriminator_config()
@@ -155,6 +206,9 @@ class Trainer:
                                                   max_to_keep=3)
         self._step_fns: dict[tuple[bool, bool], Callable] = {}
         self.stop = StopFlag()
+        self._real_set = None  # held-out real faces for the metrics, built at the first snapshot
+        self._writer = None
+        self._attribute_model = self._load_attribute_model(cfg.metrics_attributes)
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -166,6 +220,18 @@ class Trainer:
             if bundle.has_part(part):
                 assign_weights(net, bundle.part_arrays(part), f"{path} ({part})")
         log.info("initialised from bundle %s (%s)", path, bundle.hash[:12])
+
+    def _load_attribute_model(self, path: str | None):
+        if path is None:
+            return None
+        from models.attributes.model import load_attribute_model
+        from models.bundle import load_bundle
+
+        model = load_attribute_model(load_bundle(path, parts=()))
+        if model.cfg.resolution != self.cfg.resolution:
+            raise ValueError(f"the attribute model of {path} takes {model.cfg.resolution}-px "
+                             f"faces, this run trains at {self.cfg.resolution} px")
+        return model
 
     @staticmethod
     def _copy(src: Generator, dst: Generator) -> None:
@@ -193,7 +259,10 @@ class Trainer:
         return self.G.synthesis(ws, "random", seeds)
 
     def _d_logits(self, images: tf.Tensor) -> tf.Tensor:
-        return self.D(augment(images, self.policy, self.rng) if self.policy else images)
+        images = augment(images, self.policy, self.rng) if self.policy else images
+        if not self.cfg.mixed_precision:
+            return self.D(images)
+        return discriminate_mixed(self.D, images)
 
     def _replica_step(self, real: tf.Tensor, ema_beta: tf.Tensor, do_pl: bool,
                       do_r1: bool) -> dict[str, tf.Tensor]:
@@ -301,7 +370,7 @@ class Trainer:
         ds = training_dataset(cfg.data, cfg.resolution, cfg.batch_size, cfg.seed,
                               skip_images=start_nimg, mirror=cfg.mirror)
         data = iter(self.strategy.experimental_distribute_dataset(ds))
-        writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
+        writer = self._writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
         bar = tqdm(total=total, initial=min(start_nimg, total), unit="img", unit_scale=True,
                    desc="train", disable=not cfg.progress)
         with self.stop.installed():
@@ -358,15 +427,44 @@ class Trainer:
                  "  ".join(f"{k} {v:.4f}" for k, v in sorted(stats.items())))
 
     def snapshot(self, nimg: int) -> Path:
-        """Checkpoint, a sample grid from G_ema, and the run's bundle; returns the bundle path."""
+        """Checkpoint, a sample grid from G_ema, the quality metrics (when configured) and the
+        run's bundle; returns the bundle path."""
         self.manager.save(checkpoint_number=nimg)
         z = np.random.RandomState(123).randn(16, self.cfg.z_dim).astype(np.float32)
         images = self.G_ema.synthesize(self.G_ema.map_compiled(z), "const").numpy()
         save_png(make_grid(to_uint8(images), cols=4), self.run_dir / "samples" /
                  f"fakes{nimg:010d}.png")
-        return self.export_bundle(nimg)
+        quality = self.quality_metrics(nimg) if self.cfg.metrics_real else None
+        return self.export_bundle(nimg, quality)
 
-    def export_bundle(self, nimg: int) -> Path:
+    def quality_metrics(self, nimg: int) -> dict[str, Any]:
+        """models.training.metrics for G_ema against the held-out real faces: appended to
+        metrics.jsonl (``"snapshot": true`` lines, scalars as ``metrics/…``), TensorBoard, and
+        the log."""
+        from models.training import metrics
+
+        cfg = self.cfg
+        if self._real_set is None:
+            self._real_set = metrics.RealSet(cfg.metrics_real, cfg.metrics_samples,
+                                             cfg.resolution, cfg.seed, cfg.progress)
+        result = metrics.evaluate_generator(self.G_ema, self._real_set, cfg.metrics_samples,
+                                            cfg.metrics_psi, cfg.seed, self._attribute_model,
+                                            progress=cfg.progress)
+        numbers = metrics.scalars(result)
+        append_jsonl(self.run_dir / "metrics.jsonl",
+                     {"kimg": nimg / 1000, "snapshot": True, **numbers, "quality": result})
+        if self._writer is None:  # snapshot() called outside train()
+            self._writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
+        writer = self._writer
+        with writer.as_default(step=nimg // 1000):
+            for k, v in numbers.items():
+                tf.summary.scalar(k, v)
+        writer.flush()
+        log.info("kimg %.1f  %s", nimg / 1000,
+                 "  ".join(f"{k} {v:.4f}" for k, v in sorted(numbers.items())))
+        return result
+
+    def export_bundle(self, nimg: int, quality: dict[str, Any] | None = None) -> Path:
         """Write G_ema and D as ``<run>/bundle``, replacing the previous snapshot's."""
         cfg = self.cfg
         tmp = self.run_dir / "bundle.tmp"
@@ -378,7 +476,8 @@ class Trainer:
                     licence=cfg.data_licence or "see training data",
                     training_data={"description": cfg.data_description or cfg.data,
                                    "licence": cfg.data_licence or "unknown"},
-                    extra={"training": {"kimg": nimg / 1000, "run": str(self.run_dir)}})
+                    extra={"training": {"kimg": nimg / 1000, "run": str(self.run_dir),
+                                        **({"metrics": quality} if quality else {})}})
         final = self.run_dir / "bundle"
         if final.exists():
             shutil.rmtree(final)

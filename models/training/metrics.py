@@ -1,0 +1,380 @@
+"""Quality metrics of a generator that can be computed on these machines (no Inception weights).
+
+* **Identity Fréchet distance** (``fd_identity``): the Fréchet distance between Gaussians fitted
+  to dlib's 128-d identity embeddings of generated faces and of held-out real faces — FID's
+  formula in a face-specific feature space. 0 for identical distributions; dlib's same-person
+  threshold (0.6) is a distance between single faces, so values are on a different scale from
+  FID and only comparable between runs evaluated on the same real set and sample count.
+* **Precision / recall** in the same embedding space, by the k-NN manifold estimate of
+  Kynkäänniemi et al. (2019, k = 3): precision is the share of generated faces inside the real
+  manifold (within the k-th-neighbour radius of some real face), recall the share of real faces
+  inside the generated manifold. Precision measures realism, recall coverage.
+* **One-face rate**: the share of generated images in which dlib's HOG detector finds exactly
+  one face (images are scaled to 256 px first, as for the identity embedding).
+* **Attribute distribution**: the shares of predicted gender, age group and ethnicity among
+  generated faces (a bundle's attribute model) against the real data's labels (UTKFace file
+  names) or, for unlabelled data, against the model's predictions on the real faces; reported
+  as percentage-point differences per class and the largest one per trait.
+
+FID proper needs Inception-v3 ImageNet weights, which do not exist on these machines; it is not
+computed here (see docs/training.md).
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+#: Side the images are scaled to before dlib looks at them (its HOG detector scans 80-px
+#: windows, so 64-px faces are enlarged; large photos are reduced to the same scale).
+DETECT_SIDE = 256
+#: Traits whose distribution is compared (class heads of the attribute model).
+DISTRIBUTION_TRAITS = ("gender", "age_group", "ethnicity")
+
+
+# -- the statistics ----------------------------------------------------------------------------
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    """Square root of a symmetric positive semi-definite matrix (eigenvalues clipped at 0)."""
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to the rows of ``a`` and of ``b``.
+
+    ``|μa − μb|² + tr(Σa) + tr(Σb) − 2 tr((Σa Σb)^½)``. The trace of the product's square root
+    is computed as that of ``(Σa^½ Σb Σa^½)^½`` (same eigenvalues, but symmetric), so it is
+    real and stable even for the singular covariances of small samples.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"need two [N, d] sets of the same d, got {a.shape} and {b.shape}")
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("the Fréchet distance needs at least 2 samples in each set")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root_a = _psd_sqrt(cov_a)
+    cross = np.linalg.eigvalsh((root_a @ cov_b @ root_a + (root_a @ cov_b @ root_a).T) / 2)
+    trace_sqrt = float(np.sqrt(np.clip(cross, 0, None)).sum())
+    value = float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
+    return max(value, 0.0)
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
+    return np.sqrt(np.clip(sq, 0, None))
+
+
+def _knn_radii(x: np.ndarray, k: int) -> np.ndarray:
+    """Distance from each row of ``x`` to its k-th nearest other row."""
+    if len(x) <= k:
+        raise ValueError(f"precision/recall with k={k} needs more than {k} samples per set, "
+                         f"got {len(x)}")
+    d = _pairwise(x, x)
+    return np.partition(d, k, axis=1)[:, k]  # column 0 is the point itself (distance 0)
+
+
+def _coverage(manifold: np.ndarray, radii: np.ndarray, probes: np.ndarray) -> float:
+    """Share of ``probes`` within the radius of at least one point of ``manifold``."""
+    inside = np.zeros(len(probes), bool)
+    for start in range(0, len(probes), 1024):
+        d = _pairwise(probes[start:start + 1024], manifold)
+        inside[start:start + 1024] = (d <= radii[None, :]).any(1)
+    return float(inside.mean())
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) of ``fake`` against ``real``.
+
+    Each set's manifold is the union of balls around its points with the distance to the k-th
+    nearest neighbour as radius. Precision: share of fake points inside the real manifold;
+    recall: share of real points inside the fake manifold.
+    """
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    precision = _coverage(real, _knn_radii(real, k), fake)
+    recall = _coverage(fake, _knn_radii(fake, k), real)
+    return precision, recall
+
+
+def distribution(labels: Iterable[str], classes: Sequence[str]) -> dict[str, float]:
+    """Share of each class among ``labels`` (0 for absent classes; unknown labels are an
+    error)."""
+    labels = list(labels)
+    unknown = set(labels) - set(classes)
+    if unknown:
+        raise ValueError(f"labels {sorted(unknown)} are not among {list(classes)}")
+    n = max(len(labels), 1)
+    return {c: labels.count(c) / n for c in classes}
+
+
+def distribution_difference(generated: dict[str, dict[str, float]],
+                            reference: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
+    """Per trait: percentage-point difference generated − reference of each class, and the
+    largest absolute one (``max_abs_pp``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for trait, ref in reference.items():
+        gen = generated.get(trait, {})
+        pp = {c: round(100 * (gen.get(c, 0.0) - ref[c]), 2) for c in ref}
+        out[trait] = {"pp": pp, "max_abs_pp": max((abs(v) for v in pp.values()), default=0.0)}
+    return out
+
+
+# -- faces: detection and embedding in one pass --------------------------------------------------
+
+
+def _detection_scale(image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = DETECT_SIDE / max(h, w)
+    if abs(scale - 1) < 1e-6:
+        return image
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    method = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
+    return cv2.resize(image, size, interpolation=method)
+
+
+def face_count_and_embedding(image: np.ndarray) -> tuple[int, np.ndarray]:
+    """How many faces dlib finds in ``image`` (RGB uint8) and the identity embedding of the
+    largest — or, when it finds none, of the centre box where aligned crops hold the face (as
+    :func:`models.faces.aligned_face_embedding` does), so every image has an embedding."""
+    from models.faces import ALIGNED_FACE_BOX, FaceBox, detect_faces, identity_embedding
+
+    image = _detection_scale(np.ascontiguousarray(image))
+    faces = detect_faces(image, upsample=0)
+    if faces:
+        face = faces[0]
+    else:
+        h, w = image.shape[:2]
+        l, t, r, b = ALIGNED_FACE_BOX
+        face = FaceBox(left=l * w, top=t * h, right=r * w, bottom=b * h, score=0.0,
+                       detector="aligned-crop")
+    return len(faces), identity_embedding(image, face)
+
+
+def count_faces(image: np.ndarray) -> int:
+    """Faces dlib finds in ``image`` at the metrics' detection scale."""
+    from models.faces import detect_faces
+
+    return len(detect_faces(_detection_scale(np.ascontiguousarray(image)), upsample=0))
+
+
+def one_face_rate(images: Iterable[np.ndarray]) -> float:
+    """Share of ``images`` in which exactly one face is found."""
+    counts = [count_faces(img) for img in images]
+    if not counts:
+        raise ValueError("one-face rate of no images")
+    return sum(c == 1 for c in counts) / len(counts)
+
+
+def analyse(images: Iterable[np.ndarray], desc: str, total: int | None = None,
+            progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings [N, 128] and face counts [N] of ``images``, with a tqdm bar."""
+    embeddings, counts = [], []
+    for img in tqdm(images, total=total, desc=desc, unit="face", disable=not progress):
+        n, e = face_count_and_embedding(img)
+        counts.append(n)
+        embeddings.append(e)
+    return np.stack(embeddings).astype(np.float32), np.asarray(counts, np.int64)
+
+
+# -- where the images come from ------------------------------------------------------------------
+
+
+def generated_images(generator, samples: int, psi: float = 0.7, seed: int = 0,
+                     batch_size: int = 16) -> Iterator[np.ndarray]:
+    """``samples`` uint8 faces from ``generator`` (z from a seeded RNG, constant noise)."""
+    from models.images import to_uint8
+
+    rng = np.random.RandomState(seed)
+    for start in range(0, samples, batch_size):
+        n = min(batch_size, samples - start)
+        z = rng.randn(n, generator.cfg.z_dim).astype(np.float32)
+        ws = generator.map_compiled(z, psi)
+        yield from to_uint8(generator.synthesize(ws, "const").numpy())
+
+
+def _resize(image: np.ndarray, resolution: int | None) -> np.ndarray:
+    import cv2
+
+    if resolution is None or image.shape[:2] == (resolution, resolution):
+        return image
+    return cv2.resize(image, (resolution, resolution), interpolation=cv2.INTER_AREA)
+
+
+def real_images(source: str | os.PathLike, samples: int, resolution: int | None = None,
+                seed: int = 0) -> tuple[list[np.ndarray], list[str]]:
+    """Up to ``samples`` real faces (a seeded random choice) from an image folder or TFRecord
+    shards, resized to ``resolution`` so that they pass through the same scaling as generated
+    faces; also their file names ("" for records), which may carry UTKFace labels."""
+    import cv2
+
+    from models.training.data import source_files
+
+    files, records = source_files(source)
+    if records:
+        import tensorflow as tf
+
+        feature = {"image": tf.io.FixedLenFeature([], tf.string)}
+        ds = tf.data.TFRecordDataset(files).map(
+            lambda r: tf.io.parse_single_example(r, feature)["image"])
+        ds = ds.shuffle(10_000, seed=seed).take(samples)
+        images = [_resize(tf.io.decode_image(b, channels=3, expand_animations=False).numpy(),
+                          resolution) for b in ds]
+        return images, [""] * len(images)
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(files), min(samples, len(files)), replace=False))
+    images, names = [], []
+    for i in chosen:
+        bgr = cv2.imread(files[i], cv2.IMREAD_COLOR)
+        if bgr is None:
+            continue  # unreadable files are not the generator's fault; they are skipped
+        images.append(_resize(bgr[:, :, ::-1].copy(), resolution))
+        names.append(Path(files[i]).name)
+    if not images:
+        raise ValueError(f"no readable images in {source}")
+    return images, names
+
+
+def utkface_label_distribution(names: Sequence[str]) -> dict[str, dict[str, float]] | None:
+    """Distribution of gender, age group and ethnicity from UTKFace file names
+    (``AGE_GENDER_RACE_*``); None unless every name carries the labels."""
+    from models.attributes.data import UTK_NAME
+    from models.attributes.heads import AGE_GROUPS, ETHNICITIES, GENDERS, age_group
+
+    matches = [UTK_NAME.match(n) for n in names]
+    if not names or not all(matches):
+        return None
+    return {
+        "gender": distribution([GENDERS[int(m.group(2))] for m in matches], GENDERS),
+        "age_group": distribution([AGE_GROUPS[age_group(int(m.group(1)))] for m in matches],
+                                  AGE_GROUPS),
+        "ethnicity": distribution([ETHNICITIES[int(m.group(3))] for m in matches], ETHNICITIES),
+    }
+
+
+def predicted_distribution(attribute_model, images: Sequence[np.ndarray]
+                           ) -> dict[str, dict[str, float]]:
+    """Distribution of the attribute model's predicted labels of each compared trait."""
+    from models.attributes.heads import CLASS_HEADS
+    from models.attributes.model import predict_attributes
+
+    predictions = predict_attributes(attribute_model, np.stack(images))
+    return {t: distribution([p[t]["label"] for p in predictions], CLASS_HEADS[t])
+            for t in DISTRIBUTION_TRAITS}
+
+
+# -- everything at once ------------------------------------------------------------------------
+
+
+class RealSet:
+    """Held-out real faces with their embeddings and label distribution, computed once (the
+    trainer reuses it at every snapshot)."""
+
+    def __init__(self, source: str | os.PathLike, samples: int, resolution: int | None,
+                 seed: int = 0, progress: bool = True) -> None:
+        self.source = str(source)
+        self.images, self.names = real_images(source, samples, resolution, seed)
+        self.embeddings, self.counts = analyse(self.images, "real faces", len(self.images),
+                                               progress)
+        self.labels = utkface_label_distribution(self.names)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def evaluate_generator(generator, real: RealSet, samples: int, psi: float = 0.7,
+                       seed: int = 0, attribute_model=None, k: int = 3,
+                       progress: bool = True) -> dict[str, Any]:
+    """Every metric of this module for ``samples`` faces of ``generator`` against ``real``.
+
+    ``attribute_model``: an :class:`~models.attributes.model.AttributeModel` or a bundle with
+    an attributes part; without it the attribute comparison is left out. Returns a JSON-able
+    dict (see docs/training.md for the keys).
+    """
+    if samples < k + 1:
+        raise ValueError(f"need at least {k + 1} samples, got {samples}")
+    started = time.monotonic()
+    images = list(generated_images(generator, samples, psi, seed))
+    embeddings, counts = analyse(images, "generated faces", samples, progress)
+    precision, recall = precision_recall(real.embeddings, embeddings, k)
+    result: dict[str, Any] = {
+        "samples": samples, "real_samples": len(real), "real": real.source, "psi": psi,
+        "seed": seed,
+        "fd_identity": round(frechet_distance(embeddings, real.embeddings), 6),
+        "precision": round(precision, 4), "recall": round(recall, 4), "k": k,
+        "one_face_rate": round(float(np.mean(counts == 1)), 4),
+        "no_face_rate": round(float(np.mean(counts == 0)), 4),
+        "real_one_face_rate": round(float(np.mean(real.counts == 1)), 4),
+        "fid": None,  # needs Inception weights (not available here)
+    }
+    if attribute_model is not None:
+        generated = predicted_distribution(attribute_model, images)
+        reference = real.labels
+        source = "labels"
+        if reference is None:
+            reference = predicted_distribution(attribute_model, real.images)
+            source = "predicted"
+        result["attributes"] = {
+            "reference": source, "generated": generated, "real": reference,
+            "difference": distribution_difference(generated, reference)}
+    result["seconds"] = round(time.monotonic() - started, 1)
+    return result
+
+
+def evaluate_bundle(bundle_path: str | os.PathLike, real_source: str | os.PathLike,
+                    samples: int, psi: float = 0.7, seed: int = 0,
+                    real_samples: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Load a bundle and evaluate it against real faces (its attribute model, when it has
+    one, adds the attribute comparison)."""
+    from models.attributes.model import ATTRIBUTES_PART
+    from models.bundle import load_bundle
+
+    bundle = load_bundle(bundle_path)
+    real = RealSet(real_source, real_samples or samples, bundle.resolution, seed, progress)
+    attributes = bundle if bundle.has_part(ATTRIBUTES_PART) else None
+    result = evaluate_generator(bundle.generator, real, samples, psi, seed, attributes,
+                                progress=progress)
+    result["bundle"] = str(bundle_path)
+    result["bundle_hash"] = bundle.hash
+    return result
+
+
+def scalars(result: dict[str, Any]) -> dict[str, float]:
+    """The numbers of a result worth a TensorBoard curve, under ``metrics/…`` names."""
+    out = {f"metrics/{k}": float(result[k]) for k in
+           ("fd_identity", "precision", "recall", "one_face_rate") if result.get(k) is not None}
+    for trait, diff in result.get("attributes", {}).get("difference", {}).items():
+        out[f"metrics/{trait}_max_abs_pp"] = float(diff["max_abs_pp"])
+    return out
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A result as a readable table."""
+    rows = [("identity Fréchet distance", f"{result['fd_identity']:.4f}"),
+            (f"precision (k={result['k']})", f"{result['precision']:.3f}"),
+            (f"recall (k={result['k']})", f"{result['recall']:.3f}"),
+            ("one-face rate", f"{100 * result['one_face_rate']:.1f} %"),
+            ("no-face rate", f"{100 * result['no_face_rate']:.1f} %"),
+            ("one-face rate of the real faces", f"{100 * result['real_one_face_rate']:.1f} %"),
+            ("FID", "not available (needs Inception weights)")]
+    lines = [f"{result['samples']} generated faces (ψ = {result['psi']}) against "
+             f"{result['real_samples']} real faces from {result['real']}", ""]
+    width = max(len(r[0]) for r in rows)
+    lines += [f"{name:<{width}}  {value}" for name, value in rows]
+    attrs = result.get("attributes")
+    if attrs:
+        lines += ["", f"attribute shares, generated vs real ({attrs['reference']}), "
+                      f"percentage points:"]
+        for trait, diff in attrs["difference"].items():
+            parts = [f"{c} {100 * attrs['generated'][trait][c]:.0f}/"
+                     f"{100 * attrs['real'][trait][c]:.0f} ({v:+.1f})"
+                     for c, v in diff["pp"].items()]
+            lines.append(f"  {trait:<10} max |Δ| {diff['max_abs_pp']:.1f} pp: " + ", ".join(parts))
+    return "\n".join(lines)

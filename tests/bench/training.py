@@ -1,0 +1,143 @@
+"""StyleGAN2 training throughput on this machine, and whether the data loader keeps up.
+
+Two numbers per resolution, measured separately:
+
+* **training**: images per second of complete G+D steps (``Trainer``'s compiled step function
+  with the real schedule: path-length regularisation every 4th, R1 every 16th minibatch) on a
+  batch already in memory, after every step variant has been compiled once;
+* **loading**: images per second of the TFRecord pipeline of ``models/training/data.py``
+  (decode, resize, mirror, batch) over a shard of JPEGs written for the run (UTKFace faces when
+  ``../shared/data/utkface`` exists, else random images).
+
+The ratio loading ÷ training must exceed 1: the loader is then never the bottleneck (it runs on
+other threads while the step computes, so the real margin is larger than the ratio suggests
+when the CPU is not saturated). Run from the repository root::
+
+    .venv/bin/python tests/bench/training.py                 # 64 and 128 px
+    .venv/bin/python tests/bench/training.py --quick         # 32 px, a few steps (the test)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+UTKFACE = Path(__file__).resolve().parents[3] / "shared" / "data" / "utkface"
+
+
+def write_shard(folder: Path, count: int, side: int = 200) -> str:
+    """A TFRecord shard of ``count`` JPEGs (UTKFace faces or random pixels); its description."""
+    import cv2
+    import numpy as np
+    import tensorflow as tf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = sorted(UTKFACE.glob("*.jpg"))[:count] if UTKFACE.is_dir() else []
+    rng = np.random.default_rng(0)
+    with tf.io.TFRecordWriter(str(folder / "data-00000.tfrecord")) as writer:
+        for i in range(count):
+            if files:
+                data = files[i % len(files)].read_bytes()
+            else:
+                img = rng.integers(0, 255, (side, side, 3), dtype=np.uint8)
+                data = cv2.imencode(".jpg", img)[1].tobytes()
+            feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))}
+            writer.write(tf.train.Example(
+                features=tf.train.Features(feature=feature)).SerializeToString())
+    return f"{count} UTKFace JPEGs" if files else f"{count} random {side}-px JPEGs"
+
+
+def loading_rate(data: Path, resolution: int, batch: int, batches: int) -> float:
+    from models.training.data import training_dataset
+
+    it = iter(training_dataset(data, resolution, batch, seed=0))
+    next(it)  # pipeline start-up
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return batches * batch / (time.perf_counter() - t0)
+
+
+def training_rate(data: Path, run_dir: Path, resolution: int, batch: int, steps: int,
+                  channel_base: int, channel_max: int, mixed_precision: bool) -> float:
+    import tensorflow as tf
+
+    from models.training.data import training_dataset
+    from models.training.stylegan2 import TrainConfig, Trainer
+
+    cfg = TrainConfig(data=str(data), resolution=resolution, batch_size=batch, total_kimg=1,
+                      z_dim=256, w_dim=256, mapping_layers=4, channel_base=channel_base,
+                      channel_max=channel_max, progress=False, mixed_precision=mixed_precision)
+    trainer = Trainer(cfg, run_dir)
+    real = next(iter(training_dataset(data, resolution, batch, seed=0)))
+    beta = tf.constant(trainer.ema_beta(10_000), tf.float32)
+    for key in ((True, True), (True, False), (False, True), (False, False)):
+        trainer._step_fn(*key)(real, beta)  # compile every variant outside the clock
+    t0 = time.perf_counter()
+    for step in range(steps):
+        stats = trainer._step_fn(step % cfg.pl_interval == 0, step % cfg.r1_interval == 0)(
+            real, beta)
+    float(stats["loss/G"])  # wait for the last step
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="32 px, few steps (smoke test)")
+    parser.add_argument("--resolutions", type=int, nargs="+", default=None)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=16, help="timed training steps")
+    parser.add_argument("--channel-base", type=int, default=4096)
+    parser.add_argument("--channel-max", type=int, default=128)
+    parser.add_argument("--mixed-precision", action="store_true")
+    parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        resolutions, batch, steps, images = args.resolutions or [32], 4, 4, 64
+    else:
+        resolutions, batch, steps, images = args.resolutions or [64, 128], args.batch, \
+            args.steps, 512
+
+    from models.runtime import configure_tensorflow
+
+    configure_tensorflow(0, 1)
+    import tensorflow as tf
+
+    report: dict = {"cpus": len(os.sched_getaffinity(0)),
+                    "gpus": len(tf.config.list_physical_devices("GPU")), "batch": batch,
+                    "steps": steps, "channel_base": args.channel_base,
+                    "channel_max": args.channel_max, "mixed_precision": args.mixed_precision,
+                    "results": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        report["data"] = write_shard(data, images)
+        print(f"training throughput on {report['cpus']} CPU(s), {report['gpus']} GPU(s); "
+              f"batch {batch}, channel base {args.channel_base}, max {args.channel_max}; "
+              f"data: {report['data']}")
+        print(f"{'px':>5} {'train img/s':>12} {'load img/s':>12} {'load/train':>11}")
+        for res in resolutions:
+            train = training_rate(data, Path(tmp) / f"run{res}", res, batch, steps,
+                                  args.channel_base, args.channel_max, args.mixed_precision)
+            load = loading_rate(data, res, batch, max(4, images // batch))
+            row = {"resolution": res, "train_img_s": round(train, 2), "load_img_s": round(load, 1),
+                   "ratio": round(load / train, 1)}
+            report["results"].append(row)
+            print(f"{res:>5} {train:>12.2f} {load:>12.1f} {load / train:>10.1f}×")
+    slow = [r for r in report["results"] if r["ratio"] <= 1]
+    print("the loader is " + ("the bottleneck at " + ", ".join(f"{r['resolution']} px"
+                                                               for r in slow)
+                              if slow else "faster than training at every resolution"))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 1 if slow else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

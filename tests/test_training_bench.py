@@ -1,0 +1,32 @@
+"""Smoke test of the training benchmark: ``tests/bench/training.py --quick`` runs end to end.
+
+It checks that the benchmark works and reports sane numbers (and that the loader outpaces the
+training steps, which the benchmark's exit status says), not how fast anything is.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_quick_training_benchmark_reports_every_number(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, "tests/bench/training.py", "--quick", "--json",
+                           str(out)], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "train img/s" in proc.stdout and "load/train" in proc.stdout
+    assert "faster than training at every resolution" in proc.stdout
+    report = json.loads(out.read_text())
+    [row] = report["results"]
+    assert row["resolution"] == 32 and row["train_img_s"] > 0 and row["load_img_s"] > 0
+    assert row["ratio"] > 1
+    assert row["ratio"] == pytest.approx(row["load_img_s"] / row["train_img_s"], rel=0.02)
