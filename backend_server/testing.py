@@ -48,6 +48,7 @@ class CallbackReceiver:
             def do_POST(self):  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                arrived = time.monotonic()  # before parsing: what delivery took, not our JSON
                 auth = self.headers.get("Authorization", "")
                 if receiver.fail_with is not None:
                     return self._answer(receiver.fail_with)
@@ -58,7 +59,8 @@ class CallbackReceiver:
                 kind = self.path.rsplit("/", 1)[-1]
                 with receiver._cond:
                     receiver.callbacks.append(Callback(
-                        kind, json.loads(raw), raw, auth, self.headers.get("Content-Type", "")))
+                        kind, json.loads(raw), raw, auth, self.headers.get("Content-Type", ""),
+                        at=arrived))
                     receiver._cond.notify_all()
                 self._answer(204)
 
