@@ -158,6 +158,32 @@ def test_shards_are_read_by_the_trainer(built):
     assert -1.0 <= float(tf.reduce_min(batch)) and float(tf.reduce_max(batch)) <= 1.0
 
 
+def test_held_out_faces_go_to_their_own_shards_by_file_name(built, tmp_path):
+    import tensorflow as tf
+
+    from models.dataset.pipeline import held_out
+
+    folder, _, report = built
+    out = tmp_path / "split"
+    split = chain(folder).create(out, shard_size=4, workers=1, progress=False, verbose=False,
+                                 holdout=0.5)
+    names = lambda shards, where: sorted(  # noqa: E731 - a local shorthand
+        Path(tf.train.Example.FromString(r.numpy()).features.feature["source"]
+             .bytes_list.value[0].decode()).name
+        for r in tf.data.TFRecordDataset([str(where / s) for s in shards]))
+    train = names(split["shards"], out)
+    held = names(split["heldout"]["shards"], out / "heldout")
+    assert sorted(train + held) == sorted(EXPECTED_KEPT) and not set(train) & set(held)
+    assert held == sorted(n for n in EXPECTED_KEPT if held_out(n, 0.5))
+    assert split["heldout"]["count"] == len(held) and split["output"] == len(EXPECTED_KEPT)
+    assert not list(out.glob("heldout*.tfrecord"))  # the trainer's folder holds no held-out face
+    # the decision is by name alone: independent of the folder and of the share's other faces
+    assert held_out("/elsewhere/" + held[0], 0.5) if held else True
+    assert not any(held_out(n, 0.0) for n in EXPECTED_KEPT)
+    with pytest.raises(ValueError, match="from 0 to 0.5"):
+        chain(folder).create(tmp_path / "bad", progress=False, verbose=False, holdout=0.9)
+
+
 def test_one_worker_gives_the_same_outcomes(built):
     folder, _, report = built
     outcomes = list(chain(folder).outcomes(workers=1))

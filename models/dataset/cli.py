@@ -95,6 +95,9 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
                    help="identity distance below which a face is a near-duplicate "
                         "(default: models.dataset.DEFAULT_SIMILARITY_THRESHOLD, 0.1)")
     p.add_argument("--shard-size", type=int, default=2000, help="faces per TFRecord shard")
+    p.add_argument("--holdout", type=float, default=0.0,
+                   help="share of the kept faces (0-0.5) written to OUT/heldout/ instead, for "
+                        "the quality metrics (--metrics OUT/heldout); chosen by file name")
 
 
 def build_dataset(args: argparse.Namespace, shard_index: int = 0, shard_count: int = 1):
@@ -143,7 +146,7 @@ def _build(args: argparse.Namespace, settings) -> int:
             raise CommandError(f"no image files under {', '.join(args.sources)}"
                                + (f" for task {index} of {count}" if count > 1 else ""))
         dataset.create(args.out, shard_size=args.shard_size, workers=args.workers,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, holdout=args.holdout)
     except (ValueError, FileNotFoundError) as exc:
         raise CommandError(str(exc)) from None
     return 0

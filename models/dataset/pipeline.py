@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import hashlib
 import importlib
 import json
 import multiprocessing
@@ -262,8 +263,15 @@ class FacesDataset:
         return (o.item for o in self.outcomes() if o.item is not None)
 
     def create(self, out_dir: str | os.PathLike, shard_size: int = 2000, workers: int = 1,
-               progress: bool = True, verbose: bool = True) -> dict[str, Any]:
+               progress: bool = True, verbose: bool = True,
+               holdout: float = 0.0) -> dict[str, Any]:
         """Run the chain and write shards, ``report.json`` and contact sheets; returns the report.
+
+        ``holdout`` (0 – 0.5): that share of the kept faces goes to ``out_dir/heldout/`` instead,
+        for the quality metrics (``ligan train … --metrics out_dir/heldout``); the trainer reads
+        only ``out_dir``'s own shards. A face is held out by the hash of its file name, so the
+        split does not depend on the order, the workers or where the data lives, and the tasks
+        of a job array agree on it.
 
         One run (``shard_count`` 1) writes ``data-*.tfrecord``, ``report.json`` and
         ``contact_sheet_<reason>.png`` in ``out_dir``. A task of a job array writes
@@ -271,6 +279,8 @@ class FacesDataset:
         from one folder) and its report under ``out_dir/tasks/taskIIIIofNNNN/``; combine those
         with :func:`merge`.
         """
+        if not 0.0 <= holdout <= 0.5:
+            raise ValueError(f"the held-out share must be from 0 to 0.5, got {holdout}")
         out = Path(out_dir)
         index, count = self.settings.get("shard_index", 0), self.settings.get("shard_count", 1)
         prefix, report_dir = "data", out
@@ -279,16 +289,22 @@ class FacesDataset:
             prefix, report_dir = f"data-{tag}", out / "tasks" / tag
         report_dir.mkdir(parents=True, exist_ok=True)
         stale = re.compile(rf"^{re.escape(prefix)}-\d{{5}}-of-\d{{5}}\.tfrecord(\.tmp)?$")
-        for old in out.iterdir():
-            if stale.match(old.name) or re.match(rf"^{re.escape(prefix)}-\d{{5}}\.tfrecord\.tmp$",
-                                                 old.name):
-                old.unlink()  # a re-run replaces its own earlier shards, nobody else's
+        heldout_dir = out / HELDOUT_FOLDER
+        for folder in (out, heldout_dir):
+            for old in (folder.iterdir() if folder.is_dir() else ()):
+                if stale.match(old.name) or re.match(
+                        rf"^{re.escape(prefix)}-\d{{5}}\.tfrecord\.tmp$", old.name):
+                    old.unlink()  # a re-run replaces its own earlier shards, nobody else's
         for old in report_dir.glob("contact_sheet_*.png"):  # and its report's sheets, samples
             old.unlink()
         shutil.rmtree(report_dir / "rejected", ignore_errors=True)
         builder = ReportBuilder([s.name for s in self.steps],
                                 [_jsonable(s.params, s.window_size) for s in self.steps])
         writer = ShardWriter(out, shard_size, prefix)
+        held_writer = None
+        if holdout:
+            heldout_dir.mkdir(exist_ok=True)
+            held_writer = ShardWriter(heldout_dir, shard_size, prefix)
         importlib.import_module("tensorflow")  # the shard writer's: load before the clock starts
         start = time.monotonic()
         stream = self.outcomes(workers)
@@ -298,15 +314,21 @@ class FacesDataset:
             stream = tqdm(stream, total=len(self.files), unit="img", desc="dataset")
         for outcome in stream:
             if outcome.item is not None:
-                writer.write(outcome.item)
+                if held_writer is not None and held_out(outcome.path, holdout):
+                    held_writer.write(outcome.item)
+                else:
+                    writer.write(outcome.item)
                 builder.add_kept(outcome.path)
             else:
                 builder.add_drop(outcome.path, outcome.step, outcome.drop, outcome.thumb)
         shards = writer.close()
+        held = {"share": holdout, "folder": HELDOUT_FOLDER, "count": held_writer.count,
+                "shards": held_writer.close()} if held_writer is not None else None
         seconds = time.monotonic() - start
         report = builder.finish(report_dir, {
-            "shards": shards, "settings": {**self.settings, "workers": workers,
-                                           "shard_size": shard_size},
+            "shards": shards, "heldout": held,
+            "settings": {**self.settings, "workers": workers, "shard_size": shard_size,
+                         "holdout": holdout},
             "seconds": round(seconds, 3),
             "images_per_second": round(len(self.files) / seconds, 3) if seconds else None})
         report["contact_sheets"] = write_contact_sheets(report, report_dir, report_dir)
@@ -314,6 +336,16 @@ class FacesDataset:
         if verbose:
             print(format_table(report))
         return report
+
+
+HELDOUT_FOLDER = "heldout"
+
+
+def held_out(path: str | os.PathLike, share: float) -> bool:
+    """Whether the face from ``path`` belongs to the held-out share: decided by the SHA-256 of
+    the file's name alone, so every run and every task of an array decides alike."""
+    digest = hashlib.sha256(os.path.basename(os.fsdecode(path)).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2 ** 64 < share
 
 
 def _jsonable(params: dict[str, Any], window_size: int) -> dict[str, Any]:

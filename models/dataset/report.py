@@ -195,6 +195,10 @@ def merge_reports(task_dirs: list[Path], out_dir: Path) -> dict[str, Any]:
         merged["dropped"] += r["dropped"]
         merged["kept"] += r["kept"]
         merged["shards"] += r.get("shards", [])
+        if r.get("heldout"):
+            held = merged.setdefault("heldout", dict(r["heldout"], count=0, shards=[]))
+            held["count"] += r["heldout"]["count"]
+            held["shards"] += r["heldout"]["shards"]
         for reason, entries in r["samples"].items():
             room = SAMPLES_PER_REASON - len(merged["samples"].get(reason, []))
             for e in entries[:max(0, room)]:
