@@ -29,9 +29,11 @@
 | ``LIGAN_SLURM_CPUS``     | ``4``                           | CPUs per backend job                      |
 | ``LIGAN_CONTAINER``      | (none)                          | ``apptainer:IMAGE`` or ``enroot:IMAGE`` to run jobs in |
 | ``LIGAN_FRONTEND_PORT``  | ``0`` (any free port)           | loopback port of the frontend server behind the daemon |
+| ``LIGAN_DAEMON_THREADS`` | ``300``                        | the daemon's HTTP threads; each open event stream holds one |
 | ``LIGAN_SECURE_COOKIES`` | ``0``                           | ``1`` behind HTTPS: cookies get the Secure flag |
 | ``LIGAN_TRUSTED_PROXIES`` | ``0``                          | reverse proxies in front of the daemon whose X-Forwarded-* headers are trusted |
 | ``LIGAN_UPLOAD_MAX_MB``  | ``20``                          | largest photo upload                      |
+| ``LIGAN_LOGIN_RATE_LIMIT`` | ``10 per minute``             | login attempts per client address and user name |
 
 docs/configuration.md repeats this table for operators; keep both in step.
 """
@@ -79,9 +81,11 @@ class Settings:
     slurm_cpus: int = 4
     container: str = ""
     frontend_port: int = 0
+    daemon_threads: int = 300
     secure_cookies: bool = False
     trusted_proxies: int = 0
     upload_max_mb: int = 20
+    login_rate_limit: str = "10 per minute"
 
     @property
     def results_root(self) -> Path:
@@ -177,7 +181,19 @@ def _server_settings(env: Mapping[str, str]) -> dict:
         slurm_cpus=_int(env, "LIGAN_SLURM_CPUS", 4, minimum=1),
         container=container,
         frontend_port=frontend_port,
+        daemon_threads=_int(env, "LIGAN_DAEMON_THREADS", 300, minimum=8),
         secure_cookies=secure in ("1", "true", "yes"),
         trusted_proxies=_int(env, "LIGAN_TRUSTED_PROXIES", 0),
         upload_max_mb=_int(env, "LIGAN_UPLOAD_MAX_MB", 20, minimum=1),
+        login_rate_limit=_rate(env, "LIGAN_LOGIN_RATE_LIMIT", "10 per minute"),
     )
+
+
+def _rate(env: Mapping[str, str], name: str, default: str) -> str:
+    """A rate such as ``10 per minute`` or ``5/second`` (flask-limiter's notation)."""
+    import re
+
+    raw = (env.get(name) or default).strip()
+    if not re.fullmatch(r"\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?", raw):
+        raise SettingsError(f"{name} must look like '10 per minute' or '5/second', got {raw!r}")
+    return raw

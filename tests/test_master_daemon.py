@@ -1,0 +1,412 @@
+"""The master daemon with the local scheduler: real daemon on loopback, real backends (the tiny
+bundle), real event streams.
+
+Backends take 10-20 s to start (TensorFlow), so the tests of one daemon share its backends and
+run in file order: start → task over SSE → replay → auth → kill -9 → restart. Every backend
+process still alive at the end is killed (``_kill_jobs``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from master_daemon.testing import EventStream, RunningDaemon, start_daemon
+
+READY_S = 120  # a backend start: TensorFlow import + bundle load + warm-up, on 2 busy cores
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _kill_jobs(home: Path) -> None:
+    """SIGKILL the process group of every local job recorded under ``home`` that still runs."""
+    for record in (home / "jobs" / "local").glob("*.json"):
+        try:
+            pid = json.loads(record.read_text())["pid"]
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, ValueError, KeyError, OSError):
+            pass
+
+
+def wait_until(fn, timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
+
+
+def session(d: RunningDaemon, sid: str) -> dict:
+    r = d.api("GET", f"/api/sessions/{sid}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def wait_state(d: RunningDaemon, sid: str, state: str, timeout: float = READY_S) -> dict:
+    return wait_until(lambda: (lambda s: s if s["state"] == state else None)(session(d, sid)),
+                      timeout, f"session {sid} {state}")
+
+
+def post_task(d: RunningDaemon, sid: str, type_: str, params: dict) -> dict:
+    r = d.api("POST", f"/api/sessions/{sid}/tasks", json={"type": type_, "params": params})
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def task(d: RunningDaemon, sid: str, tid: str) -> dict:
+    r = d.api("GET", f"/api/sessions/{sid}/tasks/{tid}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def wait_task(d: RunningDaemon, sid: str, tid: str, states=("done", "failed", "cancelled"),
+              timeout: float = 120) -> dict:
+    return wait_until(lambda: (lambda t: t if t["state"] in states else None)(task(d, sid, tid)),
+                      timeout, f"task {tid} in {states}")
+
+
+def current_backend(d: RunningDaemon, sid: str):
+    m = d.daemon.manager
+    with m._lock:
+        return m.backends.get(m.sessions[sid].backend_id)
+
+
+# -- one daemon for the start/task/replay/auth/kill/restart tests ------------------------------
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    h = tmp_path_factory.mktemp("daemon-home")
+    yield h
+    _kill_jobs(h)
+
+
+@pytest.fixture(scope="module")
+def daemons(home, tiny_bundle_dir):
+    """A holder whose ``["d"]`` is the running daemon (the restart test replaces it)."""
+    holder = {"d": start_daemon(home, tiny_bundle_dir, frontend_command=None, max_backends=2,
+                                session_idle_timeout=0)}
+    yield holder
+    holder["d"].stop(cancel_backends=True)
+
+
+SID = "user-1"
+
+
+def test_start_of_interaction_task_progress_and_result_over_sse(daemons):
+    d = daemons["d"]
+    r = d.api("PUT", f"/api/sessions/{SID}")
+    assert r.status_code == 200, r.text
+    s = r.json()
+    assert s["session_id"] == SID and s["state"] in ("queued", "starting")
+    assert Path(s["results_dir"]).is_dir() and s["results_dir"].endswith(f"results/{SID}")
+    es = EventStream(d.events_url(SID))
+    try:
+        assert es.status == 200 and es.headers["content-type"].startswith("text/event-stream")
+        first = es.wait_for(lambda e: True, 10, "the first event")
+        assert first["event"] == "session" and "id" not in first
+        ready = es.wait_for(lambda e: e["event"] == "session" and e["data"]["state"] == "ready",
+                            READY_S, "session ready")
+        assert ready["data"]["backend"]["scheduler"] == "local"
+        assert ready["data"]["backend"]["bundle_hash"]
+        t = post_task(d, SID, "random", {"amount": 3, "seed": 7})
+        assert t["state"] == "queued" and t["task_id"].startswith("t")
+        res = es.wait_for(lambda e: e["event"] == "result" and e["data"]["task_id"] ==
+                          t["task_id"], 60, "the result event")
+        assert res["data"]["state"] == "done", res
+        assert len(res["data"]["result"]["faces"]) == 3
+        assert any(e["event"] == "progress" and e["data"]["task_id"] == t["task_id"]
+                   for e in es.events)
+        ids = [e["id"] for e in es.events if "id" in e]
+        assert ids == list(range(ids[0], ids[0] + len(ids))), ids  # one by one, no gaps
+    finally:
+        es.close()
+    assert task(d, SID, t["task_id"])["state"] == "done"
+    listed = d.api("GET", f"/api/sessions/{SID}/tasks").json()["tasks"]
+    assert listed[0]["task_id"] == t["task_id"]
+
+
+def test_reconnect_with_last_event_id_gets_missed_events(daemons):
+    d = daemons["d"]
+    last = session(d, SID)["last_event_id"]
+    t = post_task(d, SID, "random", {"amount": 2, "seed": 8})
+    wait_task(d, SID, t["task_id"], timeout=60)
+    es = EventStream(d.events_url(SID), last_event_id=last)
+    try:
+        es.wait_for(lambda e: e["event"] == "result" and e["data"]["task_id"] == t["task_id"],
+                    10, "the missed result")
+        assert es.events[0]["event"] == "session" and "id" not in es.events[0]
+        ids = [e["id"] for e in es.events if "id" in e]
+        assert ids[0] == last + 1 and ids == list(range(last + 1, last + 1 + len(ids)))
+    finally:
+        es.close()
+
+
+def test_tokens_secrets_and_unknown_things(daemons):
+    d = daemons["d"]
+    for method, path in (("GET", f"/api/sessions/{SID}"), ("PUT", "/api/sessions/x"),
+                         ("POST", f"/api/sessions/{SID}/tasks"),
+                         ("GET", f"/api/sessions/{SID}/tasks"),
+                         ("DELETE", f"/api/sessions/{SID}/tasks/t1")):
+        assert requests.request(method, d.url + path, timeout=10).status_code == 401
+        r = requests.request(method, d.url + path, timeout=10,
+                             headers={"Authorization": "Bearer wrong"})
+        assert r.status_code == 401 and "error" in r.json()
+    assert d.api("GET", "/api/sessions/nobody").status_code == 404
+    assert d.api("GET", f"/api/sessions/{SID}/tasks/tnope").status_code == 404
+    assert d.api("PUT", "/api/sessions/bad%20id").status_code == 400
+    assert d.api("POST", f"/api/sessions/{SID}/tasks", data="{nope").status_code == 400
+    # event tokens
+    assert requests.get(f"{d.url}/events/{SID}?token=forged", timeout=10).status_code == 401
+    other = requests.get(f"{d.url}/events/{SID}?token={d.events_token('user-2')}", timeout=10)
+    assert other.status_code == 401
+    assert requests.get(d.events_url("nobody"), timeout=10).status_code == 404
+    # callbacks: unknown job, wrong per-job secret
+    b = current_backend(d, SID)
+    assert requests.post(f"{d.url}/callbacks/b-000/on-progress", json={},
+                         timeout=10).status_code == 404
+    r = requests.post(f"{d.url}/callbacks/{b.backend_id}/on-progress", json={},
+                      headers={"Authorization": "Bearer not-the-secret"}, timeout=10)
+    assert r.status_code == 401
+    # the backend's refusal is relayed as is
+    r = d.api("POST", f"/api/sessions/{SID}/tasks", json={"type": "random",
+                                                          "params": {"amount": 0}})
+    assert r.status_code == 422 and "amount" in r.json()["error"], r.text
+    r = d.api("POST", f"/api/sessions/{SID}/tasks", json={"type": "random",
+                                                          "params": {"amount": 1, "x": 1}})
+    assert r.status_code == 400, r.text
+
+
+def test_cancel_a_task(daemons):
+    d = daemons["d"]
+    t = post_task(d, SID, "random", {"amount": 20000, "seed": 3})
+    r = d.api("DELETE", f"/api/sessions/{SID}/tasks/{t['task_id']}")
+    assert r.status_code == 202, r.text
+    ended = wait_task(d, SID, t["task_id"], timeout=60)
+    assert ended["state"] == "cancelled"
+    assert d.api("DELETE", f"/api/sessions/{SID}/tasks/{t['task_id']}").status_code == 409
+
+
+def test_kill_9_mid_task_fails_the_task_with_the_reason_then_a_fresh_backend(daemons):
+    d = daemons["d"]
+    old = current_backend(d, SID)
+    assert old.pid
+    t = post_task(d, SID, "random", {"amount": 30000, "seed": 4})
+    wait_until(lambda: task(d, SID, t["task_id"])["state"] == "running", 30, "task running")
+    t0 = time.monotonic()
+    os.kill(old.pid, signal.SIGKILL)
+    failed = wait_task(d, SID, t["task_id"], timeout=15)
+    took = time.monotonic() - t0
+    assert failed["state"] == "failed" and took < 10, (failed, took)
+    assert "signal 9" in failed["error"] and "SIGKILL" in failed["error"], failed["error"]
+    s = session(d, SID)
+    assert s["state"] in ("failed", "queued", "starting") and "signal 9" in s["reason"]
+    t2 = post_task(d, SID, "random", {"amount": 2, "seed": 5})
+    done = wait_task(d, SID, t2["task_id"], timeout=READY_S + 30)
+    assert done["state"] == "done", done
+    assert current_backend(d, SID).backend_id != old.backend_id
+
+
+def test_restarted_daemon_reattaches_to_its_running_backend(daemons, home, tiny_bundle_dir):
+    d = daemons["d"]
+    before = session(d, SID)
+    assert before["state"] == "ready"
+    port, token = d.daemon.port, d.token
+    d.stop(cancel_backends=False)  # backends keep running
+    d2 = start_daemon(home, tiny_bundle_dir, frontend_command=None, port=port, token=token,
+                      max_backends=2, session_idle_timeout=0)
+    daemons["d"] = d2
+    after = session(d2, SID)
+    assert after["state"] == "ready"
+    assert after["backend"]["job_id"] == before["backend"]["job_id"]
+    assert after["last_event_id"] == before["last_event_id"]
+    t = post_task(d2, SID, "random", {"amount": 2, "seed": 9})
+    assert wait_task(d2, SID, t["task_id"], timeout=60)["state"] == "done"
+    time.sleep(2.5)  # a monitor tick or two: the re-attached job is still seen running
+    assert session(d2, SID)["backend"]["state"] == "RUNNING"
+
+
+def test_objects_match_the_openapi_description(daemons):
+    import jsonschema
+    import yaml
+
+    spec = yaml.safe_load((Path(__file__).parent.parent / "docs" / "api" /
+                           "master_daemon.yaml").read_text())
+    from openapi_spec_validator import validate
+
+    validate(spec)
+    d = daemons["d"]
+
+    def check(obj, name):
+        jsonschema.Draft202012Validator({**spec, "$ref": f"#/components/schemas/{name}"}
+                                        ).validate(obj)
+
+    check(session(d, SID), "Session")
+    tasks = d.api("GET", f"/api/sessions/{SID}/tasks").json()["tasks"]
+    assert tasks
+    for t in tasks:
+        check(t, "Task")
+
+
+# -- queue limit and idle timeout --------------------------------------------------------------
+def test_queue_limit_then_idle_cancel(tmp_path, tiny_bundle_dir):
+    d = start_daemon(tmp_path, tiny_bundle_dir, frontend_command=None, max_backends=1,
+                     session_idle_timeout=4)
+    try:
+        a = d.api("PUT", "/api/sessions/s-a").json()
+        assert a["state"] == "starting", a
+        es = EventStream(d.events_url("s-a"))
+        b = d.api("PUT", "/api/sessions/s-b").json()
+        assert b["state"] == "queued" and b["queue_position"] == 1 and b["backend"] is None
+        time.sleep(2)
+        assert session(d, "s-b")["queue_position"] == 1
+        d.api("DELETE", "/api/sessions/s-a")
+        assert session(d, "s-a")["state"] == "stopped"
+        es.wait_for(lambda e: e["event"] == "session" and e["data"]["state"] == "stopped", 5)
+        es.close()
+        wait_state(d, "s-b", "ready", READY_S + 30)
+        stopped = wait_state(d, "s-b", "stopped", 20)
+        assert "idle" in stopped["reason"], stopped
+        job = d.daemon.manager.backends
+        job = next(b.job_id for b in job.values() if b.session_id == "s-b")
+        wait_until(lambda: d.daemon.scheduler.state(job).final, 40, "idle backend ended")
+        # the next start-of-interaction starts a new backend
+        again = d.api("PUT", "/api/sessions/s-b").json()
+        assert again["state"] in ("queued", "starting") and again["backend"] is None or \
+            again["backend"]["job_id"] != job, again
+    finally:
+        d.stop(cancel_backends=True)
+        _kill_jobs(tmp_path)
+
+
+# -- renewal -----------------------------------------------------------------------------------
+def test_renewal_before_the_time_limit_keeps_queued_tasks(tmp_path, tiny_bundle_dir,
+                                                          monkeypatch):
+    monkeypatch.setenv("LIGAN_BACKEND_GRACE", "1")  # read by the backends at their start
+    # Renewal starts as soon as the first backend is ready (90 - 80 s < start-up time).
+    d = start_daemon(tmp_path, tiny_bundle_dir, frontend_command=None, max_backends=1,
+                     session_idle_timeout=0, backend_time_limit=90, backend_renew_before=80,
+                     backend_grace=1)
+    try:
+        d.api("PUT", "/api/sessions/r-1")
+        wait_state(d, "r-1", "ready", READY_S)
+        first = current_backend(d, "r-1")
+        wait_until(lambda: first.renewed_by, 10, "the replacement submitted")
+        t0 = time.monotonic()
+        long = post_task(d, "r-1", "random", {"amount": 12000, "seed": 1})
+        short = post_task(d, "r-1", "random", {"amount": 2, "seed": 2})
+        # the replacement becomes the session's backend; no more renewals after that one
+        wait_until(lambda: current_backend(d, "r-1").backend_id != first.backend_id,
+                   READY_S, "the replacement backend")
+        import dataclasses
+
+        m = d.daemon.manager
+        m.settings = dataclasses.replace(m.settings, backend_renew_before=0)
+        done_long = wait_task(d, "r-1", long["task_id"], timeout=180)
+        done_short = wait_task(d, "r-1", short["task_id"], timeout=60)
+        assert done_long["state"] == "done" and done_short["state"] == "done", (done_long,
+                                                                                 done_short)
+        took = time.monotonic() - t0
+        # both were on the old backend when it was stopped, and went on on the new one
+        assert m.tasks[long["task_id"]].attempts == 2, (done_long, took)
+        assert m.tasks[short["task_id"]].attempts == 2
+        assert m.tasks[long["task_id"]].backend_id != first.backend_id
+        assert done_long["result"]["resumed_at"] > 0  # it resumed, not restarted
+        assert done_long["result"]["faces_total"] == 12000
+        wait_until(lambda: d.daemon.scheduler.state(first.job_id).final, 40, "old backend ended")
+    finally:
+        d.stop(cancel_backends=True)
+        _kill_jobs(tmp_path)
+
+
+# -- proxy -------------------------------------------------------------------------------------
+ECHO_APP = textwrap.dedent('''
+    import json, sys
+    from waitress import serve
+
+    def app(environ, start_response):
+        path = environ["PATH_INFO"]
+        if path == "/healthz":
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [b'{"status": "ok"}']
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length).decode()
+        headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items()
+                   if k.startswith("HTTP_")}
+        if environ.get("CONTENT_TYPE"):
+            headers["Content-Type"] = environ["CONTENT_TYPE"]
+        status = {"/teapot": "418 I'm a teapot"}.get(path, "200 OK")
+        out = json.dumps({"method": environ["REQUEST_METHOD"], "path": path,
+                          "query": environ.get("QUERY_STRING", ""), "body": body,
+                          "headers": headers}).encode()
+        start_response(status, [("Content-Type", "application/json"), ("X-Echo", "1"),
+                                ("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2; Path=/")])
+        return [out]
+
+    serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=8,
+          clear_untrusted_proxy_headers=False)
+''')
+
+
+@pytest.fixture(scope="module")
+def proxied(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("proxy")
+    script = tmp / "echo_app.py"
+    script.write_text(ECHO_APP)
+    d = start_daemon(tmp, None, frontend_command=[sys.executable, str(script), "{port}"],
+                     wait_frontend_s=30)
+    yield d
+    d.stop()
+
+
+def test_proxy_passes_method_body_headers_and_status(proxied):
+    d = proxied
+    r = requests.put(f"{d.url}/some/path?x=1&y=%20z", data=b'{"k": 1}', timeout=10,
+                     headers={"Content-Type": "application/json", "X-Custom": "yes",
+                              "X-Forwarded-For": "6.6.6.6", "Connection": "keep-alive, X-Drop",
+                              "X-Drop": "must not pass"})
+    assert r.status_code == 200 and r.headers["X-Echo"] == "1"
+    got = r.json()
+    assert got["method"] == "PUT" and got["path"] == "/some/path"
+    assert got["query"] == "x=1&y=%20z" and got["body"] == '{"k": 1}'
+    h = got["headers"]
+    assert h["X-Custom"] == "yes" and h["Content-Type"] == "application/json"
+    assert "X-Drop" not in h
+    assert h["X-Forwarded-For"] == "127.0.0.1"  # a browser cannot forge it
+    assert h["X-Forwarded-Proto"] == "http" and h["X-Forwarded-Host"] == d.url.split("//")[1]
+    assert r.raw.headers.getlist("Set-Cookie") == ["a=1; Path=/", "b=2; Path=/"]
+    for method in ("POST", "DELETE", "PATCH"):
+        r = requests.request(method, f"{d.url}/teapot", data="x", timeout=10)
+        assert r.status_code == 418 and r.json()["method"] == method
+    # the daemon's own routes are not proxied, the rest of /api is
+    assert requests.get(f"{d.url}/api/sessions/x", timeout=10).status_code == 401
+    assert requests.get(f"{d.url}/api/other", timeout=10).json()["path"] == "/api/other"
+
+
+def test_proxy_answers_502_while_the_frontend_is_down_and_it_is_restarted(proxied):
+    d = proxied
+    fe = d.daemon.frontend
+    old = fe.proc
+    os.killpg(old.pid, signal.SIGKILL)
+    old.wait(10)
+    r = requests.get(f"{d.url}/page", timeout=10)
+    assert r.status_code == 502 and "LiGAN" in r.text and "text/html" in r.headers["Content-Type"]
+    r = requests.get(f"{d.url}/api/things", timeout=10)
+    assert r.status_code == 502 and "error" in r.json()
+    wait_until(lambda: requests.get(f"{d.url}/page", timeout=10).status_code == 200, 30,
+               "the frontend restarted")
+    assert fe.proc.pid != old.pid and fe.restarts >= 1
+
+
+def test_ligan_daemon_serve_is_registered():
+    from tests.conftest import ligan
+
+    r = ligan("daemon", "serve", "--help")
+    assert r.returncode == 0 and "--cancel-on-exit" in r.stdout
