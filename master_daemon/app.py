@@ -34,6 +34,7 @@ from master_daemon.manager import ApiError, Manager
 from master_daemon.monitor import Monitor
 from master_daemon.proxy import Proxy
 from master_daemon.store import Store
+from setup.config import to_env
 
 log = logging.getLogger("ligan.daemon")
 EVENTS_SALT = "ligan-events"
@@ -246,9 +247,13 @@ class Daemon:
         self.frontend: FrontendSupervisor | None = None
         if frontend_command is not None:
             fport = frontend_port if frontend_port is not None else settings.frontend_port
+            # the frontend gets this daemon's whole configuration (home, bundle, cookies …),
+            # also what was set in code rather than in the environment
             self.frontend = FrontendSupervisor(frontend_command, fport or free_port(),
                                                self.url, self.token,
-                                               home / "logs" / "frontend.log")
+                                               home / "logs" / "frontend.log",
+                                               env=to_env(dataclasses.replace(
+                                                   settings, bundle=self.manager.bundle)))
         self.proxy = Proxy(lambda: self.frontend.url if self.frontend else None,
                            trusted_proxies=settings.trusted_proxies)
         self.app = create_app(self.manager, self.hub, self.token, self.proxy)

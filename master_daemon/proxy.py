@@ -14,6 +14,7 @@ requests, a small page otherwise).
 from __future__ import annotations
 
 import html
+import http.cookiejar
 import json
 import logging
 from typing import Callable, Iterator
@@ -46,6 +47,9 @@ class Proxy:
         self.timeout_s = timeout_s
         self.http = requests.Session()
         self.http.trust_env = False  # never through an environment proxy: it is on loopback
+        # No cookie jar: one Session serves every browser, and a jar would hand the last
+        # login's session cookie to the next request that carries none.
+        self.http.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.http.mount("http://", adapter)
 

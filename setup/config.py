@@ -93,6 +93,18 @@ class Settings:
         return self.home / "results"
 
 
+def to_env(settings: Settings) -> dict[str, str]:
+    """The environment variables that give ``settings`` back through :func:`load_settings`:
+    how a process passes its whole configuration — also values set in code, as tests do — to a
+    child it starts (the daemon's frontend server)."""
+    env = {}
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        env[f"LIGAN_{field.name.upper()}"] = (("1" if value else "0") if isinstance(value, bool)
+                                              else str(value))
+    return env
+
+
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     raw = env.get(name, "").strip()
     if not raw:
