@@ -1,0 +1,56 @@
+"""What every request handler needs: settings, the database, the daemon client, the user."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import current_app, g, session
+
+from frontend_server.daemon import DaemonClient, session_id
+from frontend_server.errors import ApiError
+from frontend_server.store import Store
+
+
+@dataclass
+class Frontend:
+    settings: object
+    store: Store
+    daemon: DaemonClient
+
+    def results_dir(self, user: dict) -> Path:
+        """The user's session results folder (``<results_root>/user-<id>``)."""
+        return Path(self.settings.results_root) / session_id(user["id"])
+
+
+def frontend() -> Frontend:
+    return current_app.extensions["ligan"]
+
+
+def current_user() -> dict | None:
+    """The logged-in user (looked up once per request; a deleted account is logged out)."""
+    if "user" not in g:
+        uid = session.get("uid")
+        g.user = frontend().store.user(uid) if isinstance(uid, int) else None
+    return g.user
+
+
+def login_required(view):
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if current_user() is None:
+            raise ApiError(401, "Please log in first.")
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def admin_required(view):
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        user = current_user()
+        if user is None:
+            raise ApiError(401, "Please log in first.")
+        if not user["is_admin"]:
+            raise ApiError(403, "Only an administrator may do this.")
+        return view(*args, **kwargs)
+    return wrapper

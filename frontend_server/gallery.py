@@ -1,0 +1,551 @@
+"""The Research area's API (``/web/research/...``): the user's gallery of faces and research tasks.
+
+The gallery reads the backend's face store read-only: ``faces.index`` in the user's results
+folder (``<face id> TAB <records file> TAB <byte offset>``, appended by the backend) and the
+``records.jsonl`` lines it points to (``image`` relative to the records file's folder). Nothing
+here writes to the results folder, so a running backend is never disturbed.
+
+Speed with thousands of faces: the index is parsed once and then only its appended tail is
+read (cached by size and mtime); a listing that only pages or searches by id prefix touches the
+records of the page's faces alone. Filtering by operation or attributes needs every record's
+small part, so each ``records.jsonl`` is summarised once (again incrementally as it grows):
+the latent — most of a line's bytes — is cut out of the line before JSON parsing.
+
+Research tasks are forwarded to the master daemon like ``work.post_task`` does, after checking
+that every face they name is the user's own (404 otherwise) and that photos are the user's
+uploads.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, jsonify, request, send_from_directory
+
+from frontend_server.accounts import json_body
+from frontend_server.context import current_user, frontend, login_required
+from frontend_server.daemon import session_id
+from frontend_server.errors import ApiError
+from frontend_server.work import _check_photo
+from models.attributes.filter import FilterError, FilterSpec, matches, parse_filter
+
+bp = Blueprint("research", __name__, url_prefix="/web/research")
+WEB_UI = Path(__file__).resolve().parent.parent / "web_ui"
+
+
+def _research_page():
+    """The Research area's page (its JS redirects to /login when logged out)."""
+    return send_from_directory(WEB_UI, "research.html")
+
+
+# The page lives at /research, beside / and /admin, but is registered with this blueprint so
+# that the app needs only the blueprint.
+bp.record_once(lambda state: state.app.add_url_rule("/research", "research_page",
+                                                      _research_page))
+
+INDEX_NAME = "faces.index"
+RECORDS_NAME = "records.jsonl"
+FACE_ID = re.compile(r"^[0-9a-f]{32}$")
+HEX_PREFIX = re.compile(r"^[0-9a-f]{1,32}$")
+#: Research task types the web UI runs (docs/backend.md).
+RESEARCH_TYPES = ("random", "face", "transition", "style_mix", "attribute_filter",
+                  "attribute_edit")
+FACE_PARAMS = ("face_id", "start_face_id", "end_face_id", "target_face_id", "source_face_id")
+PHOTO_PARAMS = ("start_photo", "end_photo", "target_photo", "source_photo")
+MAX_PER_PAGE = 200
+STYLE_PART = re.compile(r"coarse|middle|fine|\d+(?:-\d+)?")
+#: Operations the gallery's operation filter offers (any other value is accepted too).
+OPERATIONS = ("generate", "face", "transition", "style_mix", "generate_matching",
+              "attribute_edit", "fillers", "interpolate", "invert")
+
+
+# -- reading the face store ------------------------------------------------------------------
+
+@dataclass
+class _Index:
+    """One results folder's ``faces.index``: ids in the order they were indexed."""
+
+    size: int = -1
+    mtime: int = -1
+    inode: int = -1
+    order: list[str] = field(default_factory=list)          # face ids, oldest first, unique
+    where: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+@dataclass
+class _Summaries:
+    """The small part of every record of one ``records.jsonl`` (by byte offset)."""
+
+    size: int = -1
+    mtime: int = -1
+    end: int = 0
+    by_offset: dict[int, dict] = field(default_factory=dict)
+
+
+_lock = threading.Lock()
+_indexes: "OrderedDict[Path, _Index]" = OrderedDict()
+_summaries: "OrderedDict[Path, _Summaries]" = OrderedDict()
+_MAX_INDEXES = 16
+_MAX_SUMMARY_FILES = 256
+
+
+def _remember(cache: OrderedDict, key, value, limit: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > limit:
+        cache.popitem(last=False)
+
+
+def read_index(root: Path) -> _Index:
+    """The face index of results folder ``root`` (cached; only an appended tail is re-read).
+
+    Without ``faces.index`` (no backend has indexed yet) every ``records.jsonl`` is scanned,
+    as the backend itself would when it rebuilds the index."""
+    path = root / INDEX_NAME
+    try:
+        st = path.stat()
+    except OSError:
+        return _scan_records(root)
+    with _lock:
+        cached = _indexes.get(path)
+        if cached and (cached.size, cached.mtime) == (st.st_size, st.st_mtime_ns):
+            _indexes.move_to_end(path)
+            return cached
+        if cached is None or st.st_size < cached.size or st.st_ino != cached.inode:
+            cached, start = _Index(inode=st.st_ino), 0    # new, shortened or rebuilt
+        else:
+            start = cached.size
+            cached = _Index(cached.size, cached.mtime, cached.inode, list(cached.order),
+                            dict(cached.where))
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            data = fh.read(st.st_size - start)
+        complete = data[:data.rfind(b"\n") + 1]    # a line still being written waits
+        for line in complete.decode("utf-8", "replace").splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3 and FACE_ID.match(parts[0]) and parts[2].isdigit():
+                if parts[0] not in cached.where:
+                    cached.order.append(parts[0])
+                cached.where[parts[0]] = (parts[1], int(parts[2]))
+        cached.size, cached.mtime = start + len(complete), st.st_mtime_ns
+        if cached.size != st.st_size:
+            cached.mtime = -1                       # read the torn tail again next time
+        _remember(_indexes, path, cached, _MAX_INDEXES)
+        return cached
+
+
+def _scan_records(root: Path) -> _Index:
+    index = _Index()
+    if not root.is_dir():
+        return index
+    for path in sorted(root.rglob(RECORDS_NAME)):
+        rel = path.relative_to(root).as_posix()
+        for offset, summary in sorted(_file_summaries(root, rel).items()):
+            fid = summary["id"]
+            if fid not in index.where:
+                index.order.append(fid)
+            index.where[fid] = (rel, offset)
+    return index
+
+
+def _small_json(line: bytes) -> dict | None:
+    """A record line parsed without its latent: records are written with sorted keys, so
+    ``"latent": [...]`` sits between ``"image"`` and ``"latent_space"`` and holds only numbers;
+    it is cut out before parsing. Other layouts are parsed in full."""
+    start = line.find(b'"latent": ')
+    end = line.find(b'"latent_space": ', start) if start >= 0 else -1
+    try:
+        if start > 0 and end > start:
+            data = json.loads(line[:start] + line[end:])
+        else:
+            data = json.loads(line)
+            if isinstance(data, dict):
+                data.pop("latent", None)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("id"), str) else None
+
+
+def _summary(data: dict, rel: str) -> dict:
+    """What the gallery shows and filters on, from a record without its latent."""
+    folder = Path(rel).parent
+    image = data.get("image")
+    params = data.get("parameters") if isinstance(data.get("parameters"), dict) else {}
+    attributes = params.get("attributes")
+    labels = None
+    if isinstance(attributes, dict):
+        labels = {k: v.get("label") for k, v in attributes.items() if isinstance(v, dict)}
+    return {
+        "id": data["id"],
+        "image": (folder / image).as_posix() if isinstance(image, str) and image else None,
+        "operation": data.get("operation"),
+        "parents": [p for p in data.get("parents") or [] if isinstance(p, str)],
+        "created": data.get("created"),
+        "truncation_psi": data.get("truncation_psi"),
+        "bundle_hash": data.get("bundle_hash"),
+        "attributes": labels,
+    }
+
+
+def _file_summaries(root: Path, rel: str) -> dict[int, dict]:
+    """Summaries of every complete line of ``root/rel`` by offset (cached, read incrementally)."""
+    path = (root / rel)
+    try:
+        st = path.stat()
+    except OSError:
+        return {}
+    with _lock:
+        cached = _summaries.get(path)
+        if cached and (cached.size, cached.mtime) == (st.st_size, st.st_mtime_ns):
+            _summaries.move_to_end(path)
+            return cached.by_offset
+        if cached is None or st.st_size < cached.end:
+            cached = _Summaries()
+        else:
+            cached = _Summaries(cached.size, cached.mtime, cached.end, dict(cached.by_offset))
+        offset = cached.end
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            for line in fh:
+                if not line.endswith(b"\n"):
+                    break
+                data = _small_json(line)
+                if data is not None:
+                    cached.by_offset[offset] = _summary(data, rel)
+                offset += len(line)
+        cached.end, cached.size, cached.mtime = offset, st.st_size, st.st_mtime_ns
+        _remember(_summaries, path, cached, _MAX_SUMMARY_FILES)
+        return cached.by_offset
+
+
+def _safe_rel(root: Path, rel: str) -> bool:
+    target = (root / rel).resolve()
+    return target.is_relative_to(root.resolve())
+
+
+def face_summary(root: Path, index: _Index, face_id: str) -> dict | None:
+    """One face's summary, read from its own line only (no cache needed for a page)."""
+    entry = index.where.get(face_id)
+    if entry is None or not _safe_rel(root, entry[0]):
+        return None
+    rel, offset = entry
+    cached = _summaries.get(root / rel)
+    if cached is not None and offset in cached.by_offset:
+        return cached.by_offset[offset]
+    try:
+        with open(root / rel, "rb") as fh:
+            fh.seek(offset)
+            data = _small_json(fh.readline())
+    except OSError:
+        return None
+    if data is None or data.get("id") != face_id:
+        return None
+    return _summary(data, rel)
+
+
+def full_record(root: Path, index: _Index, face_id: str, latent: bool = False) -> dict | None:
+    """The face's whole record (``image`` relative to the results folder)."""
+    entry = index.where.get(face_id)
+    if entry is None or not _safe_rel(root, entry[0]):
+        return None
+    rel, offset = entry
+    try:
+        with open(root / rel, "rb") as fh:
+            fh.seek(offset)
+            line = fh.readline()
+        data = json.loads(line) if latent else _small_json(line)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("id") != face_id:
+        return None
+    if data.get("image"):
+        data["image"] = (Path(rel).parent / data["image"]).as_posix()
+    return data
+
+
+def all_summaries(root: Path, index: _Index) -> list[dict]:
+    """Every indexed face's summary, newest first."""
+    files: dict[str, dict[int, dict]] = {}
+    out = []
+    for fid in reversed(index.order):
+        rel, offset = index.where[fid]
+        if rel not in files:
+            files[rel] = _file_summaries(root, rel) if _safe_rel(root, rel) else {}
+        summary = files[rel].get(offset)
+        if summary is not None and summary["id"] == fid:
+            out.append(summary)
+    return out
+
+
+def attribute_match(summary: dict, spec: FilterSpec) -> bool:
+    """Whether a face's stored predictions meet the filter; no predictions: no match."""
+    labels = summary.get("attributes")
+    if not labels:
+        return False
+    try:
+        return matches({k: {"label": v} for k, v in labels.items()}, spec)
+    except (ValueError, KeyError, TypeError):
+        return False     # e.g. a head-pose filter on faces predicted without head pose
+
+
+# -- the API --------------------------------------------------------------------------------
+
+def _root() -> Path:
+    return frontend().results_dir(current_user()).resolve()
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"{name} must be a whole number from {lo} to {hi}.") from None
+    if not lo <= value <= hi:
+        raise ApiError(400, f"{name} must be from {lo} to {hi}, not {value}.")
+    return value
+
+
+def _item(summary: dict) -> dict:
+    return {
+        "id": summary["id"],
+        "image": f"/web/files/{summary['image']}" if summary.get("image") else None,
+        "operation": summary.get("operation"),
+        "parents": summary.get("parents", []),
+        "created": summary.get("created"),
+        "truncation_psi": summary.get("truncation_psi"),
+        "attributes": summary.get("attributes"),
+    }
+
+
+@bp.get("/faces")
+@login_required
+def list_faces():
+    """``page`` (1-based), ``per_page`` (1–200, 24), ``q`` (id prefix), ``operation``,
+    ``where`` (an attribute filter such as "men, 40-49, beard, no glasses"): the user's faces,
+    newest first."""
+    page = _int_arg("page", 1, 1, 1_000_000)
+    per_page = _int_arg("per_page", 24, 1, MAX_PER_PAGE)
+    q = request.args.get("q", "").strip().lower()
+    operation = request.args.get("operation", "").strip()
+    where = request.args.get("where", "").strip()
+    if q and not HEX_PREFIX.match(q):
+        raise ApiError(400, "Search by the start of a face id: up to 32 characters 0-9 and a-f.")
+    spec = None
+    if where:
+        try:
+            spec = parse_filter(where)
+        except FilterError as exc:
+            raise ApiError(400, f"Attribute filter: {exc}.") from None
+    root = _root()
+    index = read_index(root)
+    if operation or spec is not None:
+        faces = all_summaries(root, index)
+        if q:
+            faces = [f for f in faces if f["id"].startswith(q)]
+        if operation:
+            faces = [f for f in faces if f.get("operation") == operation]
+        if spec is not None:
+            faces = [f for f in faces if attribute_match(f, spec)]
+        total = len(faces)
+        chosen = faces[(page - 1) * per_page: page * per_page]
+    else:
+        ids = [fid for fid in reversed(index.order) if fid.startswith(q)] if q \
+            else index.order[::-1]
+        total = len(ids)
+        chosen = [s for s in (face_summary(root, index, fid)
+                              for fid in ids[(page - 1) * per_page: page * per_page]) if s]
+    return jsonify(faces=[_item(s) for s in chosen], total=total, page=page,
+                   per_page=per_page, pages=max(1, math.ceil(total / per_page)),
+                   all_faces=len(index.order),
+                   filter=spec.describe() if spec is not None else None)
+
+
+@bp.get("/faces/<face_id>")
+@login_required
+def get_face(face_id: str):
+    """A face's record (``?latent=1`` includes the latent), its parents and its children."""
+    root = _root()
+    index = read_index(root)
+    if not FACE_ID.match(face_id) or face_id not in index.where:
+        raise ApiError(404, f"You have no face {face_id}.")
+    record = full_record(root, index, face_id, latent=request.args.get("latent") == "1")
+    if record is None:
+        raise ApiError(404, f"The record of face {face_id} cannot be read.")
+    parents = [_item(s) for s in (face_summary(root, index, p)
+                                  for p in record.get("parents") or [] if isinstance(p, str))
+               if s]
+    children = [_item(s) for s in all_summaries(root, index) if face_id in s["parents"]]
+    summary = face_summary(root, index, face_id) or {}
+    return jsonify(face=_item(summary) if summary else None, record=record, parents=parents,
+                   children=children[:200], children_total=len(children))
+
+
+@bp.get("/capabilities")
+@login_required
+def capabilities():
+    """Whether the session's model has an attribute model: ``attributes`` true, false or null
+    (not known yet), and a sentence saying why."""
+    try:
+        status, session = frontend().daemon.session(session_id(current_user()["id"]))
+    except ApiError:                 # no daemon now: decide from what is on disk
+        status, session = 503, {}
+    backend = (session or {}).get("backend") if status == 200 else None
+    bundle_hash = backend.get("bundle_hash") if isinstance(backend, dict) else None
+    return jsonify(attribute_capability(_root(), bundle_hash))
+
+
+def attribute_capability(root: Path, bundle_hash: str | None) -> dict:
+    """Decide from the configured bundle's manifest (when it is the session's model) or else
+    from the newest random faces of the session's model (they carry predictions exactly when
+    the model has an attribute model)."""
+    manifest = _manifest()
+    if manifest is not None and (bundle_hash is None or manifest[0] == bundle_hash):
+        has = "attributes" in manifest[1]
+        return {"attributes": has, "reason": "" if has else NO_MODEL}
+    index = read_index(root)
+    for fid in reversed(index.order[-300:]):      # the newest faces suffice; lines are big
+        s = face_summary(root, index, fid)
+        if s is None or s.get("operation") not in ("generate", "generate_matching"):
+            continue
+        if bundle_hash and s.get("bundle_hash") != bundle_hash:
+            continue
+        has = s.get("attributes") is not None
+        return {"attributes": has, "reason": "" if has else NO_MODEL}
+    return {"attributes": None,
+            "reason": "Not known yet whether this model has an attribute model: make some "
+                      "random faces first (they carry attribute predictions when it has one)."}
+
+
+NO_MODEL = ("This model has no attribute model, so attribute filters and edits are not "
+            "available. An operator adds one with 'ligan train attributes'.")
+_manifest_cache: dict[str, tuple[int, tuple[str, set[str]] | None]] = {}
+
+
+def _manifest() -> tuple[str, set[str]] | None:
+    """(bundle hash, part names) of the configured bundle, or None when it is not here."""
+    from models.bundle import manifest_hash, read_manifest
+
+    path = Path(frontend().settings.bundle) / "manifest.json"
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return None
+    cached = _manifest_cache.get(str(path))
+    if cached and cached[0] == mtime:
+        return cached[1]
+    try:
+        manifest = read_manifest(path.parent)
+        value = (manifest_hash(manifest), set(manifest["parts"]))
+    except Exception:  # noqa: BLE001 — an unreadable bundle simply tells us nothing
+        value = None
+    _manifest_cache[str(path)] = (mtime, value)
+    return value
+
+
+# -- tasks ----------------------------------------------------------------------------------
+
+def _number(params: dict, key: str, lo: float, hi: float, integer: bool = False) -> None:
+    if key not in params or params[key] is None:
+        return
+    value = params[key]
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or (isinstance(value, float) and not math.isfinite(value)):
+        kind = "a whole number" if integer else "a number"
+        raise ApiError(400, f"params.{key} must be {kind} from {lo:g} to {hi:g}.")
+    if not lo <= value <= hi:
+        raise ApiError(400, f"params.{key} must be from {lo:g} to {hi:g}, not {value:g}.")
+
+
+def check_task(type_: Any, params: Any, known_faces: dict) -> None:
+    """Refuse what is surely wrong before it reaches the daemon (the backend checks the rest):
+    400 for a wrong type or value, 404 for a face that is not the user's."""
+    if type_ not in RESEARCH_TYPES:
+        raise ApiError(400, f"type must be one of {', '.join(RESEARCH_TYPES)}.")
+    if not isinstance(params, dict):
+        raise ApiError(400, "params must be a JSON object.")
+    for key in FACE_PARAMS:
+        value = params.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not FACE_ID.match(value) or value not in known_faces:
+            raise ApiError(404, f"params.{key}: you have no face {value!r}; pick one from "
+                                "your gallery.")
+    for key in PHOTO_PARAMS:
+        if key in params:
+            _check_photo(params[key])
+    if type_ == "random":
+        if "amount" not in params:
+            raise ApiError(400, "params.amount is required: how many faces (1 to 30000).")
+        _number(params, "amount", 1, 30_000, integer=True)
+        _number(params, "seed", 0, 2 ** 32 - 1, integer=True)
+        _number(params, "truncation_psi", -2, 2)
+    elif type_ == "face":
+        if not params.get("face_id"):
+            raise ApiError(400, "params.face_id is required: pick a face from your gallery.")
+        _number(params, "truncation_psi", -2, 2)
+    elif type_ == "transition":
+        if not params.get("start_face_id") and not params.get("start_photo"):
+            raise ApiError(400, "params.start_face_id is required: pick face A.")
+        _number(params, "distance", 0, 1)
+        _number(params, "amount", 1, 1000, integer=True)
+    elif type_ == "style_mix":
+        for side in ("target", "source"):
+            if not params.get(f"{side}_face_id") and not params.get(f"{side}_photo"):
+                raise ApiError(400, f"params.{side}_face_id is required: pick the {side} face.")
+        styles = params.get("styles", "coarse")
+        if not isinstance(styles, str) or not all(
+                STYLE_PART.fullmatch(part.strip()) for part in styles.split(",")):
+            raise ApiError(400, "params.styles must be coarse, middle, fine (comma-separated) "
+                                "or a layer range like 4-7.")
+    elif type_ == "attribute_filter":
+        try:
+            parse_filter(params.get("filter"))
+        except FilterError as exc:
+            raise ApiError(400, f"params.filter: {exc}.") from None
+        _number(params, "amount", 1, 500, integer=True)
+    elif type_ == "attribute_edit":
+        if not params.get("face_id"):
+            raise ApiError(400, "params.face_id is required: pick a face from your gallery.")
+        if not isinstance(params.get("attribute"), str) or not params["attribute"].strip():
+            raise ApiError(400, "params.attribute is required, e.g. smiling.")
+        strengths = params.get("strengths")
+        if strengths is not None:
+            if not isinstance(strengths, list) or not 1 <= len(strengths) <= 21:
+                raise ApiError(400, "params.strengths must be a list of 1 to 21 numbers.")
+            for i, _ in enumerate(strengths):
+                _number({f"strengths[{i}]": strengths[i]}, f"strengths[{i}]", -10, 10)
+
+
+@bp.post("/tasks")
+@login_required
+def post_task():
+    """A research task for the user's backend (see ``check_task``), forwarded to the daemon."""
+    body = json_body()
+    type_, params = body.get("type"), body.get("params", {})
+    check_task(type_, params, read_index(_root()).where)
+    status, task = frontend().daemon.post_task(session_id(current_user()["id"]), type_, params)
+    return jsonify(task), status
+
+
+@bp.get("/operations")
+@login_required
+def operations():
+    """The operations the gallery's filter offers."""
+    return jsonify(operations=list(OPERATIONS))
+
+
+def clear_caches() -> None:
+    """Forget every cached index and summary (tests)."""
+    with _lock:
+        _indexes.clear()
+        _summaries.clear()
+    _manifest_cache.clear()
+

@@ -1,0 +1,180 @@
+"""Accounts and lineups in SQLite (WAL mode) under ``LIGAN_HOME``.
+
+SQLite suits the frontend: one process writes (the daemon runs exactly one frontend), the data
+is small, and ``LIGAN_HOME`` is a local disk of the login node (not the shared results folder).
+A new connection per operation keeps the waitress threads independent.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash TEXT NOT NULL,
+    is_admin INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lineups (
+    id TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lineups_by_user ON lineups(user_id, updated);
+"""
+
+_hasher = PasswordHasher()
+# Verified against when the user name is unknown, so both cases take the same time.
+_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
+
+
+class StoreError(ValueError):
+    """A user-facing problem with stored data (duplicate name, bad name or password)."""
+
+
+def check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 64 or not set(name) <= NAME_CHARS:
+        raise StoreError("A user name has 1-64 characters: letters, digits, '.', '_', '-', '@'.")
+    return name
+
+
+def check_password(password: str) -> str:
+    if not isinstance(password, str) or len(password) < 8:
+        raise StoreError("A password needs at least 8 characters.")
+    if len(password) > 1024:
+        raise StoreError("A password may have at most 1024 characters.")
+    return password
+
+
+class Store:
+    """The frontend's database: users (Argon2id password hashes) and their lineups."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=10)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys=ON")
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    # -- users --------------------------------------------------------------------------------
+
+    def add_user(self, name: str, password: str, is_admin: bool = False) -> dict:
+        """Create a user; raises :class:`StoreError` for a taken or malformed name."""
+        name = check_name(name)
+        password_hash = _hasher.hash(check_password(password))
+        try:
+            with self._db() as db:
+                cur = db.execute("INSERT INTO users (name, password_hash, is_admin, created) "
+                                 "VALUES (?, ?, ?, ?)", (name, password_hash, int(is_admin),
+                                                         time.time()))
+        except sqlite3.IntegrityError:
+            raise StoreError(f"There is already a user called {name!r}.") from None
+        return self.user(cur.lastrowid)
+
+    def user(self, user_id: int) -> dict | None:
+        with self._db() as db:
+            row = db.execute("SELECT id, name, is_admin, created FROM users WHERE id = ?",
+                             (user_id,)).fetchone()
+        return _user(row) if row else None
+
+    def users(self) -> list[dict]:
+        with self._db() as db:
+            rows = db.execute("SELECT id, name, is_admin, created FROM users ORDER BY name")
+            return [_user(r) for r in rows]
+
+    def count_users(self) -> int:
+        with self._db() as db:
+            return db.execute("SELECT COUNT(*) FROM users").fetchone()[0]
+
+    def authenticate(self, name: str, password: str) -> dict | None:
+        """The user if ``password`` is theirs, else None (same cost for unknown names)."""
+        with self._db() as db:
+            row = db.execute("SELECT id, name, is_admin, created, password_hash FROM users "
+                             "WHERE name = ?", ((name or "").strip(),)).fetchone()
+        stored = row["password_hash"] if row else _DUMMY_HASH
+        try:
+            _hasher.verify(stored, password or "")
+        except (VerificationError, InvalidHashError):
+            return None
+        if row is None:
+            return None
+        if _hasher.check_needs_rehash(stored):
+            with self._db() as db:
+                db.execute("UPDATE users SET password_hash = ? WHERE id = ?",
+                           (_hasher.hash(password), row["id"]))
+        return _user(row)
+
+    # -- lineups ------------------------------------------------------------------------------
+
+    def save_lineup(self, user_id: int, data: dict, lineup_id: str | None = None) -> dict:
+        """Insert a new lineup, or replace the user's lineup ``lineup_id``."""
+        now = time.time()
+        with self._db() as db:
+            if lineup_id is None:
+                lineup_id = secrets.token_hex(8)
+                db.execute("INSERT INTO lineups (id, user_id, name, data, created, updated) "
+                           "VALUES (?, ?, ?, ?, ?, ?)",
+                           (lineup_id, user_id, data["name"], json.dumps(data), now, now))
+            else:
+                cur = db.execute("UPDATE lineups SET name = ?, data = ?, updated = ? "
+                                 "WHERE id = ? AND user_id = ?",
+                                 (data["name"], json.dumps(data), now, lineup_id, user_id))
+                if cur.rowcount == 0:
+                    raise KeyError(lineup_id)
+        return self.lineup(user_id, lineup_id)
+
+    def lineup(self, user_id: int, lineup_id: str) -> dict | None:
+        """The user's lineup, or None (also for another user's lineup)."""
+        with self._db() as db:
+            row = db.execute("SELECT * FROM lineups WHERE id = ? AND user_id = ?",
+                             (lineup_id, user_id)).fetchone()
+        return _lineup(row) if row else None
+
+    def lineups(self, user_id: int) -> list[dict]:
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM lineups WHERE user_id = ? ORDER BY updated DESC",
+                              (user_id,)).fetchall()
+        return [_lineup(r) for r in rows]
+
+    def delete_lineup(self, user_id: int, lineup_id: str) -> bool:
+        with self._db() as db:
+            cur = db.execute("DELETE FROM lineups WHERE id = ? AND user_id = ?",
+                             (lineup_id, user_id))
+        return cur.rowcount > 0
+
+
+def _user(row: sqlite3.Row) -> dict:
+    return {"id": row["id"], "name": row["name"], "is_admin": bool(row["is_admin"]),
+            "created": row["created"]}
+
+
+def _lineup(row: sqlite3.Row) -> dict:
+    return {**json.loads(row["data"]), "id": row["id"], "created": row["created"],
+            "updated": row["updated"]}

@@ -1,0 +1,54 @@
+"""The frontend through the real master daemon and a real backend, without a browser: the
+contract between them (session start, event token, tasks, result images)."""
+from __future__ import annotations
+
+import time
+
+from tests.browser.conftest import LONDON
+from tests.test_frontend_api import Browser
+
+
+def wait_task(b: Browser, task_id: str, timeout: float = 180) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        task = b.get(f"/web/tasks/{task_id}").json()
+        if task["state"] in ("done", "failed", "cancelled"):
+            return task
+        time.sleep(0.5)
+    raise AssertionError(f"task {task_id} did not end in {timeout} s: {task}")
+
+
+def test_fillers_through_the_daemon(live):
+    b = Browser(live.url)
+    b.login("officer", live.password)
+    started = b.post("/web/session").json()
+    assert started["session"]["state"] in ("queued", "starting", "ready")
+    events = b.http.get(live.url + started["events_url"], stream=True, timeout=10)
+    assert events.status_code == 200
+    assert events.headers["Content-Type"].startswith("text/event-stream")
+    events.close()
+    upload = b.upload((LONDON / "001_03.jpg").read_bytes())
+    deadline = time.time() + 120
+    while b.get("/web/session").json()["session"]["state"] != "ready":
+        assert time.time() < deadline, b.get("/web/session").json()
+        time.sleep(0.5)
+    task = b.post("/web/tasks", 202, json={"type": "fillers", "params": {
+        "suspect_photo": upload["photo"], "per_page": 4, "steps": 5,
+        "near_clone_threshold": 0}}).json()
+    task = wait_task(b, task["task_id"])
+    assert task["state"] == "done", task
+    faces = task["result"]["faces"]
+    assert len(faces) == 5
+    image = b.get(f"/web/files/{faces[1]['image']}")
+    assert image.headers["Content-Type"] == "image/png"
+
+
+def test_the_proxy_does_not_share_one_users_login_with_others(live):
+    """A visitor without cookies must not become whoever logged in last. (The daemon's proxy
+    forwards through one requests.Session: unless its cookie jar is disabled, it stores the
+    frontend's Set-Cookie and sends it with every cookie-less request.)"""
+    officer = Browser(live.url)
+    officer.login("officer", live.password)
+    stranger = Browser(live.url)
+    assert stranger.get("/web/me").json()["user"] is None, \
+        "the daemon's proxy sent another user's session cookie (see master_daemon/proxy.py)"

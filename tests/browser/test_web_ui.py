@@ -1,0 +1,236 @@
+"""The web UI in a real browser (Debian's chromium through Playwright) against the real master
+daemon, frontend server and a local backend with a tiny untrained bundle (its faces are noise;
+the workflow is what is tested). Screenshots of the main screens go to docs/screenshots/.
+
+The tests run in order and share one browser page: log in → upload → generate → page → select
+fillers → save and download → refine → interpolate → reopen.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import re
+import zipfile
+
+from PIL import Image
+
+from tests.browser.conftest import LONDON, READY_TIMEOUT, SHOTS, TASK_TIMEOUT
+from tests.conftest import SHARED
+
+
+def shot(page, name: str, show: str | None = None) -> None:
+    """A 1280 × 800 screenshot from the top of the page (or scrolled so that ``show`` is in
+    view), stored as a small palette PNG."""
+    page.evaluate("() => window.scrollTo(0, 0)")
+    if show:
+        page.locator(show).scroll_into_view_if_needed()
+    data = page.screenshot()
+    with Image.open(io.BytesIO(data)) as im:
+        im.convert("RGB").quantize(colors=128).save(SHOTS / f"{name}.png", optimize=True)
+
+
+def wait_results(page, note: str, count: int, timeout: int = TASK_TIMEOUT) -> None:
+    """Wait for a page of results; on failure say what the screen shows instead."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            "([note, count]) => document.getElementById('results-note').textContent"
+            ".includes(note) && document.querySelectorAll('#faces li').length === count"
+            " || document.getElementById('error').textContent.length > 0",
+            arg=[note, count], timeout=timeout)
+    except PlaywrightTimeout:
+        pass
+    screen = {k: page.locator(k).inner_text() for k in ("#error", "#progress-text",
+                                                          "#backend-state", "#results-note")}
+    assert not screen["#error"] and note in screen["#results-note"], screen
+    assert page.locator("#faces li").count() == count
+
+
+def face_action(page, index: int, action: str) -> None:
+    page.locator("#faces .face").nth(index).click()
+    page.get_by_role("menuitem", name=action).click()
+
+
+def test_login(page, live):
+    page.goto(live.url + "/")
+    try:
+        page.wait_for_selector("#login-form")              # not logged in: sent to /login
+    except Exception:
+        raise AssertionError(f"no login form at {page.url}: {page.content()[:2000]}") from None
+    page.fill("#name", "officer")
+    page.fill("#password", "wrong password")
+    page.click("button[type=submit]")
+    page.get_by_text("Wrong user name or password").wait_for()
+    page.fill("#password", live.password)
+    shot(page, "login")
+    page.click("button[type=submit]")
+    page.wait_for_url(live.url + "/")
+    page.get_by_text("officer").wait_for()
+    assert page.locator("#admin-link").is_hidden()          # not an administrator
+
+
+def drop_file(page, selector: str, path, mime: str = "image/jpeg") -> None:
+    """Drag-and-drop of a file onto ``selector``, as a user dragging it from the desktop."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    transfer = page.evaluate_handle(
+        """([data, name, mime]) => {
+             const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+             const dt = new DataTransfer();
+             dt.items.add(new File([bytes], name, { type: mime }));
+             return dt;
+           }""", [data, path.name, mime])
+    page.dispatch_event(selector, "dragover", {"dataTransfer": transfer})
+    page.dispatch_event(selector, "drop", {"dataTransfer": transfer})
+
+
+def test_upload_shows_the_face_and_no_face_is_explained(page):
+    slot = page.locator('[data-slot="suspect"]')
+    slot.locator(".file-input").set_input_files(str(SHARED / "faces" / "no_face" / "fox.jpg"))
+    slot.get_by_text("No face was found").wait_for()
+    # Two faces: both boxes are shown and the user picks one.
+    two = Image.new("RGB", (1024, 512))
+    two.paste(Image.open(LONDON / "001_03.jpg").convert("RGB"), (0, 0))
+    two.paste(Image.open(LONDON / "005_03.jpg").convert("RGB"), (512, 0))
+    buf = io.BytesIO()
+    two.save(buf, "PNG")
+    slot.locator(".file-input").set_input_files(
+        {"name": "two.png", "mimeType": "image/png", "buffer": buf.getvalue()})
+    slot.get_by_text("2 faces found").wait_for()
+    slot.get_by_role("button", name="Use face 2").click()
+    slot.get_by_text("face 2 is used").wait_for()
+    assert slot.get_by_role("button", name="Use face 2").get_attribute("aria-pressed") == "true"
+    # The suspect's photo, dragged onto the drop zone.
+    drop_file(page, '[data-slot="suspect"] .dropzone', LONDON / "001_03.jpg")
+    slot.get_by_text("One face found.").wait_for()
+    assert slot.locator(".face-box").count() == 1
+    page.locator("#selected .suspect").wait_for()          # the suspect joins the lineup
+
+
+def test_generate_waits_for_the_backend_then_shows_fillers(page):
+    page.wait_for_selector('#backend-state[data-state="ready"]', timeout=READY_TIMEOUT)
+    assert page.locator("#restart").is_hidden()
+    page.click(".advanced summary")
+    page.fill("#per-page", "6")
+    page.fill("#steps", "5")
+    page.click(".advanced summary")
+    generate = page.locator("#generate")
+    assert generate.is_enabled()
+    generate.click()
+    wait_results(page, "Fillers, page 1", 6)
+    assert page.locator("#progress").evaluate("p => p.value") == 100
+    page.locator("#faces .face").first.hover()
+    assert "Distance to suspect" in page.locator("#details").inner_text()
+    shot(page, "results")
+    page.click("#next-page")
+    wait_results(page, "Fillers, page 2", 6)
+    assert page.locator("#page-label").inner_text() == "Page 2"
+
+
+def test_faces_are_usable_from_the_keyboard(page):
+    page.locator("#faces .face").first.focus()
+    assert "Distance to suspect" in page.locator("#details").inner_text()
+    page.keyboard.press("Enter")
+    menu = page.locator("#face-menu")
+    assert menu.is_visible()
+    assert page.evaluate("document.activeElement.textContent") == "Select as filler"
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.textContent") == "More similar to this"
+    page.keyboard.press("Escape")
+    assert menu.is_hidden()
+    assert page.evaluate("document.activeElement.classList.contains('face')")
+
+
+def test_select_fillers_save_and_download(page):
+    for i in range(5):
+        face_action(page, i, "Select as filler")
+    assert page.locator("#lineup-count").inner_text() == "5 of 5 fillers selected"
+    assert page.locator("#selected li").count() == 6
+    # Removing one and adding another.
+    page.locator("#selected .filler .remove").first.click()
+    assert page.locator("#lineup-count").inner_text() == "4 of 5 fillers selected"
+    face_action(page, 5, "Select as filler")
+    page.fill("#lineup-name", "Case 117")
+    page.select_option("#suspect-position", "3")
+    page.click("#save")
+    page.get_by_text("the suspect is number 3").wait_for()
+    shot(page, "lineup-saved")
+    with page.expect_download() as download:
+        page.click("#download-png")
+    with Image.open(download.value.path()) as im:
+        assert im.size == (16 + 3 * 272, 16 + 2 * 316)       # 3 × 2 grid of 256-px faces
+    with page.expect_download() as download:
+        page.click("#download-zip")
+    with zipfile.ZipFile(download.value.path()) as zf:
+        names = set(zf.namelist())
+    assert {"composite.png", "lineup.json"} <= names and len(names) == 8
+
+
+def test_interpolation_between_the_photo_and_a_face(page):
+    face_action(page, 0, "Use as interpolation input #2")
+    assert page.locator("#mode-interpolate").get_attribute("aria-selected") == "true"
+    page.click(".advanced summary")
+    page.fill("#interp-count", "4")
+    page.click(".advanced summary")
+    page.click("#generate")
+    wait_results(page, "Interpolation", 4)
+    shot(page, "interpolation")
+
+
+def test_refine_shows_a_new_page(page):
+    page.fill("#refine-seconds", "60")
+    assert page.locator("#refine-value").inner_text() == "60"
+    page.click("#refine")
+    page.wait_for_selector("#cancel:not([disabled])")        # the task runs
+    try:
+        page.wait_for_function("() => document.getElementById('progress').value > 0",
+                               timeout=45_000)
+    except Exception:
+        pass                                                  # a screenshot without progress
+    shot(page, "refining", show=".refine")
+    page.reload()                         # the running task is picked up again after a reload
+    page.wait_for_selector("#cancel:not([disabled])")
+    wait_results(page, "refined model", 6, timeout=300_000)
+
+
+def test_reopen_a_saved_lineup(page):
+    page.click("#new-lineup")
+    assert page.locator("#selected li").count() == 0
+    assert page.locator("#downloads").is_hidden() and page.locator("#faces li").count() == 0
+    page.click("#open-lineups")
+    page.get_by_role("button", name=re.compile("Case 117")).click()
+    page.get_by_text("Opened “Case 117”").wait_for()
+    assert page.locator("#lineup-count").inner_text() == "5 of 5 fillers selected"
+    assert page.locator("#suspect-position").input_value() == "3"
+    assert page.locator("#download-zip").is_visible()
+    page.click("#open-lineups")
+    shot(page, "saved-lineups")
+    page.keyboard.press("Escape")
+
+
+def test_an_administrator_creates_an_account(page, live):
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 800})
+    admin = context.new_page()
+    try:
+        admin.goto(live.url + "/login")
+        admin.fill("#name", "admin")
+        admin.fill("#password", live.password)
+        admin.click("button[type=submit]")
+        admin.wait_for_url(live.url + "/")
+        admin.click("#admin-link")
+        admin.wait_for_url(live.url + "/admin")
+        admin.fill("#new-name", "detective")
+        admin.fill("#new-password", "short")
+        admin.click("button[type=submit]")
+        admin.locator("#user-message").get_by_text("at least 8 characters").wait_for()
+        admin.fill("#new-password", "a long enough password")
+        admin.click("button[type=submit]")
+        admin.get_by_text("Created detective.").wait_for()
+        assert "detective" in admin.locator("#user-list").inner_text()
+        shot(admin, "accounts")
+    finally:
+        context.close()
+
+
+def test_no_script_errors(page):
+    assert page.errors == [], "\n".join(page.errors)

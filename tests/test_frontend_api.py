@@ -1,0 +1,578 @@
+"""The frontend server's API through a real server on a loopback port: accounts, CSRF, rate
+limiting, uploads (with real photos), forwarding to the daemon, isolation between users, and
+lineup save and export.
+
+The daemon side is a small stand-in here (it checks the bearer token and records what it was
+sent); the browser tests in tests/browser/ run against the real master daemon.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+
+from tests.conftest import REPO, SHARED, ligan, ligan_command
+
+LONDON = SHARED / "faces" / "london" / "001_03.jpg"
+NO_FACE = SHARED / "faces" / "no_face" / "fox.jpg"
+DAEMON_TOKEN = "test-daemon-token-0123456789"
+PASSWORD = "correct horse battery"
+needs_photos = pytest.mark.skipif(not LONDON.exists(), reason=f"{LONDON} is absent (shared photos)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def frontend_env(home: Path, **extra: str) -> dict:
+    env = dict(os.environ, LIGAN_HOME=str(home), LIGAN_DAEMON_TOKEN=DAEMON_TOKEN,
+               LIGAN_LOG_LEVEL="WARNING", **extra)
+    env.pop("http_proxy", None)
+    env.pop("HTTP_PROXY", None)
+    return env
+
+
+def add_user(home: Path, name: str, password: str = PASSWORD, admin: bool = False,
+             **env) -> subprocess.CompletedProcess:
+    """``python -m frontend_server user add`` with the password on stdin."""
+    args = [sys.executable, "-m", "frontend_server", "user", "add", name]
+    return subprocess.run(args + (["--admin"] if admin else []), input=password + "\n",
+                          capture_output=True, text=True, cwd=REPO,
+                          env=frontend_env(home, **env), timeout=60)
+
+
+class Frontend:
+    """A ``python -m frontend_server serve`` child process on a free loopback port."""
+
+    def __init__(self, home: Path, daemon_url: str = "", **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "frontend_server", "serve", "--host", "127.0.0.1",
+             "--port", str(self.port), "--daemon-url", daemon_url],
+            cwd=REPO, env=frontend_env(home, **env))
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).json() == {"status": "ok"}:
+                    return
+            except requests.RequestException:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the frontend exited with status {self.proc.returncode}")
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("the frontend did not answer /healthz within 60 s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Browser:
+    """What the web UI's JS does: a cookie session plus the CSRF token in a header."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = requests.Session()
+        self.http.trust_env = False
+        self.csrf = self.http.get(url + "/web/me").json()["csrf_token"]
+
+    def request(self, method: str, path: str, expect: int | None = 200, csrf: bool = True,
+                **kw) -> requests.Response:
+        headers = kw.pop("headers", {})
+        if csrf:
+            headers["X-CSRFToken"] = self.csrf
+        resp = self.http.request(method, self.url + path, headers=headers, timeout=60, **kw)
+        if expect is not None:
+            assert resp.status_code == expect, (resp.status_code, resp.text[:500])
+        return resp
+
+    def get(self, path: str, expect: int | None = 200, **kw):
+        return self.request("GET", path, expect, **kw)
+
+    def post(self, path: str, expect: int | None = 200, **kw):
+        return self.request("POST", path, expect, **kw)
+
+    def login(self, name: str, password: str = PASSWORD, expect: int = 200) -> dict:
+        body = self.post("/web/login", expect, json={"name": name, "password": password}).json()
+        if expect == 200:
+            self.csrf = body["csrf_token"]
+        return body
+
+    def upload(self, data: bytes, expect: int = 201, name: str = "photo.jpg") -> dict:
+        return self.post("/web/uploads", expect, files={"photo": (name, data)}).json()
+
+
+class FakeDaemon:
+    """The daemon's internal API, just enough to see what the frontend forwards."""
+
+    def __init__(self) -> None:
+        from flask import Flask, jsonify, request
+        from werkzeug.serving import make_server
+
+        app = Flask("fake-daemon")
+        self.calls: list[tuple[str, str, dict | None]] = []
+        self.tasks: dict[str, dict] = {}
+
+        @app.before_request
+        def auth():
+            if request.headers.get("Authorization") != f"Bearer {DAEMON_TOKEN}":
+                return jsonify(error="wrong token"), 401
+            self.calls.append((request.method, request.path, request.get_json(silent=True)))
+
+        @app.put("/api/sessions/<sid>")
+        @app.get("/api/sessions/<sid>")
+        def session(sid):
+            return jsonify(session_id=sid, state="ready", queue_position=0, reason="",
+                           backend=None, last_event_id=0)
+
+        @app.post("/api/sessions/<sid>/tasks")
+        def post_task(sid):
+            body = request.get_json()
+            task = {"task_id": f"t{len(self.tasks)}", "session_id": sid, "type": body["type"],
+                    "params": body["params"], "state": "queued", "progress": 0}
+            self.tasks[task["task_id"]] = task
+            return jsonify(task), 202
+
+        @app.get("/api/sessions/<sid>/tasks/<tid>")
+        def get_task(sid, tid):
+            task = self.tasks.get(tid)
+            if task is None or task["session_id"] != sid:
+                return jsonify(error="no such task"), 404
+            return jsonify(task)
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    for name, admin in (("admin", True), ("alice", False), ("bob", False)):
+        done = add_user(home, name, admin=admin)
+        assert done.returncode == 0, done.stderr
+    daemon = FakeDaemon()
+    server = Frontend(home, daemon.url, LIGAN_UPLOAD_MAX_MB="1", LIGAN_LOGIN_RATE_LIMIT="5/minute")
+    yield server, daemon, home
+    server.stop()
+    daemon.stop()
+
+
+@pytest.fixture()
+def alice(stack):
+    browser = Browser(stack[0].url)
+    browser.login("alice")
+    return browser
+
+
+@pytest.fixture()
+def bob(stack):
+    browser = Browser(stack[0].url)
+    browser.login("bob")
+    return browser
+
+
+def results_dir(home: Path, browser: Browser) -> Path:
+    uid = browser.get("/web/me").json()["user"]["id"]
+    return home / "results" / f"user-{uid}"
+
+
+# -- accounts, CSRF, rate limit -------------------------------------------------------------
+
+def test_login_logout_and_wrong_password(stack):
+    b = Browser(stack[0].url)
+    assert b.get("/web/me").json()["user"] is None
+    assert b.get("/web/lineups", 401).json()["error"] == "Please log in first."
+    assert "Wrong user name or password" in b.login("alice", "not her password", 401)["error"]
+    assert "Wrong user name" in b.login("nobody", PASSWORD, 401)["error"]
+    user = b.login("alice")["user"]
+    assert user["name"] == "alice" and user["is_admin"] is False
+    cookie = next(c for c in b.http.cookies if c.name == "ligan_session")
+    assert cookie.has_nonstandard_attr("HttpOnly")
+    assert b.get("/web/me").json()["user"]["name"] == "alice"
+    b.csrf = b.post("/web/logout").json()["csrf_token"]
+    assert b.get("/web/me").json()["user"] is None
+    b.get("/web/lineups", 401)
+
+
+def test_login_is_rate_limited(stack):
+    home = stack[2]
+    assert add_user(home, "carol").returncode == 0
+    b = Browser(stack[0].url)
+    for _ in range(5):
+        b.login("carol", "wrong password", 401)
+    err = b.login("carol", PASSWORD, 429)["error"]
+    assert "Too many login attempts" in err
+    Browser(stack[0].url).login("alice")   # other accounts are not locked out
+
+
+def test_state_changing_requests_need_the_csrf_token(stack):
+    b = Browser(stack[0].url)
+    resp = b.post("/web/login", 400, csrf=False, json={"name": "alice", "password": PASSWORD})
+    assert "CSRF token is missing" in resp.json()["error"]
+    b.login("alice")
+    resp = b.post("/web/lineups", 400, csrf=False, json={})
+    assert "CSRF" in resp.json()["error"]
+    resp = b.post("/web/lineups", 400, headers={"X-CSRFToken": "forged"}, csrf=False, json={})
+    assert "CSRF" in resp.json()["error"]
+
+
+def test_admin_creates_users_and_others_cannot(stack):
+    admin = Browser(stack[0].url)
+    admin.login("admin")
+    made = admin.post("/web/users", 201, json={"name": "dave", "password": "a long password"})
+    assert made.json()["user"]["name"] == "dave"
+    err = admin.post("/web/users", 422, json={"name": "dave", "password": "a long password"})
+    assert "already a user called 'dave'" in err.json()["error"]
+    err = admin.post("/web/users", 422, json={"name": "eve", "password": "short"})
+    assert "at least 8 characters" in err.json()["error"]
+    assert "dave" in [u["name"] for u in admin.get("/web/users").json()["users"]]
+    Browser(stack[0].url).login("dave", "a long password")
+    dave = Browser(stack[0].url)
+    dave.login("dave", "a long password")
+    err = dave.post("/web/users", 403, json={"name": "mallory", "password": "a long password"})
+    assert err.json()["error"] == "Only an administrator may do this."
+    dave.get("/web/users", 403)
+
+
+def test_cli_refuses_a_duplicate_user(stack):
+    done = add_user(stack[2], "alice")
+    assert done.returncode == 1 and "already a user called 'alice'" in done.stderr
+
+
+def test_errors_are_json(stack, alice):
+    assert alice.get("/no/such/page", 404).json() == {"error": "Not found."}
+    assert alice.request("DELETE", "/web/me", 405).json()["error"]
+    assert alice.post("/web/lineups", 400, data="not json",
+                      headers={"Content-Type": "application/json"}).json()["error"]
+
+
+def test_ui_pages_are_served_with_a_strict_policy(stack):
+    resp = requests.get(stack[0].url + "/")
+    assert resp.status_code == 200 and "<html" in resp.text
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert requests.get(stack[0].url + "/login").status_code == 200
+    assert requests.get(stack[0].url + "/ui/app.js").status_code == 200
+
+
+# -- uploads --------------------------------------------------------------------------------
+
+def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A tiny PNG whose header claims ``width × height`` pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1000)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_uploads_that_are_not_usable_photos(alice):
+    err = alice.upload(b"%PDF-1.4 this is a document", 415, name="suspect.jpg")["error"]
+    assert "not an image" in err
+    err = alice.upload(bomb_png(), 413, name="huge.png")["error"]
+    assert "pixels" in err
+    assert "larger than the limit of 1 MB" in alice.upload(os.urandom(1_200_000), 413)["error"]
+    assert "empty" in alice.upload(b"", 400)["error"]
+    assert "form field 'photo'" in alice.post("/web/uploads", 400, data={"x": "1"}).json()["error"]
+
+
+@needs_photos
+def test_truncated_photo_is_refused(alice):
+    data = LONDON.read_bytes()
+    err = alice.upload(data[: len(data) // 2], 422)["error"]
+    assert "damaged or incomplete" in err
+
+
+@needs_photos
+def test_photo_without_a_face(alice):
+    body = alice.upload(NO_FACE.read_bytes(), 422)
+    assert body["faces"] == [] and "No face was found" in body["error"]
+
+
+@needs_photos
+def test_photo_with_one_face_is_stored_as_png(stack, alice):
+    body = alice.upload(LONDON.read_bytes())
+    assert len(body["faces"]) == 1 and len(body["faces"][0]["box"]) == 4
+    assert body["photo"] == f"uploads/{body['upload_id']}.png"
+    assert (body["width"], body["height"]) == (512, 512)
+    stored = results_dir(stack[2], alice) / body["photo"]
+    assert stored.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    png = alice.get(f"/web/uploads/{body['upload_id']}/photo.png")
+    assert png.headers["Content-Type"] == "image/png"
+    assert alice.get(f"/web/uploads/{body['upload_id']}").json()["faces"] == body["faces"]
+
+
+@needs_photos
+def test_photo_with_two_faces_lists_both(alice):
+    left = Image.open(LONDON).convert("RGB")
+    right = Image.open(SHARED / "faces" / "london" / "005_03.jpg").convert("RGB")
+    both = Image.new("RGB", (1024, 512))
+    both.paste(left, (0, 0))
+    both.paste(right, (512, 0))
+    buf = io.BytesIO()
+    both.save(buf, "PNG")
+    body = alice.upload(buf.getvalue(), name="two.png")
+    assert len(body["faces"]) == 2
+    centres = sorted((f["box"][0] + f["box"][2]) / 2 for f in body["faces"])
+    assert centres[0] < 512 < centres[1]
+
+
+@needs_photos
+def test_exif_orientation_is_honoured_and_metadata_stripped(stack, alice):
+    upright = Image.open(LONDON).convert("RGB").crop((0, 40, 512, 440))   # 512 × 400
+    stored_sideways = upright.rotate(90, expand=True)                      # 400 × 512
+    exif = Image.Exif()
+    exif[0x0112] = 6                    # orientation: rotate 90° clockwise to display
+    exif[0x010E] = "suspect, case 1234"  # ImageDescription
+    exif[0x013B] = "Officer Smith"       # Artist
+    buf = io.BytesIO()
+    stored_sideways.save(buf, "JPEG", exif=exif, quality=92)
+    body = alice.upload(buf.getvalue())
+    assert (body["width"], body["height"]) == (512, 400)
+    assert len(body["faces"]) == 1      # found only because the photo was turned upright
+    with Image.open(results_dir(stack[2], alice) / body["photo"]) as im:
+        assert im.size == (512, 400)
+        assert not im.getexif() and "exif" not in im.info
+    raw = (results_dir(stack[2], alice) / body["photo"]).read_bytes()
+    assert b"Officer Smith" not in raw and b"case 1234" not in raw
+
+
+# -- isolation between users ----------------------------------------------------------------
+
+@needs_photos
+def test_other_users_uploads_results_and_lineups_are_not_found(stack, alice, bob):
+    upload = alice.upload(LONDON.read_bytes())
+    uid = upload["upload_id"]
+    alice.get(f"/web/uploads/{uid}/photo.png")
+    bob.get(f"/web/uploads/{uid}/photo.png", 404)
+    bob.get(f"/web/uploads/{uid}", 404)
+    bob.get(f"/web/files/{upload['photo']}", 404)
+    alice_uid = alice.get("/web/me").json()["user"]["id"]
+    bob.get(f"/web/files/../user-{alice_uid}/{upload['photo']}", 404)
+    bob.get(f"/web/files/%2E%2E/user-{alice_uid}/{upload['photo']}", 404)
+    bob.post("/web/tasks", 404, json={"type": "fillers",
+                                      "params": {"suspect_photo": upload["photo"]}})
+    lineup = alice.post("/web/lineups", 201, json={"suspect": {"upload_id": uid}}).json()
+    bob.get(f"/web/lineups/{lineup['id']}", 404)
+    bob.get(f"/web/lineups/{lineup['id']}/export.zip", 404)
+    bob.request("DELETE", f"/web/lineups/{lineup['id']}", 404)
+    assert lineup["id"] not in [l["id"] for l in bob.get("/web/lineups").json()["lineups"]]
+    bob.post("/web/lineups", 404, json={"suspect": {"upload_id": uid}})
+
+
+# -- the daemon: sessions, tasks, event tokens ------------------------------------------------
+
+@needs_photos
+def test_tasks_are_forwarded_to_the_users_own_session(stack, alice, bob):
+    from itsdangerous import URLSafeTimedSerializer
+
+    daemon = stack[1]
+    me = alice.get("/web/me").json()["user"]
+    sid = f"user-{me['id']}"
+    started = alice.post("/web/session").json()
+    assert started["session"]["session_id"] == sid
+    url = started["events_url"]
+    assert url.startswith(f"/events/{sid}?token=")
+    token = url.split("token=", 1)[1]
+    assert URLSafeTimedSerializer(DAEMON_TOKEN, salt="ligan-events").loads(token) == sid
+    photo = alice.upload(LONDON.read_bytes())["photo"]
+    task = alice.post("/web/tasks", 202, json={"type": "fillers", "params": {
+        "suspect_photo": photo, "per_page": 6}}).json()
+    assert daemon.calls[-1] == ("POST", f"/api/sessions/{sid}/tasks",
+                                {"type": "fillers", "params": {"suspect_photo": photo,
+                                                               "per_page": 6}})
+    assert alice.get(f"/web/tasks/{task['task_id']}").json()["state"] == "queued"
+    bob.get(f"/web/tasks/{task['task_id']}", 404)
+    err = alice.post("/web/tasks", 400, json={"type": "attribute_filter", "params": {}})
+    assert "type must be one of" in err.json()["error"]
+    err = alice.post("/web/tasks", 404, json={"type": "refine",
+                                              "params": {"photo": "../../etc/passwd"}})
+    assert "No uploaded photo" in err.json()["error"]
+
+
+def test_an_unreachable_daemon_is_a_readable_502(tmp_path):
+    assert add_user(tmp_path, "solo").returncode == 0
+    server = Frontend(tmp_path, f"http://127.0.0.1:{free_port()}")
+    try:
+        b = Browser(server.url)
+        b.login("solo")
+        err = b.post("/web/session", 502).json()["error"]
+        assert "master daemon cannot be reached" in err
+    finally:
+        server.stop()
+
+
+# -- lineups --------------------------------------------------------------------------------
+
+def fake_faces(folder: Path, count: int) -> list[dict]:
+    """Face records and 32-px images as a backend task writes them (records.jsonl, index)."""
+    from models.records import FaceRecord
+
+    task = folder / "tasks" / "tfake"
+    task.mkdir(parents=True, exist_ok=True)
+    records = []
+    with open(task / "records.jsonl", "a") as fh, open(folder / "faces.index", "a") as index:
+        for i in range(count):
+            rec = FaceRecord(bundle_hash="b" * 64, latent_space="w", latent=[0.1 * i] * 4,
+                             operation="fillers", parameters={"rank": i}, noise_seed=i)
+            Image.new("RGB", (32, 32), (40 * i % 255, 90, 160)).save(task / f"face_{rec.id}.png")
+            rec.image = f"face_{rec.id}.png"
+            offset = fh.tell()
+            fh.write(rec.to_json() + "\n")
+            index.write(f"{rec.id}\ttasks/tfake/records.jsonl\t{offset}\n")
+            records.append(rec.to_dict())
+    return records
+
+
+@needs_photos
+@pytest.mark.parametrize("body, words", [
+    ({"size": 1}, "size must be a whole number from 2 to 12"),
+    ({"size": 13}, "size must be a whole number from 2 to 12"),
+    ({"size": "6"}, "size must be a whole number"),
+    ({"size": 6, "suspect_position": 0}, "suspect_position must be a number from 1 to 6"),
+    ({"size": 6, "suspect_position": 7}, "suspect_position must be a number from 1 to 6"),
+    ({"size": 2, "fillers": ["FILLER", "FILLER"]}, "room for 1 fillers"),
+    ({"suspect": {"upload_id": "0" * 32}}, "No such uploaded photo"),
+    ({"fillers": ["f" * 32]}, "No face 'ffffffffffffffffffffffffffffffff'"),
+])
+def test_lineup_validation(stack, alice, body, words):
+    if "suspect" not in body:
+        body["suspect"] = {"upload_id": alice.upload(LONDON.read_bytes())["upload_id"]}
+    if body.get("fillers") == ["FILLER", "FILLER"]:
+        body["fillers"] = [r["id"] for r in fake_faces(results_dir(stack[2], alice), 2)]
+    err = alice.post("/web/lineups", None, json=body)
+    assert err.status_code in (404, 422) and words in err.json()["error"], err.text
+
+
+@needs_photos
+def test_lineup_save_reopen_and_export(stack, alice):
+    folder = results_dir(stack[2], alice)
+    upload = alice.upload(LONDON.read_bytes())
+    records = fake_faces(folder, 3)
+    draft = alice.post("/web/lineups", 201, json={
+        "name": "Case 12", "size": 4, "suspect": {"upload_id": upload["upload_id"]},
+        "fillers": [{"face_id": records[0]["id"], "distance": 0.3}],
+        "ui": {"mode": "basic"}}).json()
+    assert 1 <= draft["suspect_position"] <= 4 and draft["complete"] is False
+    assert "1 of its 3 fillers" in alice.get(f"/web/lineups/{draft['id']}/export.zip",
+                                             409).json()["error"]
+    saved = alice.request("PUT", f"/web/lineups/{draft['id']}", json={
+        "name": "Case 12", "size": 4, "suspect_position": 2,
+        "suspect": {"upload_id": upload["upload_id"]},
+        "fillers": [r["id"] for r in records], "ui": {"mode": "basic"}}).json()
+    assert saved["complete"] and saved["suspect_position"] == 2
+    reopened = alice.get(f"/web/lineups/{draft['id']}").json()
+    assert [f["face_id"] for f in reopened["fillers"]] == [r["id"] for r in records]
+    assert reopened["ui"] == {"mode": "basic"}
+    listed = alice.get("/web/lineups").json()["lineups"]
+    assert listed[0]["id"] == draft["id"] and listed[0]["name"] == "Case 12"
+
+    png = alice.get(f"/web/lineups/{draft['id']}/composite.png")
+    assert png.headers["Content-Type"] == "image/png"
+    with Image.open(io.BytesIO(png.content)) as im:
+        assert im.size == (16 + 2 * (256 + 16), 16 + 2 * (256 + 44 + 16))   # 2 × 2 grid
+    zipped = alice.get(f"/web/lineups/{draft['id']}/export.zip")
+    assert "attachment" in zipped.headers["Content-Disposition"]
+    with zipfile.ZipFile(io.BytesIO(zipped.content)) as zf:
+        assert sorted(zf.namelist()) == ["composite.png", "faces/01.png", "faces/02.png",
+                                         "faces/03.png", "faces/04.png", "lineup.json"]
+        sizes = {Image.open(io.BytesIO(zf.read(f"faces/0{i}.png"))).size for i in range(1, 5)}
+        assert sizes == {(256, 256)}
+        record = json.loads(zf.read("lineup.json"))
+    assert record["format"] == "ligan-lineup/1" and record["bundle_hashes"] == ["b" * 64]
+    assert record["lineup"]["size"] == 4 and record["lineup"]["suspect_position"] == 2
+    roles = [p["role"] for p in record["positions"]]
+    assert roles == ["filler", "suspect", "filler", "filler"]
+    suspect = record["positions"][1]
+    assert suspect["source"] == "photo" and len(suspect["photo_sha256"]) == 64
+    filler = record["positions"][0]
+    assert filler["record"]["latent"] == records[0]["latent"]
+    assert {"bundle_hash", "latent_space", "operation", "parameters", "noise_seed",
+            "truncation_psi", "parents"} <= set(filler["record"])
+    alice.request("DELETE", f"/web/lineups/{draft['id']}")
+    alice.get(f"/web/lineups/{draft['id']}", 404)
+
+
+@needs_photos
+def test_lineup_position_is_random_by_default(stack, alice):
+    upload = alice.upload(LONDON.read_bytes())["upload_id"]
+    positions = {alice.post("/web/lineups", 201, json={"size": 12, "suspect": {
+        "upload_id": upload}}).json()["suspect_position"] for _ in range(12)}
+    assert len(positions) > 1 and positions <= set(range(1, 13))
+
+
+def test_ligan_user_command(tmp_path):
+    env = {"LIGAN_HOME": str(tmp_path)}
+    done = subprocess.run([*ligan_command(), "user", "add", "frank", "--admin"],
+                          input="a long password\n",
+                          capture_output=True, text=True, cwd=REPO, timeout=120,
+                          env=dict(os.environ, **env))
+    assert done.returncode == 0 and "created administrator frank" in done.stdout, done.stderr
+    listed = ligan("user", "list", env=env)
+    assert listed.returncode == 0 and "frank (admin)" in listed.stdout
+    short = subprocess.run([sys.executable, "-m", "frontend_server", "user", "add", "gina"],
+                           input="short\n", capture_output=True, text=True, cwd=REPO,
+                           env=dict(os.environ, **env), timeout=60)
+    assert short.returncode == 1 and "at least 8 characters" in short.stderr
+
+
+def test_behind_https_cookies_are_secure_and_client_addresses_come_from_the_proxies(tmp_path):
+    """LIGAN_SECURE_COOKIES=1 and one reverse proxy in front of the daemon: the daemon sends
+    X-Forwarded-For "<client>, <proxy>" and the proxy's X-Forwarded-Proto https."""
+    assert add_user(tmp_path, "henry").returncode == 0
+    server = Frontend(tmp_path, "", LIGAN_SECURE_COOKIES="1", LIGAN_TRUSTED_PROXIES="1",
+                      LIGAN_LOGIN_RATE_LIMIT="2/minute")
+    try:
+        def client(address: str) -> Browser:
+            b = Browser.__new__(Browser)
+            b.url, b.http = server.url, requests.Session()
+            b.http.trust_env = False
+            b.http.headers.update({"X-Forwarded-For": f"{address}, 10.0.0.1",
+                                   "X-Forwarded-Proto": "https",
+                                   "X-Forwarded-Host": "lineups.example.org",
+                                   "Referer": "https://lineups.example.org/login"})
+            resp = b.http.get(server.url + "/web/me")
+            b.csrf = resp.json()["csrf_token"]
+            assert "Secure" in resp.headers["Set-Cookie"]
+            assert "HttpOnly" in resp.headers["Set-Cookie"]
+            assert "SameSite=Lax" in resp.headers["Set-Cookie"]
+            # A browser sends a Secure cookie only over HTTPS (here: to the proxy); the test
+            # talks plain HTTP to the frontend, so it sends the cookie itself.
+            b.http.headers["Cookie"] = f"ligan_session={resp.cookies['ligan_session']}"
+            return b
+
+        first = client("203.0.113.5")
+        for _ in range(2):
+            first.login("henry", "wrong password", 401)
+        first.login("henry", PASSWORD, 429)
+        second = client("198.51.100.7")          # another client address: not limited
+        second.login("henry", PASSWORD, 200)
+    finally:
+        server.stop()

@@ -1,0 +1,53 @@
+// Calls to the frontend server's JSON API: the session cookie plus the CSRF token in a header
+// on every state-changing request. Errors become ApiError with the server's readable message.
+
+let csrfToken = null;
+
+export class ApiError extends Error {
+  constructor(status, message, body) {
+    super(message);
+    this.status = status;
+    this.body = body || {};
+  }
+}
+
+export function setCsrf(token) { if (token) csrfToken = token; }
+
+async function answer(resp) {
+  let body = null;
+  try { body = await resp.json(); } catch { body = null; }
+  if (!resp.ok) {
+    const message = (body && body.error) || `The server answered ${resp.status}.`;
+    throw new ApiError(resp.status, message, body);
+  }
+  return body;
+}
+
+export async function api(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  const init = { method, headers, credentials: 'same-origin' };
+  if (method !== 'GET' && method !== 'HEAD') {
+    // The token comes with /web/me; a click before that answer arrives fetches it first.
+    if (!csrfToken) await api('GET', '/web/me');
+    headers['X-CSRFToken'] = csrfToken || '';
+  }
+  if (body instanceof FormData) {
+    init.body = body;
+  } else if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let resp;
+  try {
+    resp = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, 'The server cannot be reached. Check the connection and try again.');
+  }
+  const data = await answer(resp);
+  if (data && data.csrf_token) setCsrf(data.csrf_token);
+  return data;
+}
+
+export async function me() {
+  return api('GET', '/web/me');
+}
