@@ -10,6 +10,8 @@ import logging
 import sys
 
 from backend_server import cli as backend_cli
+from master_daemon import cli as daemon_cli
+from frontend_server import cli as frontend_cli
 from models import cli as model_cli
 from models import lineup_cli, research_cli
 from models.attributes import cli as attributes_cli
@@ -27,12 +29,14 @@ def build_parser(settings) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     launcher.register(sub, settings)
     backend_cli.register(sub, settings)
+    daemon_cli.register(sub, settings)
     model_cli.register(sub, settings)
     lineup_cli.register(sub, settings)
     research_cli.register(sub, settings)
     attributes_cli.register(sub, settings)
     training_cli.register(sub, settings)
     dataset_cli.register(sub, settings)
+    frontend_cli.register(sub, settings)
     return parser
 
 

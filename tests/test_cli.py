@@ -1,11 +1,14 @@
 """The ``ligan`` command end to end, on a tiny randomly initialised bundle."""
 import json
+import os
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ligan
+from tests.conftest import REPO, ligan, ligan_command
 
 TINY_ARGS = ["--resolution", "32", "--z-dim", "32", "--w-dim", "32", "--mapping-layers", "2",
              "--channel-base", "1024", "--channel-max", "64"]
@@ -115,14 +118,87 @@ def test_bad_setting_is_a_clear_error():
     assert "LIGAN_TF_INTER_THREADS must be an integer" in r.stderr
 
 
-def test_up_starts_what_exists_and_names_what_is_missing(tmp_path):
-    r = ligan("up", env={"LIGAN_BUNDLE": str(tmp_path / "none")})
+def test_up_check_names_a_missing_bundle_and_what_to_do(tmp_path):
+    r = ligan("up", "--check", env={"LIGAN_BUNDLE": str(tmp_path / "none"),
+                                   "LIGAN_HOME": str(tmp_path / "home")})
     assert r.returncode == 0, r.stderr
-    assert "master daemon" in r.stdout and "not built yet" in r.stdout
-    assert "default model bundle" in r.stdout and "not there yet" in r.stdout
+    for part in ("master daemon", "frontend server + web UI", "backend server"):
+        assert f"{part}" in r.stdout and "MISSING" not in r.stdout
+    assert "not there" in r.stdout and "Sessions will fail to start" in r.stdout
+    assert not (tmp_path / "home").exists()  # --check starts and creates nothing
 
 
-def test_up_checks_the_bundle_it_would_serve(cli_bundle):
-    r = ligan("up", env={"LIGAN_BUNDLE": str(cli_bundle)})
+def test_up_check_verifies_the_bundle_it_would_serve(cli_bundle, tmp_path):
+    r = ligan("up", "--check", env={"LIGAN_BUNDLE": str(cli_bundle),
+                                   "LIGAN_HOME": str(tmp_path / "home")})
     assert r.returncode == 0, r.stderr
-    assert "default model bundle       ready" in r.stdout
+    assert "model bundle               ready" in r.stdout
+    broken = tmp_path / "broken"
+    shutil.copytree(cli_bundle, broken)
+    (broken / "manifest.json").write_text("{")
+    r = ligan("up", "--check", env={"LIGAN_BUNDLE": str(broken)})
+    assert r.returncode == 1 and "UNUSABLE" in r.stdout
+
+
+def test_up_serves_the_web_app_creates_the_first_admin_and_stops_on_ctrl_c(cli_bundle,
+                                                                           tmp_path):
+    import signal
+    import socket
+    import threading
+    import time
+
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, LIGAN_BUNDLE=str(cli_bundle), LIGAN_HOME=str(tmp_path / "home"),
+               LIGAN_PORT=str(port), TF_CPP_MIN_LOG_LEVEL="2")
+
+    def start() -> tuple[subprocess.Popen, list[str]]:
+        proc = subprocess.Popen([*ligan_command(), "up"], env=env, cwd=REPO, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        lines: list[str] = []
+        threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+        deadline = time.monotonic() + 120
+        while not any("LiGAN runs. Open" in line for line in lines):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.2)
+        return proc, lines
+
+    def stop(proc: subprocess.Popen, lines: list[str]) -> None:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0, "".join(lines)
+        time.sleep(0.2)
+        assert any("Stopped." in line for line in lines), "".join(lines)
+
+    proc, lines = start()
+    try:
+        out = "".join(lines)
+        assert f"http://127.0.0.1:{port}" in out
+        assert "created the administrator account 'admin'" in out
+        password = lines[[i for i, line in enumerate(lines) if "with the password" in line][0]
+                         + 1].strip()
+        note = tmp_path / "home" / "frontend" / "initial-admin-password"
+        assert note.read_text().strip() == password and (note.stat().st_mode & 0o077) == 0
+        # the daemon answers, and proxies the web app of the frontend server it started
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+        page = requests.get(f"http://127.0.0.1:{port}/", timeout=10)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+    finally:
+        if proc.poll() is None:
+            stop(proc, lines)
+    proc, lines = start()  # a second start keeps the account and prints no password
+    stop(proc, lines)
+    assert "created the administrator" not in "".join(lines)
+
+
+def test_settings_pass_to_a_child_process_whole():
+    import dataclasses
+
+    from setup.config import load_settings, to_env
+
+    settings = dataclasses.replace(load_settings({}), port=9123, secure_cookies=True,
+                                   session_idle_timeout=12.5, scheduler="slurm",
+                                   slurm_partition="gpu", login_rate_limit="3 per minute")
+    assert load_settings(to_env(settings)) == settings
