@@ -6,7 +6,7 @@ import getpass
 import logging
 import sys
 
-from setup.config import SettingsError, load_settings
+from setup import entry
 
 
 def register(sub: argparse._SubParsersAction, settings) -> None:
@@ -71,18 +71,11 @@ def _serve(args, settings) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m frontend_server serve --host H --port P --daemon-url URL`` or ``user …``."""
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"ligan: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def build_parser(settings) -> argparse.ArgumentParser:
+    """``serve`` (for the master daemon) and ``user …``."""
     parser = argparse.ArgumentParser(prog="python -m frontend_server",
                                      description="LiGAN's frontend server.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = entry.subcommands(parser)
     serve = sub.add_parser("serve", help="serve the web UI (started by the master daemon)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=settings.frontend_port or 8701)
@@ -91,5 +84,9 @@ def main(argv: list[str] | None = None) -> int:
                             "LIGAN_DAEMON_TOKEN)")
     serve.set_defaults(handler=_serve)
     register(sub, settings)
-    args = parser.parse_args(argv)
-    return int(args.handler(args, settings) or 0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m frontend_server serve --host H --port P --daemon-url URL`` or ``user …``."""
+    return entry.run(build_parser, argv)

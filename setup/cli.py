@@ -6,7 +6,6 @@ status. Failures meant for the user raise ``models.cli.CommandError`` and print 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from backend_server import cli as backend_cli
@@ -17,8 +16,7 @@ from models import lineup_cli, research_cli
 from models.attributes import cli as attributes_cli
 from models.dataset import cli as dataset_cli
 from models.training import cli as training_cli
-from setup import launcher
-from setup.config import SettingsError, load_settings
+from setup import entry, launcher
 
 
 def build_parser(settings) -> argparse.ArgumentParser:
@@ -26,7 +24,7 @@ def build_parser(settings) -> argparse.ArgumentParser:
         prog="ligan",
         description="LiGAN: synthetic faces of people who do not exist, for fair police "
                     "lineups and face-memory research. Run 'ligan COMMAND --help' for details.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = entry.subcommands(parser)
     launcher.register(sub, settings)
     backend_cli.register(sub, settings)
     daemon_cli.register(sub, settings)
@@ -41,20 +39,7 @@ def build_parser(settings) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        return model_cli.fail(str(exc))
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser(settings).parse_args(argv)
-    try:
-        return int(args.handler(args, settings) or 0)
-    except model_cli.CommandError as exc:
-        return model_cli.fail(str(exc))
-    except KeyboardInterrupt:
-        print("ligan: interrupted", file=sys.stderr)
-        return 130
+    return entry.run(build_parser, argv)
 
 
 if __name__ == "__main__":

@@ -51,3 +51,16 @@ export async function api(method, path, body) {
 export async function me() {
   return api('GET', '/web/me');
 }
+
+// The backend session's state in words, the same on every page (see docs/master_daemon.md).
+export function sessionWords(session) {
+  const s = session ? session.state : 'not started';
+  const words = {
+    queued: `Backend: queued${session && session.queue_position ? ` (position ${session.queue_position})` : ''}`,
+    starting: `Backend: starting${session && session.reason ? ` (${session.reason})` : ''}…`,
+    ready: 'Backend: ready',
+    failed: `Backend: failed — ${(session && session.reason) || 'unknown reason'}`,
+    stopped: 'Backend: stopped after a while without work',
+  };
+  return words[s] || `Backend: ${s}`;
+}

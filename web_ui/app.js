@@ -3,7 +3,7 @@
 // State lives in `state`; every change calls the matching render function. Backend state,
 // progress and results arrive as server-sent events from the master daemon; task requests go
 // through the frontend server (/web/...), which checks the user and forwards them.
-import { api, me } from './api.js';
+import { api, me, sessionWords } from './api.js';
 import { renderSlot, uploadInto } from './photos.js';
 
 const $ = (id) => document.getElementById(id);
@@ -96,14 +96,7 @@ function setSession(session) {
   state.session = session;
   const el = $('backend-state');
   const s = session ? session.state : 'not started';
-  const words = {
-    queued: `Backend: queued${session.queue_position ? ` (position ${session.queue_position})` : ''}`,
-    starting: `Backend: starting${session.reason ? ` (${session.reason})` : ''}…`,
-    ready: 'Backend: ready',
-    failed: `Backend: failed — ${session.reason || 'unknown reason'}`,
-    stopped: 'Backend: stopped after a while without work',
-  };
-  el.textContent = words[s] || `Backend: ${s}`;
+  el.textContent = sessionWords(session);
   el.dataset.state = s;
   $('restart').hidden = !['failed', 'stopped'].includes(s);
   renderButtons();

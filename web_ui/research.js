@@ -4,7 +4,7 @@
 // Task requests go through the frontend server (/web/research/tasks checks that every face is
 // the user's own); backend state, progress and results arrive as server-sent events from the
 // master daemon (the stream whose URL /web/session answers), with polling as a safety net.
-import { api, me } from './api.js';
+import { api, me, sessionWords } from './api.js';
 
 const $ = (id) => document.getElementById(id);
 const ENDED = ['done', 'failed', 'cancelled'];
@@ -80,14 +80,7 @@ function setSession(session) {
   state.session = session;
   const el = $('backend-state');
   const s = session ? session.state : 'not started';
-  const words = {
-    queued: `Backend: queued${session.queue_position ? ` (position ${session.queue_position})` : ''}`,
-    starting: `Backend: starting${session.reason ? ` (${session.reason})` : ''}…`,
-    ready: 'Backend: ready',
-    failed: `Backend: failed — ${session.reason || 'unknown reason'}`,
-    stopped: 'Backend: stopped after a while without work',
-  };
-  el.textContent = words[s] || `Backend: ${s}`;
+  el.textContent = sessionWords(session);
   el.dataset.state = s;
   $('restart').hidden = !['failed', 'stopped'].includes(s);
   if (s === 'ready' && state.attributes === null) loadCapabilities();
