@@ -22,6 +22,10 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
+from openapi_core import OpenAPI
+from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+from openapi_core.templating.paths.exceptions import PathError
 from PIL import Image
 
 from tests.conftest import REPO, SHARED, ligan, ligan_command
@@ -30,6 +34,11 @@ LONDON = SHARED / "faces" / "london" / "001_03.jpg"
 NO_FACE = SHARED / "faces" / "no_face" / "fox.jpg"
 DAEMON_TOKEN = "test-daemon-token-0123456789"
 PASSWORD = "correct horse battery"
+SPEC = REPO / "docs" / "api" / "frontend.yaml"
+_openapi: OpenAPI | None = None
+#: Bodies that are not JSON: checked only for the content type the spec gives (no schema).
+FILES = "/web/files/"
+BINARY = ("image/", "application/zip", "text/html", "text/javascript", "text/css")
 needs_photos = pytest.mark.skipif(not LONDON.exists(), reason=f"{LONDON} is absent (shared photos)")
 
 
@@ -89,6 +98,46 @@ class Frontend:
                 self.proc.wait()
 
 
+def openapi() -> OpenAPI:
+    """docs/api/frontend.yaml, loaded once per test session."""
+    global _openapi
+    if _openapi is None:
+        _openapi = OpenAPI.from_dict(yaml.safe_load(SPEC.read_text()))
+    return _openapi
+
+
+def validate(resp: requests.Response, *_args, **_kw) -> requests.Response:
+    """Check ``resp`` against docs/api/frontend.yaml (usable as a requests response hook).
+
+    JSON answers are validated in full; images, ZIPs and HTML pages only for their status and
+    content type. A path or method the spec does not know must be a JSON 404/405 error.
+    """
+    spec = openapi()
+    mimetype = resp.headers.get("Content-Type", "").split(";")[0].strip()
+    request = _Request(resp.request)
+    if mimetype.startswith(BINARY):      # the spec gives these media types no schema
+        spec.validate_response(request, RequestsOpenAPIResponse(resp))
+        return resp
+    assert mimetype == "application/json", (resp.request.url, resp.status_code, mimetype)
+    try:
+        spec.validate_response(request, RequestsOpenAPIResponse(resp))
+    except PathError:
+        assert resp.status_code in (404, 405), (resp.request.url, resp.status_code)
+        assert set(resp.json()) == {"error"}
+    return resp
+
+
+class _Request(RequestsOpenAPIRequest):
+    """/web/files/<path:rel> takes slashes, which OpenAPI's {path} cannot match: encode them."""
+
+    @property
+    def path(self) -> str:
+        path = super().path
+        if path.startswith(FILES):
+            path = FILES + path[len(FILES):].replace("/", "%2F")
+        return path
+
+
 class Browser:
     """What the web UI's JS does: a cookie session plus the CSRF token in a header."""
 
@@ -96,6 +145,7 @@ class Browser:
         self.url = url
         self.http = requests.Session()
         self.http.trust_env = False
+        self.http.hooks["response"].append(validate)   # every answer against the spec
         self.csrf = self.http.get(url + "/web/me").json()["csrf_token"]
 
     def request(self, method: str, path: str, expect: int | None = 200, csrf: bool = True,
@@ -273,11 +323,11 @@ def test_errors_are_json(stack, alice):
 
 
 def test_ui_pages_are_served_with_a_strict_policy(stack):
-    resp = requests.get(stack[0].url + "/")
+    resp = validate(requests.get(stack[0].url + "/"))
     assert resp.status_code == 200 and "<html" in resp.text
     assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
-    assert requests.get(stack[0].url + "/login").status_code == 200
-    assert requests.get(stack[0].url + "/ui/app.js").status_code == 200
+    assert validate(requests.get(stack[0].url + "/login")).status_code == 200
+    assert validate(requests.get(stack[0].url + "/ui/app.js")).status_code == 200
 
 
 # -- uploads --------------------------------------------------------------------------------
@@ -554,6 +604,7 @@ def test_behind_https_cookies_are_secure_and_client_addresses_come_from_the_prox
             b = Browser.__new__(Browser)
             b.url, b.http = server.url, requests.Session()
             b.http.trust_env = False
+            b.http.hooks["response"].append(validate)
             b.http.headers.update({"X-Forwarded-For": f"{address}, 10.0.0.1",
                                    "X-Forwarded-Proto": "https",
                                    "X-Forwarded-Host": "lineups.example.org",
