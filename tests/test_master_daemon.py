@@ -299,16 +299,17 @@ def test_renewal_before_the_time_limit_keeps_queued_tasks(tmp_path, tiny_bundle_
         wait_state(d, "r-1", "ready", READY_S)
         first = current_backend(d, "r-1")
         wait_until(lambda: first.renewed_by, 10, "the replacement submitted")
-        t0 = time.monotonic()
-        long = post_task(d, "r-1", "random", {"amount": 12000, "seed": 1})
-        short = post_task(d, "r-1", "random", {"amount": 2, "seed": 2})
-        # the replacement becomes the session's backend; no more renewals after that one
-        wait_until(lambda: current_backend(d, "r-1").backend_id != first.backend_id,
-                   READY_S, "the replacement backend")
+        # one renewal only: the replacement itself must not be renewed when it is ready
         import dataclasses
 
         m = d.daemon.manager
         m.settings = dataclasses.replace(m.settings, backend_renew_before=0)
+        t0 = time.monotonic()
+        long = post_task(d, "r-1", "random", {"amount": 12000, "seed": 1})
+        short = post_task(d, "r-1", "random", {"amount": 2, "seed": 2})
+        # the replacement becomes the session's backend
+        wait_until(lambda: current_backend(d, "r-1").backend_id != first.backend_id,
+                   READY_S, "the replacement backend")
         done_long = wait_task(d, "r-1", long["task_id"], timeout=180)
         done_short = wait_task(d, "r-1", short["task_id"], timeout=60)
         assert done_long["state"] == "done" and done_short["state"] == "done", (done_long,
