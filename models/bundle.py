@@ -13,6 +13,8 @@ Layout of ``manifest.json`` (format version 1)::
      "licence": ..., "training_data": {"description": ..., "licence": ...},
      "resolution": R, "z_dim": ..., "w_dim": ..., "num_ws": ...,
      "style_layers": {"coarse": [start, stop], "middle": [...], "fine": [...]},
+     "alignment": {"scale": ..., "dx": ..., "dy": ...},   # optional: how training faces were
+                                                          # framed (absent: FFHQ's crop)
      "parts": {"generator": {"file": "generator.npz", "config": {...}}, ...},
      "files": {"generator.npz": {"sha256": ..., "bytes": ...}, ...}}
 """
@@ -157,6 +159,10 @@ def _read_manifest(src: _Source) -> dict[str, Any]:
             raise BundleFormatError(f"{src.path}/{MANIFEST} lacks the \"{key}\" table")
     if "generator" not in manifest["parts"]:
         raise BundleFormatError(f"bundle {src.path} has no generator part")
+    try:
+        manifest_framing(manifest)
+    except BundleFormatError as exc:
+        raise BundleFormatError(f"bundle {src.path}: {exc}") from None
     return manifest
 
 
@@ -235,6 +241,12 @@ class Bundle:
     def style_layers(self) -> dict[str, list[int]]:
         return self.manifest["style_layers"]
 
+    @property
+    def framing(self):
+        """How this generator's training faces were cut (:class:`models.faces.Framing`):
+        photos must be aligned the same way before they are encoded or compared."""
+        return manifest_framing(self.manifest)
+
     def has_part(self, part: str) -> bool:
         return part in self.manifest["parts"]
 
@@ -244,6 +256,26 @@ class Bundle:
             raise BundleFileMissingError(f"bundle {self.path} has no {part} part")
         assert self._src is not None
         return load_arrays(self._src, self.manifest["parts"][part]["file"])
+
+
+def manifest_framing(manifest: dict[str, Any]):
+    """The manifest's ``alignment`` as a :class:`models.faces.Framing` (FFHQ's when absent)."""
+    from models.faces.alignment import Framing
+
+    try:
+        return Framing.from_dict(manifest.get("alignment"))
+    except (TypeError, ValueError) as exc:
+        raise BundleFormatError(f"the manifest's alignment is invalid: {exc}") from None
+
+
+def set_framing(directory: str | os.PathLike, framing) -> str:
+    """Record how the training faces were framed in a bundle directory's manifest; returns the
+    new bundle hash (the framing changes what every photo inversion produces)."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    manifest["alignment"] = framing.to_dict()
+    _write_manifest(directory, manifest)
+    return manifest_hash(manifest)
 
 
 def load_bundle(path: str | os.PathLike, parts: Iterable[str] = ("generator",),
@@ -391,6 +423,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         "z_dim": manifest.get("z_dim"), "w_dim": manifest.get("w_dim"),
         "num_ws": manifest.get("num_ws"),
         "style_layers": manifest.get("style_layers"),
+        "alignment": manifest_framing(manifest).to_dict(),
         "parts": {part: {"file": spec.get("file"), "config": spec.get("config", {}),
                          "bytes": manifest["files"].get(spec.get("file"), {}).get("bytes")}
                   for part, spec in manifest["parts"].items()},

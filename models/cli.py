@@ -96,6 +96,16 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     fit.add_argument("--seed", type=int, default=0)
     fit.set_defaults(handler=_fit_pca)
 
+    framing = bsub.add_parser(
+        "set-alignment", help="record how the training faces were cut (ffhq or utkface)",
+        description="Record in a bundle directory's manifest how its generator's training faces "
+                    "were framed, so photos are aligned the same way before they are encoded "
+                    "(the bundle hash changes). Bundles trained with `ligan train stylegan2 "
+                    "--framing` and imported FFHQ networks already say it.")
+    framing.add_argument("path", type=Path, help="bundle directory")
+    framing.add_argument("framing", choices=("ffhq", "utkface"))
+    framing.set_defaults(handler=_set_alignment)
+
     from models.importers.cli import register as register_import
 
     register_import(bsub, settings)
@@ -146,6 +156,8 @@ def _inspect(args: argparse.Namespace, settings) -> int:
     if args.json:
         print(json.dumps(info, indent=2, sort_keys=True))
         return 0
+    from models.faces.alignment import FRAMINGS
+
     print(f"bundle      {info['path']}")
     print(f"hash        {info['hash']}")
     print(f"name        {info['name']}  (format {info['format_version']})")
@@ -161,6 +173,10 @@ def _inspect(args: argparse.Namespace, settings) -> int:
     ranges = info.get("style_layers") or {}
     print("styles      " + ", ".join(f"{k} {v[0]}–{v[1] - 1}" if v[1] > v[0] else f"{k} none"
                                      for k, v in ranges.items()))
+    a = info["alignment"]
+    name = next((n for n, f in FRAMINGS.items() if f.to_dict() == a), "custom")
+    print(f"alignment   {name} (FFHQ square × {a['scale']:g}, moved {a['dx']:g}, {a['dy']:g} "
+          f"half-sides)")
     print("parts")
     for part, spec in info["parts"].items():
         size = spec.get("bytes")
@@ -220,6 +236,21 @@ def _pack(args: argparse.Namespace, settings) -> int:
     except BundleError as exc:
         raise CommandError(str(exc)) from None
     print(f"packed {args.path} into {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+def _set_alignment(args: argparse.Namespace, settings) -> int:
+    from models.bundle import BundleError, set_framing
+    from models.faces import FRAMINGS
+
+    if not Path(args.path).is_dir():
+        raise CommandError(f"{args.path} is not a bundle directory (unpack a packed bundle first)")
+    try:
+        digest = set_framing(args.path, FRAMINGS[args.framing])
+    except BundleError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"{args.path}: photos are now aligned with the {args.framing} framing; new bundle hash "
+          f"{digest[:12]}")
     return 0
 
 

@@ -14,7 +14,7 @@ from typing import Callable, Literal
 import numpy as np
 
 from models.encoder import ENCODER_PART, load_encoder
-from models.faces import align_face, find_face, load_image
+from models.faces import FFHQ_FRAMING, Framing, align_face, find_face, load_image
 from models.images import to_uint8
 from models.projector import ProgressFn, ProjectionResult, project
 from models.records import FaceRecord, latent_to_list
@@ -29,11 +29,13 @@ class Inversion:
 
 
 def align_photo(photo: str | os.PathLike | bytes, resolution: int, face_index: int | None = None,
-                mode: Literal["ffhq", "padded"] = "ffhq") -> tuple[np.ndarray, list[str]]:
-    """Load a photo (guarded decoding), find the face (several-faces policy) and align it."""
+                mode: Literal["ffhq", "padded"] = "ffhq",
+                framing: Framing = FFHQ_FRAMING) -> tuple[np.ndarray, list[str]]:
+    """Load a photo (guarded decoding), find the face (several-faces policy) and align it
+    (``framing``: the bundle's, so the face is cut like its training faces)."""
     loaded = load_image(photo)
     choice = find_face(loaded.image, index=face_index)
-    aligned = align_face(loaded.image, choice.face, resolution, mode=mode)
+    aligned = align_face(loaded.image, choice.face, resolution, mode=mode, framing=framing)
     return aligned.image, list(loaded.warnings) + list(choice.warnings)
 
 
@@ -48,7 +50,8 @@ def invert_photo(bundle, photo: str | os.PathLike | bytes, *, face_index: int | 
     With an encoder in the bundle its output is the answer (``steps=0``) or the projector's
     starting point; without one the projector starts from ``w_avg`` (and needs ``steps`` ≥ 1).
     """
-    aligned, warnings = align_photo(photo, bundle.resolution, face_index, align_mode)
+    aligned, warnings = align_photo(photo, bundle.resolution, face_index, align_mode,
+                                    bundle.framing)
     init_ws = None
     method = "projector"
     if bundle.has_part(ENCODER_PART):

@@ -135,7 +135,8 @@ def _refine(args: argparse.Namespace, settings) -> int:
         raise CommandError(f"{args.outdir / 'bundle'} already exists; choose another --outdir")
     bundle = prepare(args, settings)
     try:
-        aligned, warnings = align_photo(args.photo, bundle.resolution, args.face_index, args.align)
+        aligned, warnings = align_photo(args.photo, bundle.resolution, args.face_index, args.align,
+                                        bundle.framing)
         result = refine(bundle, aligned, seconds=args.seconds, ratio=args.ratio)
     except (ValueError, FaceError) as exc:
         raise CommandError(str(exc)) from None

@@ -35,7 +35,7 @@ def run(ctx) -> None:
     p = ctx.params
     folder = ctx.task_dir()
     aligned, warnings = align_photo(str(ctx.results_dir / p["photo"]), ctx.bundle.resolution,
-                                    p["face_index"], p["align"])
+                                    p["face_index"], p["align"], ctx.bundle.framing)
     if warnings:
         ctx.annotate(warnings=warnings)
     result = refine(ctx.bundle, aligned, seconds=p["seconds"], ratio=p["ratio"],

@@ -4,7 +4,8 @@ Both datasets are read in place (never copied into the repository) and converted
 into a cache of aligned uint8 arrays at the model's working resolution (``RUN/cache/*.npz``), so
 training steps never decode JPEGs or run face alignment. UTKFace faces are already aligned and
 only resized. CelebA photos are loose crops: each is aligned with our FFHQ recipe
-(:func:`models.faces.align_face` on dlib's 68 landmarks) so it looks like a generated face;
+(:func:`models.faces.align_face` on dlib's 68 landmarks, framed like the bundle's training
+faces) so it looks like a generated face;
 photos where no face is found are skipped and counted.
 
 Held-out splits: CelebA by identity (every identity on one side), UTKFace by a hash of the file
@@ -125,11 +126,12 @@ def utkface_faces(folder: str | os.PathLike, resolution: int, limit: int | None 
 
 
 def celeba_faces(folder: str | os.PathLike, resolution: int, limit: int | None = None,
-                 test_fraction: float = 0.15, seed: int = 0) -> LabelledFaces:
-    """CelebA ``images/`` + ``attributes.csv`` → faces aligned with our FFHQ recipe; the
-    held-out split is by identity."""
-    from models.faces import align_face, detect_faces
+                 test_fraction: float = 0.15, seed: int = 0, framing=None) -> LabelledFaces:
+    """CelebA ``images/`` + ``attributes.csv`` → faces aligned with our FFHQ recipe (moved and
+    scaled by ``framing``, default FFHQ's); the held-out split is by identity."""
+    from models.faces import FFHQ_FRAMING, align_face, detect_faces
 
+    framing = framing or FFHQ_FRAMING
     root = Path(folder)
     table = root / "attributes.csv"
     if not table.is_file():
@@ -149,7 +151,7 @@ def celeba_faces(folder: str | os.PathLike, resolution: int, limit: int | None =
         if not faces:
             skipped += 1
             continue
-        images.append(align_face(img, faces[0], resolution).image)
+        images.append(align_face(img, faces[0], resolution, framing=framing).image)
         attrs.append([float(row[c]) for c in CELEBA_HEADS])
         test.append(_held_out("celeba-identity-" + row["identity"], test_fraction))
     if skipped:

@@ -22,7 +22,8 @@ from models.attributes.data import LabelledFaces, cached, celeba_faces, utkface_
 from models.attributes.heads import CELEBA_HEADS, CLASS_HEADS
 from models.attributes.model import (ATTRIBUTES_PART, AttributeConfig, AttributeModel,
                                      attribute_part_config)
-from models.bundle import add_part, module_arrays, read_manifest
+from models.bundle import add_part, manifest_framing, module_arrays, read_manifest
+from models.faces.alignment import FFHQ_FRAMING
 from models.training.optim import Adam
 from models.training.run import StopFlag, log, prepare_run_dir, step_loop
 
@@ -115,6 +116,7 @@ class AttributeTrainer:
         self.run_dir = Path(run_dir)
         manifest = read_manifest(cfg.bundle)  # a clear error for a missing or broken bundle
         prepare_run_dir(self.run_dir, cfg, RESUMABLE)
+        self.framing = manifest_framing(manifest)  # CelebA photos are cut like the G's faces
         self.model_cfg = AttributeConfig(resolution=int(manifest["resolution"]),
                                          work_resolution=cfg.work_resolution,
                                          channel_base=cfg.channel_base,
@@ -137,8 +139,10 @@ class AttributeTrainer:
             sources.append(cached(cache / f"utkface_{r}.npz", lambda: utkface_faces(
                 cfg.utkface, r, cfg.utkface_limit, seed=cfg.seed)))
         if cfg.celeba:
-            sources.append(cached(cache / f"celeba_{r}.npz", lambda: celeba_faces(
-                cfg.celeba, r, cfg.celeba_limit, seed=cfg.seed)))
+            f = self.framing
+            tag = "" if f == FFHQ_FRAMING else f"_framed{f.scale:g}_{f.dx:g}_{f.dy:g}"
+            sources.append(cached(cache / f"celeba_{r}{tag}.npz", lambda: celeba_faces(
+                cfg.celeba, r, cfg.celeba_limit, seed=cfg.seed, framing=f)))
         for faces, name in zip(sources, [n for n in ("UTKFace", "CelebA")
                                          if getattr(cfg, n.lower())]):
             log.info("%s: %d faces (%d held out)", name, len(faces), int(faces.test.sum()))

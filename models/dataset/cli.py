@@ -85,6 +85,9 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", choices=("hog", "cnn"), default="hog")
     p.add_argument("--upsample", type=int, default=1, help="detector image doublings")
     p.add_argument("--align", choices=("ffhq", "padded"), default="ffhq")
+    p.add_argument("--framing", choices=("ffhq", "utkface"), default="ffhq",
+                   help="with --align ffhq: FFHQ's crop, or UTKFace's tighter chip (train with "
+                        "the same --framing)")
     p.add_argument("--min-sharpness", type=float, default=50.0,
                    help="variance of the Laplacian of the aligned face (resolution-dependent)")
     p.add_argument("--max-upscale", type=float, default=2.0,
@@ -112,7 +115,7 @@ def build_dataset(args: argparse.Namespace, shard_index: int = 0, shard_count: i
             .filter(color_filter, min_colourfulness=args.min_colourfulness)
             .apply(extract_face, resolution=args.resolution, min_face_size=args.min_face_size,
                    several_faces=args.several_faces, upsample=args.upsample,
-                   detector=args.detector, mode=args.align)
+                   detector=args.detector, mode=args.align, framing=args.framing)
             .filter(quality_filter, min_sharpness=args.min_sharpness,
                     max_upscale=args.max_upscale or None)
             .filter_window(remove_too_similar, window_size=args.window_size,

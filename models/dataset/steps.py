@@ -16,10 +16,9 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from models.faces import (DEFAULT_MIN_FACE_SIZE, FaceError, FaceTooSmallError, NoFaceError,
-                          SeveralFacesError, align_face, aligned_face_embedding, choose_face,
-                          detect_faces,
-                          face_landmarks, identity_distance, identity_embedding, load_image)
+from models.faces import (DEFAULT_MIN_FACE_SIZE, FRAMINGS, FaceError, FaceTooSmallError,
+                          NoFaceError, SeveralFacesError, align_face, aligned_face_embedding,
+                          choose_face, detect_faces, face_landmarks, identity_distance, identity_embedding, load_image)
 
 from .items import Drop, Item, parse_labels
 
@@ -80,13 +79,14 @@ def color_filter(item: Item, min_colourfulness: float = 3.0) -> Drop | None:
 def extract_face(item: Item, resolution: int = 256, min_face_size: float = DEFAULT_MIN_FACE_SIZE,
                  several_faces: Literal["largest", "drop"] = "largest", upsample: int = 1,
                  detector: Literal["hog", "cnn"] = "hog", mode: Literal["ffhq", "padded"] = "ffhq",
-                 embedding: bool = True) -> Item | Drop:
+                 embedding: bool = True, framing: str = "ffhq") -> Item | Drop:
     """Detect, choose (models.faces' several-faces policy), align to ``resolution`` and, with
     ``embedding``, compute the dlib identity embedding (used by ``remove_too_similar``; doing it
     here, on the source photo, puts the cost in the parallel workers).
 
     ``several_faces="largest"`` keeps the largest face (group photos still yield one face),
-    ``"drop"`` drops photos with several faces of at least ``min_face_size``.
+    ``"drop"`` drops photos with several faces of at least ``min_face_size``. ``framing``: a
+    name in :data:`models.faces.FRAMINGS` (the crop the generator will be trained on).
     """
     image = item.image
     faces = detect_faces(image, upsample=upsample, detector=detector)
@@ -100,7 +100,7 @@ def extract_face(item: Item, resolution: int = 256, min_face_size: float = DEFAU
     except SeveralFacesError as e:
         return Drop("several faces", f"{len(e.faces)} faces of at least {min_face_size:.0f} px")
     face = face_landmarks(image, face, 68)
-    aligned = align_face(image, face, resolution, mode=mode)
+    aligned = align_face(image, face, resolution, mode=mode, framing=FRAMINGS[framing])
     crop_side = float(np.linalg.norm(aligned.quad[3] - aligned.quad[0]))
     item.meta.update(face=face.to_dict(), faces_found=len(faces), crop_side=round(crop_side, 1))
     if embedding:

@@ -7,10 +7,11 @@ is downloaded at run time. See ``docs/faces.md``. Typical use for a suspect's ph
     faces = detect_faces(image)                    # all faces, largest first, for the UI
     face, more = choose_face(faces, index=None)    # errors / several-faces policy
     face = face_landmarks(image, face, 68)
-    aligned = align_face(image, face, bundle_resolution)          # FFHQ recipe
+    aligned = align_face(image, face, bundle.resolution, framing=bundle.framing)  # FFHQ recipe
     embedding = identity_embedding(image, face)
 """
-from .alignment import AlignedFace, align_face, ffhq_quad, padded_quad
+from .alignment import (FFHQ_FRAMING, FRAMINGS, UTKFACE_FRAMING, AlignedFace, Framing, align_face,
+                        ffhq_quad, padded_quad)
 from .detection import (DEFAULT_MIN_FACE_SIZE, FaceBox, FaceChoice, choose_face, detect_faces,
                         face_landmarks, find_face)
 from .errors import (CorruptImageError, FaceError, FaceModelsMissingError, FaceTooSmallError,
@@ -21,7 +22,8 @@ from .identity import (ALIGNED_FACE_BOX, SAME_PERSON_THRESHOLD, aligned_face_emb
 from .loading import DEFAULT_MAX_PIXELS, LoadedImage, load_image
 
 __all__ = [
-    "AlignedFace", "align_face", "ffhq_quad", "padded_quad",
+    "AlignedFace", "align_face", "ffhq_quad", "padded_quad", "Framing", "FFHQ_FRAMING",
+    "UTKFACE_FRAMING", "FRAMINGS",
     "DEFAULT_MIN_FACE_SIZE", "FaceBox", "FaceChoice", "choose_face", "detect_faces",
     "face_landmarks", "find_face",
     "CorruptImageError", "FaceError", "FaceModelsMissingError", "FaceTooSmallError",

@@ -13,6 +13,12 @@ blurred and faded towards the median colour (FFHQ's padding, which the generator
 made square around its centre, grown by the same margin on every side up to twice the face size
 (less where the photo ends, so no pixels are invented), resized to ``resolution``.
 
+**Framing** moves and scales the FFHQ square (:class:`Framing`), for generators trained on
+crops framed differently: :data:`UTKFACE_FRAMING` reproduces UTKFace's "aligned & cropped"
+chips (a tight crop, forehead to chin), on which the bundled default model was trained. A
+bundle names its framing in its manifest (``models.bundle.Bundle.framing``), so photos are cut
+the way its training faces were.
+
 Both return the 2×3 affine matrix from source to aligned pixel coordinates, so boxes and
 landmarks can be mapped either way.
 """
@@ -27,6 +33,49 @@ from .detection import FaceBox
 
 AlignMode = Literal["ffhq", "padded"]
 Border = Literal["ffhq", "reflect", "black"]
+
+
+@dataclass(frozen=True)
+class Framing:
+    """Where an aligned crop lies relative to the FFHQ square: that square scaled by ``scale``
+    about its centre, the centre then moved by (``dx``, ``dy``) FFHQ half-sides along the
+    crop's own axes (``dy`` > 0: towards the chin)."""
+
+    scale: float = 1.0
+    dx: float = 0.0
+    dy: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.scale) and 0.1 <= self.scale <= 4.0):
+            raise ValueError(f"framing scale must be from 0.1 to 4, got {self.scale}")
+        if not (np.isfinite(self.dx) and np.isfinite(self.dy) and abs(self.dx) <= 1.0
+                and abs(self.dy) <= 1.0):
+            raise ValueError(f"framing offsets must be within ±1 half-side, got "
+                             f"({self.dx}, {self.dy})")
+
+    def to_dict(self) -> dict[str, float]:
+        return {"scale": self.scale, "dx": self.dx, "dy": self.dy}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "Framing":
+        """The framing a manifest records; FFHQ's when it records none (imported networks)."""
+        if not data:
+            return FFHQ_FRAMING
+        unknown = set(data) - {"scale", "dx", "dy"}
+        if unknown:
+            raise ValueError(f"unknown framing keys: {', '.join(sorted(unknown))}")
+        return cls(float(data.get("scale", 1.0)), float(data.get("dx", 0.0)),
+                   float(data.get("dy", 0.0)))
+
+
+#: FFHQ's own crop (StyleGAN2's published networks).
+FFHQ_FRAMING = Framing()
+#: UTKFace's aligned & cropped chips, measured on 301 of them (median over chips of dlib's
+#: landmarks: the chip is the FFHQ square at 0.64 of its size, centred 0.2 half-sides lower;
+#: spread across chips ±0.04 in scale, ±0.025 in offset).
+UTKFACE_FRAMING = Framing(scale=0.64, dx=0.0, dy=0.2)
+#: Framings by name, for command lines and manifests written by hand.
+FRAMINGS = {"ffhq": FFHQ_FRAMING, "utkface": UTKFACE_FRAMING}
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,8 +115,9 @@ def eye_and_mouth_points(landmarks68: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return lm[36:42].mean(axis=0), lm[42:48].mean(axis=0), lm[48], lm[54]
 
 
-def ffhq_quad(landmarks68: np.ndarray) -> np.ndarray:
-    """The FFHQ crop as 4 source-image corners (top-left, bottom-left, bottom-right, top-right)."""
+def ffhq_quad(landmarks68: np.ndarray, framing: Framing = FFHQ_FRAMING) -> np.ndarray:
+    """The FFHQ crop (moved and scaled by ``framing``) as 4 source-image corners (top-left,
+    bottom-left, bottom-right, top-right)."""
     eye_l, eye_r, mouth_l, mouth_r = eye_and_mouth_points(landmarks68)
     eye_mid = (eye_l + eye_r) / 2
     eye_to_eye = eye_r - eye_l
@@ -78,7 +128,8 @@ def ffhq_quad(landmarks68: np.ndarray) -> np.ndarray:
     x /= np.hypot(*x)
     x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
     y = np.array([-x[1], x[0]])  # x turned by +90° (image y points down)
-    c = eye_mid + eye_to_mouth * 0.1
+    c = eye_mid + eye_to_mouth * 0.1 + framing.dx * x + framing.dy * y
+    x, y = x * framing.scale, y * framing.scale
     return np.array([c - x - y, c - x + y, c + x + y, c + x - y])
 
 
@@ -97,13 +148,15 @@ def padded_quad(box: FaceBox, image_shape: tuple[int, ...], max_factor: float = 
 
 
 def align_face(image: np.ndarray, face: FaceBox | np.ndarray, resolution: int,
-               mode: AlignMode = "ffhq", border: Border = "ffhq") -> AlignedFace:
+               mode: AlignMode = "ffhq", border: Border = "ffhq",
+               framing: Framing = FFHQ_FRAMING) -> AlignedFace:
     """Cut and resize one face to ``resolution × resolution``.
 
     ``face``: a :class:`FaceBox` (with 68 landmarks for ``mode="ffhq"``; see
     :func:`~models.faces.detection.face_landmarks`) or a (68, 2) landmark array. ``border``:
     how parts of the crop outside the photo are filled — ``"ffhq"`` (reflect, blur, fade to the
-    median colour), ``"reflect"`` or ``"black"``.
+    median colour), ``"reflect"`` or ``"black"``. ``framing``: for ``mode="ffhq"``, the crop
+    of the generator's training faces (``bundle.framing``).
     """
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -115,7 +168,7 @@ def align_face(image: np.ndarray, face: FaceBox | np.ndarray, resolution: int,
         lm = face.landmarks if isinstance(face, FaceBox) else face
         if lm is None:
             raise ValueError("FFHQ alignment needs 68 landmarks: use face_landmarks(image, face)")
-        quad = ffhq_quad(lm)
+        quad = ffhq_quad(lm, framing)
     elif mode == "padded":
         if not isinstance(face, FaceBox):
             lm = _landmarks68(face)

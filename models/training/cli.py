@@ -56,6 +56,10 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
                      help="bit-for-bit reproducible (slower on GPUs)")
     gan.add_argument("--data-description", default="", help="recorded in the bundle")
     gan.add_argument("--data-licence", default="", help="recorded in the bundle")
+    gan.add_argument("--framing", choices=("ffhq", "utkface"), default="ffhq",
+                     help="how the training faces are cut (ffhq: FFHQ's alignment, as `dataset "
+                          "build` makes; utkface: UTKFace's aligned & cropped chips), recorded "
+                          "in the bundle so photos are aligned alike")
     gan.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
                      help="float16 in the discriminator's highest-resolution blocks (default: on "
                           "when a GPU is present; a resumed run keeps its setting)")
@@ -193,7 +197,7 @@ def _train_stylegan2(args: argparse.Namespace, settings) -> int:
             tick_kimg=args.tick_kimg, snapshot_kimg=args.snapshot_kimg,
             max_minutes=args.max_minutes, deterministic=args.deterministic,
             progress=not args.no_progress, data_description=args.data_description,
-            data_licence=args.data_licence,
+            data_licence=args.data_licence, framing=args.framing,
             resume_from=str(args.resume_from) if args.resume_from else None,
             metrics_real=str(args.metrics.resolve()) if args.metrics else None,
             mixed_precision=default_mixed_precision(args.run_dir)

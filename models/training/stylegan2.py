@@ -24,6 +24,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from models.bundle import save_bundle
+from models.faces.alignment import FRAMINGS
 from models.images import make_grid, save_png, to_uint8
 from models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from models.training.augment import augment, parse_policy
@@ -39,7 +40,7 @@ FP16_CLAMP = 256.0
 # Settings that may change when a run is resumed; everything else must match config.json.
 RESUMABLE = {"total_kimg", "snapshot_kimg", "tick_kimg", "max_minutes", "progress",
              "metrics_real", "metrics_samples", "metrics_psi", "metrics_attributes",
-             "mixed_precision"}
+             "mixed_precision", "framing"}
 
 
 @dataclasses.dataclass
@@ -76,6 +77,9 @@ class TrainConfig:
     progress: bool = True
     data_description: str = ""
     data_licence: str = ""
+    # How the training faces are cut (a name in models.faces.FRAMINGS), recorded in the bundle
+    # so that photos are aligned alike; it describes the data and may be set on resuming.
+    framing: str = "ffhq"
     resume_from: str | None = None
     # Quality metrics at every snapshot (models.training.metrics) against these held-out real
     # faces (image folder or TFRecord shards); None: no metrics.
@@ -93,6 +97,8 @@ class TrainConfig:
         if self.total_kimg <= 0:
             raise ValueError(f"total kimg must be positive, got {self.total_kimg}")
         parse_policy(self.augment)
+        if self.framing not in FRAMINGS:
+            raise ValueError(f"unknown framing {self.framing!r}; known: {', '.join(FRAMINGS)}")
         if self.metrics_real and self.metrics_samples < 4:
             raise ValueError(f"metrics need at least 4 samples (k-NN with k=3), got "
                              f"{self.metrics_samples}")
@@ -476,7 +482,8 @@ class Trainer:
                     licence=cfg.data_licence or "see training data",
                     training_data={"description": cfg.data_description or cfg.data,
                                    "licence": cfg.data_licence or "unknown"},
-                    extra={"training": {"kimg": nimg / 1000, "run": str(self.run_dir),
+                    extra={"alignment": FRAMINGS[cfg.framing].to_dict(),
+                           "training": {"kimg": nimg / 1000, "run": str(self.run_dir),
                                         **({"metrics": quality} if quality else {})}})
         final = self.run_dir / "bundle"
         if final.exists():

@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     first_ws = None
     for i, photo in enumerate(photos):
         say(f"  {photo.name}")
-        aligned, _ = align_photo(str(photo), bundle.resolution)
+        aligned, _ = align_photo(str(photo), bundle.resolution, framing=bundle.framing)
         target, _ = aligned_face_embedding(aligned)
         for method in methods:
             if method == "encoder+refine":
