@@ -52,6 +52,17 @@ def test_training_lowers_the_losses_resumes_and_adds_the_encoder(tiny_bundle_dir
     assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())[-1] == \
         "reconstruction00000060.png"
 
+    # A new run can start from that encoder (fine-tuning after the generator trained further).
+    again = EncoderTrainer(EncoderTrainConfig(steps=1, resume_from=str(path), **settings),
+                           tmp_path / "run2")
+    for name, var in again.encoder.named_variables():
+        if name not in ("w_avg", "w_std"):
+            np.testing.assert_array_equal(var.numpy(), dict(enc.named_variables())[name].numpy())
+    other = dict(settings, channel_max=32)
+    with pytest.raises(ValueError, match="has another architecture"):
+        EncoderTrainer(EncoderTrainConfig(steps=1, resume_from=str(path), **other),
+                       tmp_path / "run3")
+
     # Inversion now starts from the encoder; 0 projector steps = the encoder alone.
     out = tmp_path / "inv"
     r = ligan("invert", "--bundle", str(path), str(LONDON / "005_03.jpg"), "--steps", "0",

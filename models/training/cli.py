@@ -107,6 +107,9 @@ def _register_encoder(tsub: argparse._SubParsersAction) -> None:
     enc.add_argument("--snapshot-steps", type=int, default=1000)
     enc.add_argument("--max-minutes", type=float, default=None)
     enc.add_argument("--deterministic", action="store_true")
+    enc.add_argument("--resume-from", type=Path, default=None, metavar="BUNDLE",
+                     help="start from the encoder of this bundle (e.g. one trained for an "
+                          "earlier snapshot of the same generator) instead of random weights")
     enc.add_argument("--no-export", action="store_true",
                      help="do not add the finished encoder to the bundle")
     enc.add_argument("--no-progress", action="store_true")
@@ -167,7 +170,8 @@ def _train_encoder(args: argparse.Namespace, settings) -> int:
             channel_max=args.channel_max, seed=args.seed, tick_steps=args.tick_steps,
             snapshot_steps=args.snapshot_steps, max_minutes=args.max_minutes,
             deterministic=args.deterministic, progress=not args.no_progress,
-            export=not args.no_export)
+            export=not args.no_export,
+            resume_from=str(args.resume_from) if args.resume_from else None)
         summary = EncoderTrainer(cfg, args.run_dir).train()
     except (ValueError, BundleError) as exc:
         raise CommandError(str(exc)) from None

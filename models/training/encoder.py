@@ -49,6 +49,9 @@ class EncoderTrainConfig:
     deterministic: bool = False
     progress: bool = True
     export: bool = True
+    # A bundle whose encoder is the starting point (fine-tuning after the generator trained
+    # further); its architecture must match this run's. None: random initialisation.
+    resume_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 2:
@@ -71,6 +74,10 @@ class EncoderTrainer:
         self.enc_cfg = EncoderConfig.for_bundle(self.bundle, channel_base=cfg.channel_base,
                                                 channel_max=cfg.channel_max)
         self.encoder = Encoder(self.enc_cfg, seed=cfg.seed)
+        if cfg.resume_from:
+            self._load_pretrained(cfg.resume_from)
+        # W's statistics always come from this bundle's generator (the encoder predicts
+        # offsets from its w_avg in units of its spread).
         self.encoder.set_w_statistics(g, seed=cfg.seed)
         self.opt = Adam(self.encoder.trainable_variables, cfg.lr, betas=(0.9, 0.999))
         self.rng = tf.random.Generator.from_seed(cfg.seed)
@@ -83,6 +90,20 @@ class EncoderTrainer:
         n_real = int(round(cfg.batch_size * cfg.real_fraction)) if cfg.data else 0
         self.n_real, self.n_fake = n_real, cfg.batch_size - n_real
         self._train_step = tf.function(self._step)
+
+    def _load_pretrained(self, path: str) -> None:
+        from models.bundle import BundleError, assign_weights
+
+        start = load_bundle(path, parts=())
+        if not start.has_part(ENCODER_PART):
+            raise BundleError(f"bundle {path} has no encoder to start from")
+        config = start.manifest["parts"][ENCODER_PART]["config"]
+        if config != self.enc_cfg.to_dict():
+            raise ValueError(f"the encoder of {path} has another architecture ({config}) than "
+                             f"this run's ({self.enc_cfg.to_dict()}); use the same channel and "
+                             f"resolution settings")
+        assign_weights(self.encoder, start.part_arrays(ENCODER_PART), f"bundle {path}, encoder")
+        log.info("encoder initialised from %s", path)
 
     def _fake_batch(self) -> tuple[tf.Tensor, tf.Tensor]:
         g, cfg = self.bundle.generator, self.cfg
