@@ -17,8 +17,9 @@ from .detection import (DEFAULT_MIN_FACE_SIZE, FaceBox, FaceChoice, choose_face,
 from .errors import (CorruptImageError, FaceError, FaceModelsMissingError, FaceTooSmallError,
                      ImageTooLargeError, NoFaceError, NotAnImageError, SeveralFacesError,
                      UnsupportedImageModeError)
-from .identity import (ALIGNED_FACE_BOX, SAME_PERSON_THRESHOLD, aligned_face_embedding,
-                       identity_distance, identity_embedding, same_person)
+from .identity import (ALIGNED_DETECT_SIDE, ALIGNED_FACE_BOX, SAME_PERSON_THRESHOLD,
+                       aligned_detection_scale, aligned_face_count_and_embedding,
+                       aligned_face_embedding, identity_distance, identity_embedding, same_person)
 from .loading import DEFAULT_MAX_PIXELS, LoadedImage, load_image
 
 __all__ = [
@@ -29,7 +30,9 @@ __all__ = [
     "CorruptImageError", "FaceError", "FaceModelsMissingError", "FaceTooSmallError",
     "ImageTooLargeError", "NoFaceError", "NotAnImageError", "SeveralFacesError",
     "UnsupportedImageModeError",
-    "ALIGNED_FACE_BOX", "SAME_PERSON_THRESHOLD", "aligned_face_embedding", "identity_distance",
+    "ALIGNED_FACE_BOX", "ALIGNED_DETECT_SIDE", "aligned_detection_scale",
+    "aligned_face_count_and_embedding",
+    "SAME_PERSON_THRESHOLD", "aligned_face_embedding", "identity_distance",
     "identity_embedding", "same_person",
     "DEFAULT_MAX_PIXELS", "LoadedImage", "load_image",
 ]

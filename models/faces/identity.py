@@ -61,30 +61,43 @@ def same_person(a: np.ndarray, b: np.ndarray,
 #: Where the face sits in an aligned crop when the detector finds none (fractions of the side):
 #: the centre 60 %, which holds the eyes, nose and mouth of FFHQ- and UTKFace-style crops.
 ALIGNED_FACE_BOX = (0.2, 0.2, 0.8, 0.8)
-_EMBED_SIDE = 256
+#: Side aligned crops are scaled to before dlib looks at them: its HOG detector scans 80-px
+#: windows, so 64-px faces are enlarged, and large crops are reduced to the same scale.
+ALIGNED_DETECT_SIDE = 256
 
 
-def aligned_face_embedding(image: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Identity embedding of an already aligned face crop (a generated face or an aligned photo).
-
-    The crop is enlarged to 256 px (dlib's detector scans 80-px windows, larger than a 64-px
-    face) and searched for a face; when none is found — an unfinished or odd generated face —
-    the embedding is taken from the centre box where alignment puts the face. Returns the
-    embedding and whether a face was detected, so callers can count the undetected ones.
-    """
+def aligned_detection_scale(image: np.ndarray) -> np.ndarray:
+    """An aligned crop scaled to :data:`ALIGNED_DETECT_SIDE` (bicubic up, area-averaged down)."""
     import cv2
 
-    image = _check_image(image)
-    side = max(image.shape[:2])
-    if side < _EMBED_SIDE:
-        image = cv2.resize(image, (_EMBED_SIDE, _EMBED_SIDE), interpolation=cv2.INTER_CUBIC)
+    image = np.ascontiguousarray(image)
+    h, w = image.shape[:2]
+    scale = ALIGNED_DETECT_SIDE / max(h, w)
+    if abs(scale - 1) < 1e-6:
+        return image
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+
+
+def aligned_face_count_and_embedding(image: np.ndarray) -> tuple[int, np.ndarray]:
+    """How many faces dlib finds in an aligned crop (a generated face or an aligned photo), and
+    the identity embedding of the largest — or, when it finds none (an unfinished or odd
+    generated face), of the centre box where alignment puts the face, so that every image has
+    an embedding and callers can count the undetected ones."""
+    image = aligned_detection_scale(_check_image(image))
     faces = detect_faces(image, upsample=0)
-    detected = bool(faces)
-    if detected:
+    if faces:
         face = faces[0]
     else:
         h, w = image.shape[:2]
         l, t, r, b = ALIGNED_FACE_BOX
         face = FaceBox(left=l * w, top=t * h, right=r * w, bottom=b * h, score=0.0,
                        detector="aligned-crop")
-    return identity_embedding(image, face), detected
+    return len(faces), identity_embedding(image, face)
+
+
+def aligned_face_embedding(image: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Identity embedding of an already aligned face crop, and whether a face was detected
+    (:func:`aligned_face_count_and_embedding`)."""
+    count, embedding = aligned_face_count_and_embedding(image)
+    return embedding, count > 0

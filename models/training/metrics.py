@@ -29,9 +29,6 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
-#: Side the images are scaled to before dlib looks at them (its HOG detector scans 80-px
-#: windows, so 64-px faces are enlarged; large photos are reduced to the same scale).
-DETECT_SIDE = 256
 #: Traits whose distribution is compared (class heads of the attribute model).
 DISTRIBUTION_TRAITS = ("gender", "age_group", "ethnicity")
 
@@ -128,41 +125,20 @@ def distribution_difference(generated: dict[str, dict[str, float]],
 # -- faces: detection and embedding in one pass --------------------------------------------------
 
 
-def _detection_scale(image: np.ndarray) -> np.ndarray:
-    import cv2
-
-    h, w = image.shape[:2]
-    scale = DETECT_SIDE / max(h, w)
-    if abs(scale - 1) < 1e-6:
-        return image
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    method = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
-    return cv2.resize(image, size, interpolation=method)
-
-
 def face_count_and_embedding(image: np.ndarray) -> tuple[int, np.ndarray]:
     """How many faces dlib finds in ``image`` (RGB uint8) and the identity embedding of the
-    largest — or, when it finds none, of the centre box where aligned crops hold the face (as
-    :func:`models.faces.aligned_face_embedding` does), so every image has an embedding."""
-    from models.faces import ALIGNED_FACE_BOX, FaceBox, detect_faces, identity_embedding
+    largest, or of the centre box where aligned crops hold the face when it finds none
+    (:func:`models.faces.aligned_face_count_and_embedding`): every image has an embedding."""
+    from models.faces import aligned_face_count_and_embedding
 
-    image = _detection_scale(np.ascontiguousarray(image))
-    faces = detect_faces(image, upsample=0)
-    if faces:
-        face = faces[0]
-    else:
-        h, w = image.shape[:2]
-        l, t, r, b = ALIGNED_FACE_BOX
-        face = FaceBox(left=l * w, top=t * h, right=r * w, bottom=b * h, score=0.0,
-                       detector="aligned-crop")
-    return len(faces), identity_embedding(image, face)
+    return aligned_face_count_and_embedding(image)
 
 
 def count_faces(image: np.ndarray) -> int:
     """Faces dlib finds in ``image`` at the metrics' detection scale."""
-    from models.faces import detect_faces
+    from models.faces import aligned_detection_scale, detect_faces
 
-    return len(detect_faces(_detection_scale(np.ascontiguousarray(image)), upsample=0))
+    return len(detect_faces(aligned_detection_scale(image), upsample=0))
 
 
 def one_face_rate(images: Iterable[np.ndarray]) -> float:
