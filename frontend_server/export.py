@@ -1,8 +1,8 @@
 """Lineup export: a numbered composite PNG, a ZIP of the single faces and a JSON record.
 
-Every face is shown at the same size and framing: generated faces already share the FFHQ
-alignment of the bundle; the suspect's own photo is aligned with the same recipe
-(``models.faces.align_face``) before it is scaled. The JSON record names for every position
+Every face is shown at the same size and framing: generated faces already share the alignment
+of the bundle; the suspect's own photo is aligned with the same recipe and the bundle's framing
+(``models.faces.align_face``, ``Bundle.framing``) before it is scaled. The JSON record names for every position
 how the face was made (bundle hash, latent, operation, parameters, parents' records) so the
 lineup can be reproduced.
 """
@@ -27,8 +27,10 @@ LABEL = 44          # height of the number band under each face
 MARGIN = 16
 
 
-def lineup_faces(lineup: dict, results_dir: Path) -> list[dict]:
-    """The lineup's positions in order: ``{"position", "role", "image" (PIL), "entry"}``."""
+def lineup_faces(lineup: dict, results_dir: Path, framing=None) -> list[dict]:
+    """The lineup's positions in order: ``{"position", "role", "image" (PIL), "entry"}``.
+    ``framing``: the bundle's (:class:`models.faces.Framing`; FFHQ's by default), so the
+    suspect's photo is cut like the generated fillers."""
     size, position = lineup["size"], lineup["suspect_position"]
     fillers = list(lineup["fillers"])
     if len(fillers) != size - 1:
@@ -37,7 +39,7 @@ def lineup_faces(lineup: dict, results_dir: Path) -> list[dict]:
     out = []
     for number in range(1, size + 1):
         if number == position:
-            image, entry = _suspect(lineup["suspect"], results_dir)
+            image, entry = _suspect(lineup["suspect"], results_dir, framing)
             role = "suspect"
         else:
             face_id = fillers.pop(0)["face_id"]
@@ -59,11 +61,13 @@ def _generated(face_id: str, results_dir: Path) -> tuple[Image.Image, dict]:
     return _square(image), entry
 
 
-def _suspect(suspect: dict, results_dir: Path) -> tuple[Image.Image, dict]:
+def _suspect(suspect: dict, results_dir: Path, framing=None) -> tuple[Image.Image, dict]:
     if suspect.get("face_id"):
         image, entry = _generated(suspect["face_id"], results_dir)
         return image, entry
-    from models.faces import align_face, detect_faces, face_landmarks
+    from models.faces import FFHQ_FRAMING, FRAMINGS, align_face, detect_faces, face_landmarks
+
+    framing = framing or FFHQ_FRAMING
 
     path = results_dir / "uploads" / f"{suspect['upload_id']}.png"
     if not path.is_file():
@@ -77,10 +81,12 @@ def _suspect(suspect: dict, results_dir: Path) -> tuple[Image.Image, dict]:
     if index >= len(found):
         raise ApiError(422, "The chosen face is not found in the suspect's photo any more.")
     face = face_landmarks(pixels, found[index], 68)
-    aligned = align_face(pixels, face, CELL)
+    aligned = align_face(pixels, face, CELL, framing=framing)
     entry = {"source": "photo", "upload_id": suspect["upload_id"], "face_index": index,
              "photo_sha256": hashlib.sha256(data).hexdigest(), "face_box": face.to_dict()["box"],
-             "alignment": "ffhq"}
+             "alignment": "ffhq",
+             "framing": next((n for n, f in FRAMINGS.items() if f == framing), None)
+             or framing.to_dict()}
     return Image.fromarray(aligned.image, "RGB"), entry
 
 

@@ -133,7 +133,18 @@ def delete(lineup_id: str):
 
 
 def _positions(lineup: dict):
-    return export.lineup_faces(lineup, frontend().results_dir(current_user()))
+    return export.lineup_faces(lineup, frontend().results_dir(current_user()), _framing())
+
+
+def _framing():
+    """The configured bundle's framing (FFHQ's when it cannot be read): the suspect's photo is
+    cut like the faces that bundle generates."""
+    from models.bundle import BundleError, manifest_framing, read_manifest
+
+    try:
+        return manifest_framing(read_manifest(frontend().settings.bundle))
+    except (BundleError, OSError):
+        return None
 
 
 def _download(data: bytes, mimetype: str, filename: str) -> Response:
