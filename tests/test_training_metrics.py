@@ -135,6 +135,15 @@ def test_evaluate_with_an_attribute_model_compares_distributions(tiny_generator,
     g = attrs["generated"]["gender"]
     assert attrs["difference"]["gender"]["pp"]["male"] == pytest.approx(
         100 * (g["male"] - 0.6), abs=0.01)
+    # Also against the classifier's predictions on the same real faces (its errors cancel).
+    from models.training.metrics import format_table, predicted_distribution
+
+    assert attrs["real_predicted"] == predicted_distribution(model, real.images)
+    rp = attrs["real_predicted"]["gender"]["male"]
+    assert attrs["difference_predicted"]["gender"]["pp"]["male"] == pytest.approx(
+        100 * (g["male"] - rp), abs=0.01)
+    table = format_table(result)
+    assert "generated vs real (labels)" in table and "generated vs real (predicted too)" in table
     json.dumps(result)  # JSON-able
 
 

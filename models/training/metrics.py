@@ -292,14 +292,18 @@ def evaluate_generator(generator, real: RealSet, samples: int, psi: float = 0.7,
     }
     if attribute_model is not None:
         generated = predicted_distribution(attribute_model, images)
+        # The classifier's view of the real faces too: generated vs real both predicted, so
+        # that its own errors (which shift every predicted share) cancel out.
+        real_predicted = predicted_distribution(attribute_model, real.images)
         reference = real.labels
         source = "labels"
         if reference is None:
-            reference = predicted_distribution(attribute_model, real.images)
-            source = "predicted"
+            reference, source = real_predicted, "predicted"
         result["attributes"] = {
             "reference": source, "generated": generated, "real": reference,
-            "difference": distribution_difference(generated, reference)}
+            "difference": distribution_difference(generated, reference),
+            "real_predicted": real_predicted,
+            "difference_predicted": distribution_difference(generated, real_predicted)}
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
 
@@ -346,11 +350,16 @@ def format_table(result: dict[str, Any]) -> str:
     lines += [f"{name:<{width}}  {value}" for name, value in rows]
     attrs = result.get("attributes")
     if attrs:
-        lines += ["", f"attribute shares, generated vs real ({attrs['reference']}), "
-                      f"percentage points:"]
-        for trait, diff in attrs["difference"].items():
-            parts = [f"{c} {100 * attrs['generated'][trait][c]:.0f}/"
-                     f"{100 * attrs['real'][trait][c]:.0f} ({v:+.1f})"
-                     for c, v in diff["pp"].items()]
-            lines.append(f"  {trait:<10} max |Δ| {diff['max_abs_pp']:.1f} pp: " + ", ".join(parts))
+        blocks = [(f"real ({attrs['reference']})", attrs["real"], attrs["difference"])]
+        if attrs["reference"] == "labels" and "difference_predicted" in attrs:
+            blocks.append(("real (predicted too)", attrs["real_predicted"],
+                           attrs["difference_predicted"]))
+        for title, real_shares, difference in blocks:
+            lines += ["", f"attribute shares, generated vs {title}, percentage points:"]
+            for trait, diff in difference.items():
+                parts = [f"{c} {100 * attrs['generated'][trait][c]:.0f}/"
+                         f"{100 * real_shares[trait][c]:.0f} ({v:+.1f})"
+                         for c, v in diff["pp"].items()]
+                lines.append(f"  {trait:<10} max |Δ| {diff['max_abs_pp']:.1f} pp: "
+                             + ", ".join(parts))
     return "\n".join(lines)
