@@ -19,9 +19,10 @@ UTKFACE = SHARED / "data" / "utkface"
 LONDON = SHARED / "faces" / "london"
 
 #: Share of 64 faces at ψ = 0.7 in which dlib finds exactly one face (model card: 1,000 faces).
-MIN_ONE_FACE_SHARE = 0.60
-#: Held-out UTKFace gender accuracy of the attribute model (model card: the whole held-out set).
-MIN_GENDER_ACCURACY = 0.80
+MIN_ONE_FACE_SHARE = 0.90
+#: Gender accuracy of the attribute model on every 12th of its held-out UTKFace faces (about
+#: 200, all ages; measured 0.83 — model card: 0.84 on the whole held-out set).
+MIN_GENDER_ACCURACY = 0.75
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +55,12 @@ def test_default_attribute_model_reads_held_out_utkface_faces(bundle):
         pytest.skip(f"UTKFace not found at {UTKFACE} (see shared/data/README.md)")
     import cv2
 
+    from models.attributes.data import held_out_by_key
     from models.attributes.model import predict_attributes
-    from models.dataset.pipeline import held_out
 
-    files = [p for p in sorted(UTKFACE.glob("*.jpg")) if held_out(str(p), 0.05)][:200]
+    # The attribute model's own held-out share (10 % of UTKFace by file name), spread over all
+    # ages (sorted names start with the babies, whose gender is hard to tell).
+    files = [p for p in sorted(UTKFACE.glob("*.jpg")) if held_out_by_key(p.name, 0.1)][::12]
     images = np.stack([cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), (64, 64),
                                   interpolation=cv2.INTER_AREA) for p in files])
     truth = ["male" if p.name.split("_")[1] == "0" else "female" for p in files]

@@ -66,7 +66,9 @@ class LabelledFaces:
             return LabelledFaces(**{k: data[k] for k in LabelledFaces.__dataclass_fields__})
 
 
-def _held_out(key: str, fraction: float) -> bool:
+def held_out_by_key(key: str, fraction: float) -> bool:
+    """Whether the face named by ``key`` (a UTKFace file name, or a CelebA identity) is in the
+    attribute model's held-out share: a hash of the key, so every run splits alike."""
     digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:4], "big") / 2 ** 32 < fraction
 
@@ -122,7 +124,7 @@ def utkface_faces(folder: str | os.PathLike, resolution: int, limit: int | None 
     return LabelledFaces(
         images=np.stack(images), age=lab[:, 0], gender=lab[:, 1], ethnicity=lab[:, 2],
         celeba=np.zeros((n, len(CELEBA_HEADS)), np.float32), celeba_mask=np.zeros(n, np.float32),
-        test=np.array([_held_out(files[i].name, test_fraction) for i in keep]))
+        test=np.array([held_out_by_key(files[i].name, test_fraction) for i in keep]))
 
 
 def celeba_faces(folder: str | os.PathLike, resolution: int, limit: int | None = None,
@@ -153,7 +155,7 @@ def celeba_faces(folder: str | os.PathLike, resolution: int, limit: int | None =
             continue
         images.append(align_face(img, faces[0], resolution, framing=framing).image)
         attrs.append([float(row[c]) for c in CELEBA_HEADS])
-        test.append(_held_out("celeba-identity-" + row["identity"], test_fraction))
+        test.append(held_out_by_key("celeba-identity-" + row["identity"], test_fraction))
     if skipped:
         log.warning("CelebA: no face found in %d of %d photos; skipped", skipped, len(rows))
     if not images:
