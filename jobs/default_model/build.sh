@@ -3,14 +3,14 @@
 # shipped one was built (docs/model_card.md). Every step resumes when run again; on a cluster,
 # put `--slurm --partition ... --gpus 1 --time ...` on the `ligan train` lines instead.
 #
-#   jobs/default_model/build.sh WORK_DIR [GAN_KIMG]
+#   jobs/default_model/build.sh WORK_DIR [GAN_KIMG]     (the shipped model: 100 kimg)
 #
 # WORK_DIR receives the data split and the run folders; the finished bundle is copied to
 # models/bundles/default only by hand (review the model card numbers first).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 WORK=${1:?usage: build.sh WORK_DIR [GAN_KIMG]}
-KIMG=${2:-3000}
+KIMG=${2:-100}
 SHARED=${LIGAN_SHARED:-$ROOT/../shared}
 LIGAN="$ROOT/.venv/bin/ligan"
 PY="$ROOT/.venv/bin/python"
@@ -43,8 +43,8 @@ cp -r "$WORK/runs/utk64/bundle" "$WORK/bundle"
 
 # 4. The encoder (generated pairs and real chips), then the PCA of W for filler sampling.
 "$LIGAN" train encoder --bundle "$WORK/bundle" --run-dir "$WORK/runs/encoder" \
-    --data "$WORK/utk/train" --steps 4000 --batch 8 --channel-base 2048 --channel-max 128 \
-    --no-progress
+    --data "$WORK/utk/train" --steps 3000 --batch 8 --lr 3e-4 --channel-base 2048 \
+    --channel-max 128 --no-progress
 "$LIGAN" bundle fit-pca "$WORK/bundle" --samples 10000 --components 256
 
 # 5. The numbers of the model card.
