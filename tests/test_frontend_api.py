@@ -569,7 +569,8 @@ def test_lineup_save_reopen_and_export(stack, alice):
     assert roles == ["filler", "suspect", "filler", "filler"]
     suspect = record["positions"][1]
     assert suspect["source"] == "photo" and len(suspect["photo_sha256"]) == 64
-    assert suspect["framing"] == "ffhq"  # cut like the (FFHQ-framed) test bundle's faces
+    # Cut like the faces of the configured bundle (the default model: UTKFace's framing).
+    assert suspect["framing"] == "utkface"
     filler = record["positions"][0]
     assert filler["record"]["latent"] == records[0]["latent"]
     assert {"bundle_hash", "latent_space", "operation", "parameters", "noise_seed",
