@@ -1,10 +1,10 @@
 """Lineup export: a numbered composite PNG, a ZIP of the single faces and a JSON record.
 
 Every face is shown at the same size and framing: generated faces already share the alignment
-of the bundle; the suspect's own photo is aligned with the same recipe and the bundle's framing
-(``models.faces.align_face``, ``Bundle.framing``) before it is scaled. The JSON record names for every position
-how the face was made (bundle hash, latent, operation, parameters, parents' records) so the
-lineup can be reproduced.
+of the bundle; the suspect's own photo is aligned with the same recipe and the bundle's
+framing (``models.faces.align_face``, ``Bundle.framing``) before it is scaled. The JSON record
+names for every position how the face was made (bundle hash, latent, operation, parameters,
+parents' records) so the lineup can be reproduced.
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def _suspect(suspect: dict, results_dir: Path, framing=None) -> tuple[Image.Imag
     if suspect.get("face_id"):
         image, entry = _generated(suspect["face_id"], results_dir)
         return image, entry
-    from models.faces import FFHQ_FRAMING, FRAMINGS, align_face, detect_faces, face_landmarks
+    from models.faces import FFHQ_FRAMING, align_face, detect_faces, face_landmarks
 
     framing = framing or FFHQ_FRAMING
 
@@ -85,8 +85,7 @@ def _suspect(suspect: dict, results_dir: Path, framing=None) -> tuple[Image.Imag
     entry = {"source": "photo", "upload_id": suspect["upload_id"], "face_index": index,
              "photo_sha256": hashlib.sha256(data).hexdigest(), "face_box": face.to_dict()["box"],
              "alignment": "ffhq",
-             "framing": next((n for n, f in FRAMINGS.items() if f == framing), None)
-             or framing.to_dict()}
+             "framing": framing.name if framing.name != "custom" else framing.to_dict()}
     return Image.fromarray(aligned.image, "RGB"), entry
 
 

@@ -156,7 +156,7 @@ def _inspect(args: argparse.Namespace, settings) -> int:
     if args.json:
         print(json.dumps(info, indent=2, sort_keys=True))
         return 0
-    from models.faces.alignment import FRAMINGS
+    from models.faces.alignment import Framing
 
     print(f"bundle      {info['path']}")
     print(f"hash        {info['hash']}")
@@ -174,8 +174,7 @@ def _inspect(args: argparse.Namespace, settings) -> int:
     print("styles      " + ", ".join(f"{k} {v[0]}–{v[1] - 1}" if v[1] > v[0] else f"{k} none"
                                      for k, v in ranges.items()))
     a = info["alignment"]
-    name = next((n for n, f in FRAMINGS.items() if f.to_dict() == a), "custom")
-    print(f"alignment   {name} (FFHQ square × {a['scale']:g}, moved {a['dx']:g}, {a['dy']:g} "
+    print(f"alignment   {Framing.from_dict(a).name} (FFHQ square × {a['scale']:g}, moved {a['dx']:g}, {a['dy']:g} "
           f"half-sides)")
     print("parts")
     for part, spec in info["parts"].items():

@@ -56,6 +56,11 @@ class Framing:
     def to_dict(self) -> dict[str, float]:
         return {"scale": self.scale, "dx": self.dx, "dy": self.dy}
 
+    @property
+    def name(self) -> str:
+        """Its name in :data:`FRAMINGS`, or ``"custom"``."""
+        return next((n for n, f in FRAMINGS.items() if f == self), "custom")
+
     @classmethod
     def from_dict(cls, data: dict | None) -> "Framing":
         """The framing a manifest records; FFHQ's when it records none (imported networks)."""
