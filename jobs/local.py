@@ -34,6 +34,9 @@ from jobs.scheduler import (JobSpec, JobState, JobStatus, Scheduler, SchedulerEr
 
 log = logging.getLogger("ligan.jobs.local")
 WRAPPER = Path(__file__).resolve().parent / "scripts" / "local_wrapper.py"
+# After writing its exit file the wrapper only has to exit; if it still shows as alive this
+# long after, it is treated as gone (its pid may be stuck in the kernel, e.g. on a dead mount).
+WRAPPER_EXIT_S = 10.0
 
 
 def _default_state_dir() -> Path:
@@ -252,22 +255,18 @@ class LocalScheduler(Scheduler):
             ended = json.loads(self._exit_path(job_id).read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             ended = None
-        if ended is None:
-            if _alive(record["pid"], record["start_ticks"]):
-                return JobState(job_id, JobStatus.RUNNING, node=host)
-            if tracked.popen is None and not Path("/proc/self/stat").exists():
-                return JobState(job_id, JobStatus.UNKNOWN, reason="cannot see the process", node=host)
-            # The wrapper died without writing the exit file: it was SIGKILLed (by our grace
-            # period, or by someone else). Whatever it started must not live on unobserved.
-            leftovers = _session_members(record["pid"]) if Path("/proc").is_dir() else []
-            for pid in leftovers:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            state = self._final_state(record, returncode=None)
-        else:
-            state = self._final_state(record, returncode=int(ended["returncode"]))
+        if _alive(record["pid"], record["start_ticks"]) and not (
+                ended and time.time() - ended.get("ended", 0) > WRAPPER_EXIT_S):
+            # Still running, or the wrapper has just recorded the end and is exiting: the job
+            # is final only once its wrapper is gone, so "ended" means nothing of it runs.
+            return JobState(job_id, JobStatus.RUNNING, node=host)
+        if ended is None and tracked.popen is None and not Path("/proc/self/stat").exists():
+            return JobState(job_id, JobStatus.UNKNOWN, reason="cannot see the process", node=host)
+        # Like SLURM at the end of a job, nothing the job started may live on unobserved
+        # (e.g. the wrapper was SIGKILLed by our grace period before its command ended).
+        self._kill_leftovers(record)
+        state = self._final_state(record, returncode=None if ended is None
+                                  else int(ended["returncode"]))
         record["final"] = state.to_dict()
         record["ended"] = (ended or {}).get("ended", time.time())
         self._save(record)
@@ -275,6 +274,19 @@ class LocalScheduler(Scheduler):
         log.log(level, "local job %s (%s) ended: %s%s", job_id, record["name"], state.status.value,
                 f", {state.reason}" if state.reason else "")
         return state
+
+    @staticmethod
+    def _kill_leftovers(record: dict[str, Any]) -> None:
+        """SIGKILL whatever still runs in the job's session once its wrapper has gone."""
+        leftovers = _session_members(record["pid"]) if Path("/proc").is_dir() else []
+        for pid in leftovers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if leftovers:
+            log.warning("local job %s (%s) left %d process(es) behind: killed", record["job_id"],
+                        record["name"], len(leftovers))
 
     def _final_state(self, record: dict[str, Any], returncode: int | None) -> JobState:
         job_id, host, intent = record["job_id"], record.get("host", ""), record["intent"]

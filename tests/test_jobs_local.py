@@ -168,3 +168,17 @@ def test_refused_specs(sched, tmp_path):
 def test_describe(sched):
     d = sched.describe()
     assert d["kind"] == "local" and d["kill_grace_s"] == 1.0 and "memory" in d["limits"]
+
+
+def test_leftover_processes_are_killed_when_the_job_ends(sched, tmp_path):
+    """A command that exits but leaves a background process behind: like SLURM, the job's end
+    takes the leftover with it, and the job counts as completed."""
+    pidfile = tmp_path / "bg"
+    job = sched.submit(JobSpec("leaky", ["sh", "-c", f"sleep 60 & echo $! > {pidfile}; exit 0"]))
+    st, _ = wait_final(sched, job)
+    assert st.status is JobStatus.COMPLETED
+    leftover = int(wait_file(pidfile))
+    deadline = time.monotonic() + 2
+    while _alive(leftover, None) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(leftover, None)
