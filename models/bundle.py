@@ -232,6 +232,9 @@ class Bundle:
     generator: Any = None
     discriminator: Any = None
     _src: _Source | None = field(default=None, repr=False)
+    #: Read-only models built from parts on first use (e.g. the inference encoder), so that a
+    #: long-lived process (a backend) builds each once.
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def resolution(self) -> int:
@@ -375,6 +378,17 @@ def add_part(directory: str | os.PathLike, part: str, arrays: dict[str, np.ndarr
     directory = Path(directory)
     manifest = read_manifest(directory)
     _write_part(directory, manifest, part, arrays, config or {})
+    _write_manifest(directory, manifest)
+    return manifest_hash(manifest)
+
+
+def set_part_config(directory: str | os.PathLike, part: str, config: dict[str, Any]) -> str:
+    """Replace the config of an existing part (its weights untouched); the new bundle hash."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    if part not in manifest["parts"]:
+        raise BundleFileMissingError(f"bundle {directory} has no {part} part")
+    manifest["parts"][part]["config"] = config
     _write_manifest(directory, manifest)
     return manifest_hash(manifest)
 

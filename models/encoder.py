@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
@@ -161,3 +161,21 @@ def load_encoder(bundle) -> Encoder:
     enc = Encoder(cfg)
     assign_weights(enc, bundle.part_arrays(ENCODER_PART), f"bundle {bundle.path}, encoder")
     return enc
+
+
+def shared_encoder(bundle) -> Callable[[np.ndarray], np.ndarray]:
+    """The bundle's encoder for inference: aligned uint8 faces [N, R, R, 3] → w+ (NumPy).
+
+    Built and compiled once per loaded bundle (kept in ``bundle.cache``): encoding a photo then
+    costs one forward pass. Never trained: refine fine-tunes its own copy (:func:`load_encoder`).
+    """
+    if "encoder" not in bundle.cache:
+        encoder = load_encoder(bundle)
+        compiled = tf.function(encoder.__call__, reduce_retracing=True)
+
+        def encode(faces: np.ndarray) -> np.ndarray:
+            x = np.asarray(faces, np.float32) / 127.5 - 1.0
+            return compiled(tf.constant(x)).numpy()
+
+        bundle.cache["encoder"] = encode
+    return bundle.cache["encoder"]

@@ -13,7 +13,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from models.encoder import ENCODER_PART, load_encoder
+from models.encoder import ENCODER_PART, shared_encoder
 from models.faces import FFHQ_FRAMING, Framing, align_face, find_face, load_image
 from models.images import to_uint8
 from models.projector import ProgressFn, ProjectionResult, project
@@ -55,8 +55,7 @@ def invert_photo(bundle, photo: str | os.PathLike | bytes, *, face_index: int | 
     init_ws = None
     method = "projector"
     if bundle.has_part(ENCODER_PART):
-        encoder = load_encoder(bundle)
-        init_ws = encoder(aligned[None].astype(np.float32) / 127.5 - 1.0).numpy()[0]
+        init_ws = shared_encoder(bundle)(aligned[None])[0]
         method = "encoder+projector" if steps else "encoder"
     elif steps < 1:
         raise ValueError("this bundle has no encoder, so the projector needs at least 1 step")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.bundle import load_bundle
-from models.encoder import Encoder, EncoderConfig, load_encoder
+from models.encoder import Encoder, EncoderConfig, load_encoder, shared_encoder
 from models.stylegan2 import ConfigError
 from tests.conftest import SHARED, ligan
 
@@ -49,6 +49,12 @@ def test_training_lowers_the_losses_resumes_and_adds_the_encoder(tiny_bundle_dir
     bundle = load_bundle(path, parts=("generator", "discriminator"))
     enc = load_encoder(bundle)
     assert enc(np.zeros((1, 32, 32, 3), np.float32)).shape == (1, 8, 32)
+    # The inference encoder is built once per loaded bundle and gives the same latents.
+    faces = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    encode = shared_encoder(bundle)
+    assert shared_encoder(bundle) is encode
+    np.testing.assert_allclose(encode(faces), enc(faces.astype(np.float32) / 127.5 - 1).numpy(),
+                               atol=1e-4)
     assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())[-1] == \
         "reconstruction00000060.png"
 
