@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from models.training.metrics import (count_faces, distribution, distribution_difference,
+from models.faces import aligned_face_count
+from models.training.metrics import (distribution, distribution_difference,
                                      frechet_distance, one_face_rate, precision_recall,
                                      utkface_label_distribution)
 from tests.conftest import SHARED
@@ -90,7 +91,7 @@ def test_one_face_rate_on_real_photos():
     small = [cv2.resize(f[64:448, 64:448], (64, 64), interpolation=cv2.INTER_AREA) for f in faces]
     assert one_face_rate(small) >= 5 / 6
     others = [_read(p) for p in sorted(NO_FACE.glob("*.jpg"))]
-    assert [count_faces(o) for o in others] == [0] * len(others)
+    assert [aligned_face_count(o) for o in others] == [0] * len(others)
     assert one_face_rate(faces[:3] + others) == pytest.approx(3 / (3 + len(others)))
 
 

@@ -18,7 +18,8 @@ from .errors import (CorruptImageError, FaceError, FaceModelsMissingError, FaceT
                      ImageTooLargeError, NoFaceError, NotAnImageError, SeveralFacesError,
                      UnsupportedImageModeError)
 from .identity import (ALIGNED_DETECT_SIDE, ALIGNED_FACE_BOX, SAME_PERSON_THRESHOLD,
-                       aligned_detection_scale, aligned_face_count_and_embedding,
+                       aligned_detection_scale, aligned_face_count,
+                       aligned_face_count_and_embedding,
                        aligned_face_embedding, identity_distance, identity_embedding, same_person)
 from .loading import DEFAULT_MAX_PIXELS, LoadedImage, load_image
 
@@ -31,6 +32,7 @@ __all__ = [
     "ImageTooLargeError", "NoFaceError", "NotAnImageError", "SeveralFacesError",
     "UnsupportedImageModeError",
     "ALIGNED_FACE_BOX", "ALIGNED_DETECT_SIDE", "aligned_detection_scale",
+    "aligned_face_count",
     "aligned_face_count_and_embedding",
     "SAME_PERSON_THRESHOLD", "aligned_face_embedding", "identity_distance",
     "identity_embedding", "same_person",

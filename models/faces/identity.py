@@ -79,15 +79,24 @@ def aligned_detection_scale(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
 
 
-def aligned_face_count_and_embedding(image: np.ndarray) -> tuple[int, np.ndarray]:
+def aligned_face_count(image: np.ndarray) -> int:
+    """How many faces dlib finds in an aligned crop, at the scale its detector sees best."""
+    return len(detect_faces(aligned_detection_scale(_check_image(image)), upsample=0))
+
+
+def aligned_face_count_and_embedding(image: np.ndarray, embed_undetected: bool = True
+                                     ) -> tuple[int, np.ndarray | None]:
     """How many faces dlib finds in an aligned crop (a generated face or an aligned photo), and
     the identity embedding of the largest — or, when it finds none (an unfinished or odd
     generated face), of the centre box where alignment puts the face, so that every image has
-    an embedding and callers can count the undetected ones."""
+    an embedding and callers can count the undetected ones. ``embed_undetected`` False skips
+    that (costly) embedding: (0, None)."""
     image = aligned_detection_scale(_check_image(image))
     faces = detect_faces(image, upsample=0)
     if faces:
         face = faces[0]
+    elif not embed_undetected:
+        return 0, None
     else:
         h, w = image.shape[:2]
         l, t, r, b = ALIGNED_FACE_BOX

@@ -29,6 +29,8 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from models.faces import aligned_face_count, aligned_face_count_and_embedding
+
 #: Traits whose distribution is compared (class heads of the attribute model).
 DISTRIBUTION_TRAITS = ("gender", "age_group", "ethnicity")
 
@@ -125,25 +127,9 @@ def distribution_difference(generated: dict[str, dict[str, float]],
 # -- faces: detection and embedding in one pass --------------------------------------------------
 
 
-def face_count_and_embedding(image: np.ndarray) -> tuple[int, np.ndarray]:
-    """How many faces dlib finds in ``image`` (RGB uint8) and the identity embedding of the
-    largest, or of the centre box where aligned crops hold the face when it finds none
-    (:func:`models.faces.aligned_face_count_and_embedding`): every image has an embedding."""
-    from models.faces import aligned_face_count_and_embedding
-
-    return aligned_face_count_and_embedding(image)
-
-
-def count_faces(image: np.ndarray) -> int:
-    """Faces dlib finds in ``image`` at the metrics' detection scale."""
-    from models.faces import aligned_detection_scale, detect_faces
-
-    return len(detect_faces(aligned_detection_scale(image), upsample=0))
-
-
 def one_face_rate(images: Iterable[np.ndarray]) -> float:
     """Share of ``images`` in which exactly one face is found."""
-    counts = [count_faces(img) for img in images]
+    counts = [aligned_face_count(img) for img in images]
     if not counts:
         raise ValueError("one-face rate of no images")
     return sum(c == 1 for c in counts) / len(counts)
@@ -154,7 +140,7 @@ def analyse(images: Iterable[np.ndarray], desc: str, total: int | None = None,
     """Embeddings [N, 128] and face counts [N] of ``images``, with a tqdm bar."""
     embeddings, counts = [], []
     for img in tqdm(images, total=total, desc=desc, unit="face", disable=not progress):
-        n, e = face_count_and_embedding(img)
+        n, e = aligned_face_count_and_embedding(img)
         counts.append(n)
         embeddings.append(e)
     return np.stack(embeddings).astype(np.float32), np.asarray(counts, np.int64)
