@@ -94,7 +94,23 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     fit.add_argument("--samples", type=int, default=10_000)
     fit.add_argument("--components", type=int, default=256)
     fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--no-calibrate", dest="calibrate", action="store_false",
+                     help="skip measuring the fillers' page-1 radius (calibrate-fillers does it "
+                          "later; until then fillers use the fixed default radius)")
+    _calibration_options(fit)
     fit.set_defaults(handler=_fit_pca)
+
+    cal = bsub.add_parser(
+        "calibrate-fillers", help="measure the fillers' page-1 radius for this generator",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Find the smallest radius around a face at which at most the given share "
+                    "of sampled faces are near-clones of it (dlib identity), and store it with "
+                    "the PCA as page 1's default radius (the bundle hash changes). fit-pca does "
+                    "this too; run it alone for a bundle whose PCA predates it.")
+    cal.add_argument("path", type=Path, nargs="?", default=settings.bundle,
+                     help="bundle directory")
+    _calibration_options(cal)
+    cal.set_defaults(handler=_calibrate_fillers)
 
     framing = bsub.add_parser(
         "set-alignment", help="record how the training faces were cut (ffhq or utkface)",
@@ -109,6 +125,21 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     from models.importers.cli import register as register_import
 
     register_import(bsub, settings)
+
+
+def _calibration_options(parser: argparse.ArgumentParser) -> None:
+    from models.filler_calibration import BROKEN_SHARE, NEAR_CLONE_SHARE
+
+    parser.add_argument("--near-clone-share", type=float, default=NEAR_CLONE_SHARE,
+                        help="largest share of page-1 candidates that may be near-clones")
+    parser.add_argument("--broken-share", type=float, default=BROKEN_SHARE,
+                        help="largest share of faces that may break up at the largest norm")
+    parser.add_argument("--centres", type=int, default=12,
+                        help="generated faces to measure the radius around")
+    parser.add_argument("--samples-per-centre", type=int, default=8)
+    parser.add_argument("--norm-samples", type=int, default=64,
+                        help="generated faces to measure the largest norm with")
+    parser.add_argument("--calibration-seed", type=int, default=0)
 
 
 def load_bundle_or_fail(path: Path, parts=("generator",)):
@@ -269,6 +300,43 @@ def _fit_pca(args: argparse.Namespace, settings) -> int:
     share = float(np.sum(pca.stddev ** 2))
     print(f"added PCA ({pca.num_components} components from {args.samples} samples; variance "
           f"along them {share:.3g}) to {args.path}; new bundle hash {digest[:12]}")
+    if args.calibrate:
+        return _calibrate_fillers(args, settings)
+    return 0
+
+
+def _calibrate_fillers(args: argparse.Namespace, settings) -> int:
+    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
+    from models.bundle import BundleError, set_part_config
+    from models.filler_calibration import calibrate_fillers
+    from models.latent import PCA_PART, LatentPCA
+
+    if not Path(args.path).is_dir():
+        raise CommandError(f"{args.path} is not a bundle directory (unpack a packed bundle first)")
+    bundle = load_bundle_or_fail(args.path)
+    try:
+        pca = LatentPCA.from_bundle(bundle)
+        result = calibrate_fillers(bundle, pca, near_clone_share=args.near_clone_share,
+                                   broken_share=args.broken_share, centres=args.centres,
+                                   samples=args.samples_per_centre,
+                                   norm_samples=args.norm_samples, seed=args.calibration_seed,
+                                   progress=True)
+    except (ValueError, BundleError) as exc:
+        raise CommandError(str(exc)) from None
+    result.apply(pca)
+    digest = set_part_config(args.path, PCA_PART, pca.config())
+    for row in result.radius_table:
+        print(f"  radius {row['radius']:7.3f}: near-clones {row['near_clone_share']:6.1%}, "
+              f"mean identity distance {row['mean_distance']:.3f}")
+    for row in result.norm_table:
+        print(f"  norm {row['norm']:7.3f}: broken faces {row['broken_share']:6.1%}")
+    radius_note = "" if result.radius_met else (
+        f" (even this radius leaves more than {args.near_clone_share:.0%} near-clones)")
+    norm_note = (f"largest norm {result.max_norm}" if result.max_norm is not None else
+                 f"no largest norm (more than {args.broken_share:.0%} of the generator's own "
+                 f"faces break up; later pages grow without a bound)")
+    print(f"fillers for {args.path}: page-1 radius {result.radius}{radius_note}; {norm_note}; "
+          f"new bundle hash {digest[:12]}")
     return 0
 
 

@@ -6,7 +6,14 @@ faces are rendered, and each is scored by its dlib identity distance to the susp
 close that they would pass for the suspect (distance below ``near_clone_threshold``) are left
 out and counted. Page ``p`` samples a ball of radius ``radius · (1 + radius_growth · p)`` and
 is sorted by distance, so page 1 holds the most similar faces and later pages less similar
-ones. Everything is seeded by (seed, page): a page can be regenerated exactly.
+ones (:func:`page_radius`). Everything is seeded by (seed, page): a page can be regenerated
+exactly.
+
+How far a face must move in W before dlib sees another person, and how far W can be left
+before faces break up, differ from one generator to the next: ``models.filler_calibration``
+measures both once per bundle and stores them with the PCA (page 1's radius and the largest
+norm). Too small a radius makes a page slow (most candidates are near-clones, drawn, embedded
+and dropped); too large a one makes page 1 less similar than it could be.
 """
 from __future__ import annotations
 
@@ -17,7 +24,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from models.faces import aligned_face_embedding, identity_distance
+from models.faces import (aligned_face_count_and_embedding, aligned_face_embedding,
+                          identity_distance)
 from models.images import to_uint8
 from models.latent import LatentPCA, apply_offset, sample_ball
 from models.records import FaceRecord, latent_to_list
@@ -27,7 +35,12 @@ from models.records import FaceRecord, latent_to_list
 #: different people at least 0.54 (docs/faces.md). 0.4 leaves out faces that dlib would place
 #: among a person's own photos, and keeps the close look-alikes a fair lineup needs.
 NEAR_CLONE_THRESHOLD = 0.4
+#: Page 1's radius for a bundle whose PCA has no calibrated one.
+DEFAULT_RADIUS = 6.0
 MAX_ROUNDS = 4
+#: Later rounds draw need / keep-rate candidates; the keep rate is floored so that one odd
+#: round cannot ask for an unbounded number.
+MIN_KEEP_RATE = 0.2
 
 
 @dataclasses.dataclass
@@ -36,14 +49,15 @@ class FillerPage:
     radius: float
     records: list[FaceRecord]
     images: np.ndarray  # uint8 [n, R, R, 3], in the order of records
-    distances: np.ndarray  # identity distance to the suspect, ascending
+    distances: np.ndarray  # identity distance to the suspect, ascending (faces found first)
     candidates: int
     near_clones: int
-    undetected: int  # candidates whose face dlib did not find (embedded from the aligned box)
+    undetected: int  # candidates in which dlib found no face (they fill a page only as a last
+    # resort, after every face, embedded from the box where the face should be)
     seconds: float
 
 
-def check_filler_args(per_page: int, page: int, radius: float, radius_growth: float,
+def check_filler_args(per_page: int, page: int, radius: float | None, radius_growth: float,
                       near_clone_threshold: float) -> None:
     if not 1 <= per_page <= 200:
         raise ValueError(f"faces per page must be from 1 to 200, got {per_page}")
@@ -51,7 +65,7 @@ def check_filler_args(per_page: int, page: int, radius: float, radius_growth: fl
         raise ValueError(f"page must be 0 or more, got {page}")
     for name, value in (("radius", radius), ("radius growth", radius_growth),
                         ("near-clone threshold", near_clone_threshold)):
-        if not math.isfinite(value) or value < 0:
+        if value is not None and (not math.isfinite(value) or value < 0):
             raise ValueError(f"{name} must be a finite number ≥ 0, got {value}")
 
 
@@ -65,7 +79,7 @@ def render(generator, ws: np.ndarray, noise_mode: str = "const",
 
 def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
                 reference_embedding: np.ndarray | None = None, page: int = 0,
-                per_page: int = 24, radius: float = 6.0, radius_growth: float = 0.5,
+                per_page: int = 24, radius: float | None = None, radius_growth: float = 0.5,
                 oversample: float = 1.25, near_clone_threshold: float = NEAR_CLONE_THRESHOLD,
                 layers: Sequence[int] | None = None, seed: int = 0,
                 parents: Sequence[str] = (), owner: str = "",
@@ -74,6 +88,7 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
 
     ``reference_embedding``: the suspect's identity (from the photo); by default that of the
     face rendered at ``center_ws``. ``layers``: the w+ entries the offsets move (all by default).
+    ``radius``: page 1's radius; by default the bundle's calibrated one (see :func:`page_radius`).
     """
     check_filler_args(per_page, page, radius, radius_growth, near_clone_threshold)
     started = time.monotonic()
@@ -84,41 +99,87 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
                          f"{list(center.shape)}")
     if reference_embedding is None:
         reference_embedding, _ = aligned_face_embedding(render(g, center[None])[0])
-    page_radius = radius * (1.0 + radius_growth * page)
+    radius_here = page_radius(pca, center, page, radius, radius_growth, layers)
     rng = np.random.default_rng([seed, page])
-    kept_ws, kept_images, kept_dist = [], [], []
-    candidates = near_clones = undetected = 0
+    kept: list[tuple[float, np.ndarray, np.ndarray]] = []  # (distance, w+, image): faces
+    faceless: list[tuple[np.ndarray, np.ndarray]] = []  # (w+, image) where dlib found no face
+    candidates = near_clones = 0
     for _ in range(MAX_ROUNDS):
-        need = per_page - len(kept_ws)
+        need = per_page - len(kept)
         if need <= 0 or (should_stop is not None and should_stop()):
             break
-        n = max(1, math.ceil(need * oversample))
-        offsets = pca.offset(sample_ball(n, pca.num_components, page_radius, rng))
+        # Size each later round by the share kept so far, so that one more round usually fills
+        # the page instead of several small ones.
+        keep_rate = max(MIN_KEEP_RATE, len(kept) / candidates) if candidates else 1.0
+        n = max(1, math.ceil(need * oversample / keep_rate))
+        offsets = pca.offset(sample_ball(n, pca.num_components, radius_here, rng))
         ws = apply_offset(center, offsets, layers)
-        images = render(g, ws)
-        for w, img in zip(ws, images):
-            emb, found = aligned_face_embedding(img)
+        for w, img in zip(ws, render(g, ws)):
+            count, emb = aligned_face_count_and_embedding(img, embed_undetected=False)
+            if count == 0:
+                faceless.append((w, img))
+                continue
             dist = float(identity_distance(emb, reference_embedding))
-            undetected += not found
             if dist < near_clone_threshold:
                 near_clones += 1
                 continue
-            kept_ws.append(w)
-            kept_images.append(img)
-            kept_dist.append(dist)
+            kept.append((dist, w, img))
         candidates += n
-    order = np.argsort(kept_dist, kind="stable")[:per_page]
+    kept.sort(key=lambda item: item[0])
+    kept = kept[:per_page]
+    found = len(kept)
+    # Faces dlib cannot find (half-formed, or an untrained generator's) only fill a page that
+    # the rounds could not fill with faces, ranked by the identity of where the face should be.
+    for w, img in faceless:
+        if len(kept) >= per_page:
+            break
+        emb, _ = aligned_face_embedding(img)
+        dist = float(identity_distance(emb, reference_embedding))
+        if dist < near_clone_threshold:
+            near_clones += 1
+        else:
+            kept.append((dist, w, img))
+    kept = kept[:found] + sorted(kept[found:], key=lambda item: item[0])
     records = [FaceRecord(bundle_hash=bundle.hash, latent_space="w+",
-                          latent=latent_to_list(kept_ws[i]), operation="fillers",
-                          parameters={"page": page, "radius": page_radius, "rank": rank,
-                                      "sampler_seed": seed, "identity_distance": kept_dist[i],
+                          latent=latent_to_list(w), operation="fillers",
+                          parameters={"page": page, "radius": radius_here, "rank": rank,
+                                      "sampler_seed": seed, "identity_distance": dist,
+                                      "face_detected": rank < found,
                                       "near_clone_threshold": near_clone_threshold,
                                       "layers": list(layers) if layers is not None else None},
                           parents=list(parents), owner=owner)
-               for rank, i in enumerate(order)]
-    images = np.stack([kept_images[i] for i in order]) if len(order) else \
+               for rank, (dist, w, _) in enumerate(kept)]
+    images = np.stack([img for _, _, img in kept]) if kept else \
         np.zeros((0, g.cfg.resolution, g.cfg.resolution, 3), np.uint8)
-    return FillerPage(page=page, radius=page_radius, records=records, images=images,
-                      distances=np.asarray([kept_dist[i] for i in order]),
-                      candidates=candidates, near_clones=near_clones, undetected=undetected,
+    return FillerPage(page=page, radius=radius_here, records=records, images=images,
+                      distances=np.asarray([dist for dist, _, _ in kept]),
+                      candidates=candidates, near_clones=near_clones, undetected=len(faceless),
                       seconds=time.monotonic() - started)
+
+def default_radius(pca: LatentPCA) -> float:
+    """Page 1's radius for fillers with this PCA: its calibrated one, else DEFAULT_RADIUS."""
+    return float(pca.filler_radius) if pca.filler_radius is not None else DEFAULT_RADIUS
+
+
+def page_radius(pca: LatentPCA, center_ws: np.ndarray, page: int, radius: float | None = None,
+                radius_growth: float = 0.5, layers: Sequence[int] | None = None) -> float:
+    """The radius page ``page`` samples around ``center_ws`` (w+ [num_ws, w_dim]).
+
+    Page 1 uses ``radius`` (by default :func:`default_radius`). Without a calibrated largest
+    norm, page p uses ``radius · (1 + radius_growth · p)``. With one (``pca.filler_max_norm``,
+    beyond which this generator's faces break up), later pages approach the largest radius that
+    keeps the candidates within that norm, ``cap = √(max_norm² − |centre|²)``, as
+    ``radius + (cap − radius) · g·p / (1 + g·p)``: every page less similar than the one before,
+    none beyond the faces. (A random offset of length r from a centre of whitened norm c lands
+    at norm √(c² + r²): in high dimensions it is almost orthogonal to the centre.)
+    """
+    r1 = default_radius(pca) if radius is None else float(radius)
+    grown = radius_growth * page
+    if pca.filler_max_norm is None:
+        return r1 * (1.0 + grown)
+    moved = center_ws if layers is None else center_ws[list(layers)]
+    centre_norm = float(np.max(np.linalg.norm(pca.to_whitened(moved), axis=-1)))
+    cap = math.sqrt(max(pca.filler_max_norm ** 2 - centre_norm ** 2, 0.0))
+    if cap <= r1:  # an unusual suspect, already near the edge: stay at page 1's radius
+        return r1
+    return r1 + (cap - r1) * grown / (1.0 + grown)

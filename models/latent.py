@@ -27,6 +27,12 @@ class LatentPCA:
     stddev: np.ndarray
     num_samples: int
     seed: int
+    #: Calibrated for this generator by ``models.filler_calibration`` (None until then): page
+    #: 1's filler radius, the whitened norm of W beyond which faces break up, and the
+    #: measurements behind both.
+    filler_radius: float | None = None
+    filler_max_norm: float | None = None
+    calibration: dict | None = None
 
     @property
     def num_components(self) -> int:
@@ -45,8 +51,14 @@ class LatentPCA:
                 "stddev": self.stddev.astype(np.float32)}
 
     def config(self) -> dict:
-        return {"space": "w", "num_samples": self.num_samples, "num_components": self.num_components,
-                "seed": self.seed}
+        cfg = {"space": "w", "num_samples": self.num_samples,
+               "num_components": self.num_components, "seed": self.seed}
+        if self.filler_radius is not None:
+            cfg["filler_radius"] = float(self.filler_radius)
+            cfg["filler_max_norm"] = (None if self.filler_max_norm is None
+                                      else float(self.filler_max_norm))
+            cfg["filler_calibration"] = self.calibration or {}
+        return cfg
 
     @classmethod
     def from_bundle(cls, bundle) -> "LatentPCA":
@@ -59,8 +71,12 @@ class LatentPCA:
                 f"{bundle.path}'")
         arrays = bundle.part_arrays(PCA_PART)
         cfg = bundle.manifest["parts"][PCA_PART].get("config", {})
+        radius, max_norm = cfg.get("filler_radius"), cfg.get("filler_max_norm")
         return cls(mean=arrays["mean"], components=arrays["components"], stddev=arrays["stddev"],
-                   num_samples=int(cfg.get("num_samples", 0)), seed=int(cfg.get("seed", 0)))
+                   num_samples=int(cfg.get("num_samples", 0)), seed=int(cfg.get("seed", 0)),
+                   filler_radius=float(radius) if radius is not None else None,
+                   filler_max_norm=float(max_norm) if max_norm is not None else None,
+                   calibration=cfg.get("filler_calibration"))
 
 
 def fit_pca(generator, num_samples: int = 10_000, num_components: int = 256, seed: int = 0,

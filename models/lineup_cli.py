@@ -30,6 +30,8 @@ def face_source_options(settings) -> argparse.ArgumentParser:
 
 
 def register(sub: argparse._SubParsersAction, settings) -> None:
+    from models.fillers import NEAR_CLONE_THRESHOLD
+
     common = face_source_options(settings)
     inv = sub.add_parser("invert", parents=[common], help="find the latent of a photo's face",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -47,11 +49,12 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     fil.add_argument("suspect", help="photo file or RECORDS.jsonl#FACE_ID")
     fil.add_argument("--pages", type=int, default=1)
     fil.add_argument("--per-page", type=int, default=24)
-    fil.add_argument("--radius", type=float, default=6.0,
-                     help="sampling radius on page 1, in standard deviations of W's PCA axes")
+    fil.add_argument("--radius", type=float, default=None,
+                     help="sampling radius on page 1, in standard deviations of W's PCA axes "
+                          "(default: the bundle's calibrated radius, or 6 if it has none)")
     fil.add_argument("--radius-growth", type=float, default=0.5,
                      help="each later page samples a radius larger by this share of --radius")
-    fil.add_argument("--near-clone-threshold", type=float, default=0.4,
+    fil.add_argument("--near-clone-threshold", type=float, default=NEAR_CLONE_THRESHOLD,
                      help="identity distance below which a filler is a near-clone and left out")
     fil.add_argument("--styles", default="all",
                      help="w+ entries to vary: all, or any of coarse,middle,fine")
@@ -200,8 +203,9 @@ def _fillers(args: argparse.Namespace, settings) -> int:
             dist = page.distances
             summary = (f"identity distance {dist.min():.3f}–{dist.max():.3f} (mean "
                        f"{dist.mean():.3f})" if len(dist) else "no faces kept")
-            print(f"page {p + 1}: {len(page.records)} fillers, {summary}; {page.near_clones} "
-                  f"near-clones left out of {page.candidates} candidates; {page.seconds:.1f} s")
+            print(f"page {p + 1} (radius {page.radius:.3g}): {len(page.records)} fillers, "
+                  f"{summary}; {page.near_clones} near-clones left out of {page.candidates} "
+                  f"candidates; {page.seconds:.1f} s")
     return 0
 
 

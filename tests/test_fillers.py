@@ -96,3 +96,66 @@ def test_projector_stops_at_its_time_limit_and_on_cancel(bundle):
     assert project(bundle, target, steps=100, should_stop=lambda: True).stopped == "cancelled"
     with pytest.raises(ValueError, match="aligned 32×32 RGB"):
         project(bundle, np.zeros((16, 16, 3), np.uint8))
+
+
+@pytest.fixture(scope="module")
+def default_bundle():
+    from tests.test_default_bundle import DEFAULT
+
+    return load_bundle(DEFAULT)
+
+
+def test_calibration_finds_page_ones_radius_and_where_faces_break(default_bundle):
+    """On the trained default generator: near-clones fall with the radius, and the calibrated
+    radius is the smallest measured one within the target; faces break up far from the mean,
+    and the largest norm is the furthest measured one where they hold."""
+    from models.filler_calibration import calibrate_fillers
+    from models.latent import LatentPCA
+
+    pca = LatentPCA.from_bundle(default_bundle)
+    result = calibrate_fillers(default_bundle, pca, near_clone_share=0.25, broken_share=0.2,
+                               centres=3, samples=4, steps=3, norm_samples=16, seed=3)
+    table = result.radius_table
+    assert result.radius_met and len(table) == 4
+    assert [row["radius"] for row in table] == sorted(row["radius"] for row in table)
+    assert table[0]["near_clone_share"] > table[-1]["near_clone_share"]
+    assert table[0]["mean_distance"] < table[-1]["mean_distance"]
+    within = [row["radius"] for row in table if row["near_clone_share"] <= 0.25]
+    assert result.radius == pytest.approx(min(within), abs=1e-3)
+
+    norms = result.norm_table
+    assert norms[0]["scale"] == 1.0 and norms[0]["broken_share"] <= 0.2
+    assert norms[-1]["scale"] == 2.5 and norms[-1]["broken_share"] > 0.2  # far out: broken
+    holding = [row["norm"] for row in norms if row["broken_share"] <= 0.2]
+    assert result.max_norm == max(holding)
+    assert norms[0]["norm"] <= result.max_norm < norms[-1]["norm"]
+
+    result.apply(pca)
+    assert pca.filler_radius == result.radius and pca.filler_max_norm == result.max_norm
+    assert pca.config()["filler_calibration"]["radius_table"] == table
+    with pytest.raises(ValueError, match="near-clone share must be between 0 and 1"):
+        calibrate_fillers(default_bundle, pca, near_clone_share=1.5)
+
+
+def test_pages_use_the_calibrated_radius_and_stay_within_the_largest_norm(bundle, pca, center):
+    import dataclasses
+
+    from models.fillers import DEFAULT_RADIUS, page_radius
+
+    assert filler_page(bundle, pca, center, per_page=1, near_clone_threshold=0.0).radius \
+        == DEFAULT_RADIUS
+    calibrated = dataclasses.replace(pca, filler_radius=2.5)
+    assert filler_page(bundle, calibrated, center, page=2, per_page=1,
+                       near_clone_threshold=0.0).radius == pytest.approx(2.5 * 2)
+    assert filler_page(bundle, calibrated, center, per_page=1, radius=1.0,
+                       near_clone_threshold=0.0).radius == 1.0
+    # With a largest norm, later pages grow toward the radius that reaches it, never past.
+    centre_norm = float(np.max(np.linalg.norm(pca.to_whitened(center), axis=-1)))
+    bounded = dataclasses.replace(calibrated, filler_max_norm=centre_norm + 5.0)
+    cap = np.sqrt((centre_norm + 5.0) ** 2 - centre_norm ** 2)
+    radii = [page_radius(bounded, center, p) for p in range(0, 60, 3)]
+    assert radii[0] == 2.5 and all(a < b for a, b in zip(radii, radii[1:]))
+    assert radii[-1] < cap and radii[-1] > 2.5 + 0.9 * (cap - 2.5)
+    # A suspect already beyond the largest norm keeps page 1's radius on every page.
+    tight = dataclasses.replace(calibrated, filler_max_norm=centre_norm / 2)
+    assert page_radius(tight, center, 5) == 2.5

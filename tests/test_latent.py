@@ -34,6 +34,16 @@ def test_pca_is_a_bundle_part(pca, tiny_bundle_dir, tmp_path):
     loaded = LatentPCA.from_bundle(B.load_bundle(path))
     np.testing.assert_allclose(loaded.components, pca.components, atol=1e-6)
     assert loaded.num_samples == 2000 and loaded.num_components == 16
+    assert loaded.filler_radius is None  # not calibrated yet
+    loaded.filler_radius, loaded.filler_max_norm, loaded.calibration = 7.5, 19.0, {"centres": 2}
+    digest = B.set_part_config(path, "pca", loaded.config())
+    again = B.load_bundle(path)
+    assert again.hash == digest
+    assert LatentPCA.from_bundle(again).filler_radius == 7.5
+    assert LatentPCA.from_bundle(again).filler_max_norm == 19.0
+    assert LatentPCA.from_bundle(again).calibration == {"centres": 2}
+    with pytest.raises(B.BundleFileMissingError, match="has no encoder part"):
+        B.set_part_config(path, "encoder", {})
 
 
 def test_pca_arguments_are_checked(tiny_generator):

@@ -19,12 +19,39 @@ def pca_bundle(tmp_path_factory):
     path = tmp_path_factory.mktemp("lineup") / "b"
     assert ligan("bundle", "init", str(path), *TINY_ARGS).returncode == 0
     before = json.loads(ligan("bundle", "inspect", str(path), "--json").stdout)["hash"]
-    r = ligan("bundle", "fit-pca", str(path), "--samples", "1000", "--components", "16")
+    r = ligan("bundle", "fit-pca", str(path), "--samples", "1000", "--components", "16",
+              "--centres", "2", "--samples-per-centre", "2", "--norm-samples", "4")
     assert r.returncode == 0, r.stderr
     after = json.loads(ligan("bundle", "inspect", str(path), "--json").stdout)
     assert after["hash"] != before and "pca" in after["parts"]
     assert after["hash"][:12] in r.stdout
+    assert "page-1 radius" in r.stdout
     return path
+
+
+def pca_config(path):
+    return json.loads((path / "manifest.json").read_text())["parts"]["pca"]["config"]
+
+
+def test_fit_pca_calibrates_the_filler_radius_and_recalibration_replaces_it(pca_bundle, tmp_path):
+    import shutil
+
+    cfg = pca_config(pca_bundle)
+    assert cfg["filler_radius"] > 0 and cfg["filler_calibration"]["centres"] == 2
+    assert len(cfg["filler_calibration"]["radius_table"]) >= 1
+    assert cfg["filler_max_norm"] is None  # an untrained generator draws no faces at all
+    copy = tmp_path / "b"
+    shutil.copytree(pca_bundle, copy)
+    r = ligan("bundle", "calibrate-fillers", str(copy), "--centres", "1",
+              "--samples-per-centre", "2", "--norm-samples", "2", "--near-clone-share", "0.5")
+    assert r.returncode == 0, r.stderr
+    assert "no largest norm" in r.stdout
+    again = pca_config(copy)
+    assert again["filler_calibration"]["centres"] == 1
+    assert again["filler_calibration"]["near_clone_share"] == 0.5
+    assert f"radius {again['filler_calibration']['radius_table'][0]['radius']:7.3f}" in r.stdout
+    r = ligan("bundle", "calibrate-fillers", str(copy), "--near-clone-share", "2")
+    assert r.returncode == 2 and "near-clone share must be between 0 and 1" in r.stderr
 
 
 def records(path):
@@ -37,7 +64,9 @@ def test_fillers_from_a_photo(pca_bundle, tmp_path):
     r = ligan("fillers", "--bundle", str(pca_bundle), str(LONDON / "001_03.jpg"), "--steps", "20",
               "--pages", "2", "--per-page", "3", "--near-clone-threshold", "0", "--outdir", str(out))
     assert r.returncode == 0, r.stderr
-    assert "page 1: 3 fillers" in r.stdout and "page 2: 3 fillers" in r.stdout
+    radius = pca_config(pca_bundle)["filler_radius"]  # the calibrated one, as no --radius
+    assert f"page 1 (radius {radius:.3g}): 3 fillers" in r.stdout
+    assert f"page 2 (radius {radius * 1.5:.3g}): 3 fillers" in r.stdout
     recs = records(out / "records.jsonl")
     suspect, fillers = recs[0], recs[1:]
     assert suspect["operation"] == "invert" and suspect["parameters"]["photo"] == "001_03.jpg"

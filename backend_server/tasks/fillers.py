@@ -2,7 +2,7 @@
 
 Parameters: ``suspect_face_id`` or ``suspect_photo`` (required); ``page`` (0–99; later pages
 sample a wider ball and are less similar); ``per_page`` (1–60, default 24); ``radius`` (0–100
-standard deviations of W's PCA axes, default 6); ``radius_growth`` (0–10, default 0.5);
+standard deviations of W's PCA axes; default: the bundle's calibrated page-1 radius, or 6); ``radius_growth`` (0–10, default 0.5);
 ``near_clone_threshold`` (0–2 identity distance, default 0.4); ``styles`` (``all`` or any of
 coarse, middle, fine); ``seed`` (page sampler seed, default 0); photo inversion: ``steps``,
 ``face_index``, ``align``. Needs a bundle with a PCA part (``ligan bundle fit-pca``).
@@ -29,7 +29,7 @@ def filler_params(params: Params, env: TaskEnv) -> dict:
         raise Unprocessable(f"params.styles: {exc}") from None
     return {"page": params.integer("page", minimum=0, maximum=99, default=0),
             "per_page": params.integer("per_page", minimum=1, maximum=60, default=24),
-            "radius": params.number("radius", minimum=0.0, maximum=100.0, default=6.0),
+            "radius": params.number("radius", minimum=0.0, maximum=100.0, default=None),
             "radius_growth": params.number("radius_growth", minimum=0.0, maximum=10.0,
                                            default=0.5),
             "near_clone_threshold": params.number("near_clone_threshold", minimum=0.0,

@@ -41,7 +41,8 @@ cp -r "$WORK/runs/utk64/bundle" "$WORK/bundle"
     --no-progress
 "$LIGAN" attributes directions --bundle "$WORK/bundle" --samples 2000
 
-# 4. The encoder (generated pairs and real chips), then the PCA of W for filler sampling.
+# 4. The encoder (generated pairs and real chips), then the PCA of W for filler sampling
+#    (fit-pca also calibrates the fillers' page-1 radius and largest norm).
 "$LIGAN" train encoder --bundle "$WORK/bundle" --run-dir "$WORK/runs/encoder" \
     --data "$WORK/utk/train" --steps 3000 --batch 8 --lr 3e-4 --channel-base 2048 \
     --channel-max 128 --no-progress
