@@ -176,3 +176,73 @@ def test_cli_training_checkpoints_on_sigterm_and_resumes(tmp_path):
     assert r.stdout.startswith("finished:")
     kimgs = [json.loads(line)["kimg"] for line in metrics.read_text().splitlines()]
     assert kimgs == sorted(kimgs) and kimgs[-1] == pytest.approx(stopped_kimg + 0.008, abs=0.004)
+
+
+def utk_folder(tmp_path, counts):
+    """Tiny UTKFace-named images: ``counts`` maps race code → how many; the image's grey level
+    encodes the race so the sampled stream can be read back."""
+    from PIL import Image
+
+    folder = tmp_path / "utk"
+    folder.mkdir()
+    for race, n in counts.items():
+        for i in range(n):
+            Image.new("RGB", (8, 8), (race * 60,) * 3).save(
+                folder / f"30_0_{race}_2017010{i:04d}.jpg.chip.png")
+    return folder
+
+
+def test_balance_weights_even_out_groups():
+    from models.training.balance import balance_weights
+
+    files = ([f"30_0_0_{i}.png" for i in range(90)] + [f"30_1_2_{i}.png" for i in range(10)])
+    w, report = balance_weights(files, "ethnicity", 1.0)
+    assert w.sum() == pytest.approx(1.0)
+    assert report["data_share"] == {"asian": 0.1, "white": 0.9}
+    assert report["sampled_share"] == {"asian": 0.5, "white": 0.5}
+    _, half = balance_weights(files, "ethnicity", 0.5)
+    assert half["sampled_share"]["asian"] == pytest.approx(0.25, abs=1e-3)  # √.1 / (√.1 + √.9)
+    _, none = balance_weights(files, "ethnicity", 0.0)
+    assert none["sampled_share"] == none["data_share"]
+    assert balance_weights(files, "gender", 1.0)[1]["sampled_share"] == {"female": 0.5,
+                                                                          "male": 0.5}
+    # A stray unlabelled name (UTKFace has a few) is left out; an unlabelled folder is an error.
+    w, report = balance_weights(files + ["39_1_2017.jpg"], "ethnicity", 1.0)
+    assert w[-1] == 0 and report["unlabelled"] == ["39_1_2017.jpg"]
+    assert report["sampled_share"] == {"asian": 0.5, "white": 0.5}
+    with pytest.raises(ValueError, match="2 of 102 have none, e.g. 'a.jpg'"):
+        balance_weights(files + ["a.jpg", "b.jpg"], "ethnicity", 1.0)
+    with pytest.raises(ValueError, match="balance power must be from 0 to 1"):
+        balance_weights(files, "ethnicity", 2.0)
+    with pytest.raises(ValueError, match="cannot balance by 'hair'"):
+        balance_weights(files, "hair", 1.0)
+
+
+def test_balanced_stream_draws_groups_evenly_and_resumes(tmp_path):
+    from models.training.balance import balance_weights
+    from models.training.data import list_images
+
+    folder = utk_folder(tmp_path, {0: 18, 2: 2})
+    w, _ = balance_weights(list_images(folder), "ethnicity", 1.0)
+
+    def stream(skip=0, n=100):
+        ds = training_dataset(folder, 8, 4, seed=3, skip_images=skip, mirror=False, weights=w)
+        return np.stack([b.numpy() for _, b in zip(range(n), ds)])
+
+    batches = stream()
+    asian = np.mean(batches[:, :, 0, 0, 0] > -0.9)  # race 2 is grey, race 0 black
+    assert 0.4 < asian < 0.6  # 10 % of the files, half of what the networks see
+    np.testing.assert_array_equal(stream(skip=8, n=10), batches[2:12])
+    with pytest.raises(DataError, match="2 sampling weights for 20 images"):
+        training_dataset(folder, 8, 4, seed=3, weights=w[:2])
+
+
+@needs_faces
+def test_balancing_needs_labelled_file_names(tmp_path):
+    from models.training.stylegan2 import Trainer
+
+    with pytest.raises(ValueError, match="needs UTKFace labels in the file names"):
+        Trainer(tiny_train_config(balance="ethnicity"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="cannot balance by 'hair'"):
+        tiny_train_config(balance="hair")

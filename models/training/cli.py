@@ -60,6 +60,12 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
                      help="how the training faces are cut (ffhq: FFHQ's alignment, as `dataset "
                           "build` makes; utkface: UTKFace's aligned & cropped chips), recorded "
                           "in the bundle so photos are aligned alike")
+    gan.add_argument("--balance", choices=("gender", "age_group", "ethnicity"), default="",
+                     help="even out the groups of this UTKFace label in what the networks see "
+                          "(labels from the file names), against a generator's dropping of "
+                          "rare groups; may be switched on when resuming")
+    gan.add_argument("--balance-power", type=float, default=0.5,
+                     help="0: the data as it is; 1: every group equally often")
     gan.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
                      help="float16 in the discriminator's highest-resolution blocks (default: on "
                           "when a GPU is present; a resumed run keeps its setting)")
@@ -201,7 +207,8 @@ def _train_stylegan2(args: argparse.Namespace, settings) -> int:
             tick_kimg=args.tick_kimg, snapshot_kimg=args.snapshot_kimg,
             max_minutes=args.max_minutes, deterministic=args.deterministic,
             progress=not args.no_progress, data_description=args.data_description,
-            data_licence=args.data_licence, framing=args.framing,
+            data_licence=args.data_licence, framing=args.framing, balance=args.balance,
+            balance_power=args.balance_power,
             resume_from=str(args.resume_from) if args.resume_from else None,
             metrics_real=str(args.metrics.resolve()) if args.metrics else None,
             mixed_precision=default_mixed_precision(args.run_dir)

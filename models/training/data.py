@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -54,14 +55,33 @@ def _decode(data: tf.Tensor, resolution: int) -> tf.Tensor:
 
 
 def training_dataset(source: str | os.PathLike, resolution: int, batch_size: int, seed: int,
-                     skip_images: int = 0, mirror: bool = True) -> tf.data.Dataset:
+                     skip_images: int = 0, mirror: bool = True,
+                     weights: np.ndarray | None = None) -> tf.data.Dataset:
     """Endless batches of [batch, resolution, resolution, 3] float32 images in [-1, 1].
 
     ``skip_images`` resumes the stream where a run stopped. ``mirror`` flips half the images
     horizontally (chosen by a hash of seed and position, so it is reproducible too).
+    ``weights`` (one per file of an image folder, in ``list_images`` order): draw each position's
+    image with these probabilities (with replacement, by a hash of seed and position) instead
+    of shuffled epochs — see ``models.training.balance``.
     """
     files, records = source_files(source)
-    if records:
+    if weights is not None:
+        if records:
+            raise DataError("weighted (balanced) sampling needs an image folder with labelled "
+                            "file names, not TFRecord shards")
+        if len(weights) != len(files):
+            raise DataError(f"{len(weights)} sampling weights for {len(files)} images")
+        logits = tf.constant(np.log(np.maximum(weights, 1e-30))[None], tf.float32)
+        names_t = tf.constant(files)
+
+        def pick(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            draw = tf.random.stateless_categorical(
+                logits, 1, seed=tf.stack([tf.constant(seed, tf.int64), index]))[0, 0]
+            return index, tf.gather(names_t, draw)
+
+        ds = tf.data.Dataset.range(skip_images, 2 ** 62).map(pick)
+    elif records:
         feature = {"image": tf.io.FixedLenFeature([], tf.string)}
         names = tf.data.TFRecordDataset(files).map(
             lambda r: tf.io.parse_single_example(r, feature)["image"])
@@ -69,8 +89,9 @@ def training_dataset(source: str | os.PathLike, resolution: int, batch_size: int
     else:
         names = tf.data.Dataset.from_tensor_slices(files)
         count = len(files)
-    ds = names.shuffle(count or 10_000, seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = ds.enumerate().skip(skip_images)
+    if weights is None:
+        ds = names.shuffle(count or 10_000, seed=seed, reshuffle_each_iteration=True).repeat()
+        ds = ds.enumerate().skip(skip_images)
 
     def load(index: tf.Tensor, item: tf.Tensor) -> tf.Tensor:
         data = item if records else tf.io.read_file(item)

@@ -28,6 +28,7 @@ from models.faces.alignment import FRAMINGS
 from models.images import make_grid, save_png, to_uint8
 from models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from models.training.augment import augment, parse_policy
+from models.training.balance import BALANCE_TRAITS, balance_weights
 from models.training.data import source_files, training_dataset
 from models.training.optim import Adam, lazy_regularization_hyperparams
 from models.training.run import StopFlag, append_jsonl, log, prepare_run_dir
@@ -40,7 +41,7 @@ FP16_CLAMP = 256.0
 # Settings that may change when a run is resumed; everything else must match config.json.
 RESUMABLE = {"total_kimg", "snapshot_kimg", "tick_kimg", "max_minutes", "progress",
              "metrics_real", "metrics_samples", "metrics_psi", "metrics_attributes",
-             "mixed_precision", "framing"}
+             "mixed_precision", "framing", "balance", "balance_power"}
 
 
 @dataclasses.dataclass
@@ -80,6 +81,10 @@ class TrainConfig:
     # How the training faces are cut (a name in models.faces.FRAMINGS), recorded in the bundle
     # so that photos are aligned alike; it describes the data and may be set on resuming.
     framing: str = "ffhq"
+    # Label-balanced sampling (models.training.balance): a UTKFace trait ("" = the data as it
+    # is) and how strongly its groups are evened out (0–1); may be switched on when resuming.
+    balance: str = ""
+    balance_power: float = 0.5
     resume_from: str | None = None
     # Quality metrics at every snapshot (models.training.metrics) against these held-out real
     # faces (image folder or TFRecord shards); None: no metrics.
@@ -99,6 +104,11 @@ class TrainConfig:
         parse_policy(self.augment)
         if self.framing not in FRAMINGS:
             raise ValueError(f"unknown framing {self.framing!r}; known: {', '.join(FRAMINGS)}")
+        if self.balance and self.balance not in BALANCE_TRAITS:
+            raise ValueError(f"cannot balance by {self.balance!r}; known traits: "
+                             f"{', '.join(BALANCE_TRAITS)}")
+        if not 0.0 <= self.balance_power <= 1.0:
+            raise ValueError(f"balance power must be from 0 to 1, got {self.balance_power}")
         if self.metrics_real and self.metrics_samples < 4:
             raise ValueError(f"metrics need at least 4 samples (k-NN with k=3), got "
                              f"{self.metrics_samples}")
@@ -185,7 +195,9 @@ class Trainer:
         if cfg.deterministic:
             tf.config.experimental.enable_op_determinism()
         self.policy = parse_policy(cfg.augment)
-        source_files(cfg.data)  # fail on missing data before a run folder is made
+        files, _ = source_files(cfg.data)  # fail on missing data before a run folder is made
+        self.sampling_weights, self.balance_report = (
+            balance_weights(files, cfg.balance, cfg.balance_power) if cfg.balance else (None, None))
         if cfg.metrics_real:
             source_files(cfg.metrics_real)
         prepare_run_dir(self.run_dir, cfg, RESUMABLE)
@@ -373,8 +385,15 @@ class Trainer:
         if restored:
             log.info("resumed from %s at %.1f kimg", restored, start_nimg / 1000)
         total = int(cfg.total_kimg * 1000)
+        if self.balance_report:
+            report = self.balance_report
+            log.info("balanced sampling by %s (power %s): data %s → sampled %s%s", cfg.balance,
+                     cfg.balance_power, report["data_share"], report["sampled_share"],
+                     f"; {len(report['unlabelled'])} image(s) without labels left out "
+                     f"(e.g. {report['unlabelled'][0]})" if report["unlabelled"] else "")
         ds = training_dataset(cfg.data, cfg.resolution, cfg.batch_size, cfg.seed,
-                              skip_images=start_nimg, mirror=cfg.mirror)
+                              skip_images=start_nimg, mirror=cfg.mirror,
+                              weights=self.sampling_weights)
         data = iter(self.strategy.experimental_distribute_dataset(ds))
         writer = self._writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
         bar = tqdm(total=total, initial=min(start_nimg, total), unit="img", unit_scale=True,
