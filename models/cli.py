@@ -269,12 +269,17 @@ def _pack(args: argparse.Namespace, settings) -> int:
     return 0
 
 
+def _require_bundle_directory(path: Path) -> None:
+    """Commands that change a bundle write into its directory; a packed file cannot be changed."""
+    if not Path(path).is_dir():
+        raise CommandError(f"{path} is not a bundle directory (unpack a packed bundle first)")
+
+
 def _set_alignment(args: argparse.Namespace, settings) -> int:
     from models.bundle import BundleError, set_framing
     from models.faces import FRAMINGS
 
-    if not Path(args.path).is_dir():
-        raise CommandError(f"{args.path} is not a bundle directory (unpack a packed bundle first)")
+    _require_bundle_directory(args.path)
     try:
         digest = set_framing(args.path, FRAMINGS[args.framing])
     except BundleError as exc:
@@ -289,8 +294,7 @@ def _fit_pca(args: argparse.Namespace, settings) -> int:
     from models.bundle import add_part
     from models.latent import PCA_PART, fit_pca
 
-    if not Path(args.path).is_dir():
-        raise CommandError(f"{args.path} is not a bundle directory (unpack a packed bundle first)")
+    _require_bundle_directory(args.path)
     bundle = load_bundle_or_fail(args.path)
     try:
         pca = fit_pca(bundle.generator, args.samples, args.components, args.seed, progress=True)
@@ -300,28 +304,40 @@ def _fit_pca(args: argparse.Namespace, settings) -> int:
     share = float(np.sum(pca.stddev ** 2))
     print(f"added PCA ({pca.num_components} components from {args.samples} samples; variance "
           f"along them {share:.3g}) to {args.path}; new bundle hash {digest[:12]}")
-    if args.calibrate:
-        return _calibrate_fillers(args, settings)
+    if args.calibrate:  # with the generator and PCA in hand, not reloaded from disk
+        _calibrate_and_store(args, bundle, pca)
     return 0
 
 
 def _calibrate_fillers(args: argparse.Namespace, settings) -> int:
     configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
-    from models.bundle import BundleError, set_part_config
-    from models.filler_calibration import calibrate_fillers
-    from models.latent import PCA_PART, LatentPCA
+    from models.bundle import BundleError
+    from models.latent import LatentPCA
 
-    if not Path(args.path).is_dir():
-        raise CommandError(f"{args.path} is not a bundle directory (unpack a packed bundle first)")
+    _require_bundle_directory(args.path)
     bundle = load_bundle_or_fail(args.path)
     try:
         pca = LatentPCA.from_bundle(bundle)
+    except BundleError as exc:
+        raise CommandError(str(exc)) from None
+    _calibrate_and_store(args, bundle, pca)
+    return 0
+
+
+def _calibrate_and_store(args: argparse.Namespace, bundle, pca) -> None:
+    """Calibrate fillers for ``bundle`` with ``pca``, store the result in the PCA part's config
+    in ``args.path`` and print the measurements."""
+    from models.bundle import set_part_config
+    from models.filler_calibration import calibrate_fillers
+    from models.latent import PCA_PART
+
+    try:
         result = calibrate_fillers(bundle, pca, near_clone_share=args.near_clone_share,
                                    broken_share=args.broken_share, centres=args.centres,
                                    samples=args.samples_per_centre,
                                    norm_samples=args.norm_samples, seed=args.calibration_seed,
                                    progress=True)
-    except (ValueError, BundleError) as exc:
+    except ValueError as exc:
         raise CommandError(str(exc)) from None
     result.apply(pca)
     digest = set_part_config(args.path, PCA_PART, pca.config())
@@ -337,7 +353,6 @@ def _calibrate_fillers(args: argparse.Namespace, settings) -> int:
                  f"faces break up; later pages grow without a bound)")
     print(f"fillers for {args.path}: page-1 radius {result.radius}{radius_note}; {norm_note}; "
           f"new bundle hash {digest[:12]}")
-    return 0
 
 
 def fail(message: str) -> int:
