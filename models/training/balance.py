@@ -22,13 +22,20 @@ BALANCE_TRAITS = ("gender", "age_group", "ethnicity")
 MAX_UNLABELLED_SHARE = 0.01
 
 
-def utkface_groups(files: Sequence[str], trait: str) -> list[str | None]:
-    """The ``trait`` group of every UTKFace file (None where the name carries no labels)."""
+def check_balance(trait: str, power: float) -> None:
+    """ValueError unless ``trait`` is a known trait and ``power`` lies in [0, 1]."""
+    if trait not in BALANCE_TRAITS:
+        raise ValueError(f"cannot balance by {trait!r}; known traits: {', '.join(BALANCE_TRAITS)}")
+    if not 0.0 <= power <= 1.0:
+        raise ValueError(f"balance power must be from 0 to 1, got {power}")
+
+
+def _utkface_groups(files: Sequence[str], trait: str) -> list[str | None]:
+    """The ``trait`` group (one of BALANCE_TRAITS) of every UTKFace file (None where the name
+    carries no labels)."""
     from models.attributes.data import UTK_NAME
     from models.attributes.heads import AGE_GROUPS, ETHNICITIES, GENDERS, age_group
 
-    if trait not in BALANCE_TRAITS:
-        raise ValueError(f"cannot balance by {trait!r}; known traits: {', '.join(BALANCE_TRAITS)}")
     groups: list[str | None] = []
     for f in files:
         match = UTK_NAME.match(Path(f).name)
@@ -44,9 +51,8 @@ def utkface_groups(files: Sequence[str], trait: str) -> list[str | None]:
 def balance_weights(files: Sequence[str], trait: str, power: float) -> tuple[np.ndarray, dict]:
     """Sampling weight of every file (summing to 1; 0 for the few without labels), and a report
     of each group's share in the data and in the sampled stream."""
-    if not 0.0 <= power <= 1.0:
-        raise ValueError(f"balance power must be from 0 to 1, got {power}")
-    groups = utkface_groups(files, trait)
+    check_balance(trait, power)
+    groups = _utkface_groups(files, trait)
     unlabelled = [Path(f).name for f, g in zip(files, groups) if g is None]
     if len(unlabelled) > MAX_UNLABELLED_SHARE * len(files):
         raise ValueError(f"balancing by {trait} needs UTKFace labels in the file names "

@@ -54,6 +54,40 @@ def _decode(data: tf.Tensor, resolution: int) -> tf.Tensor:
     return img / 127.5 - 1.0
 
 
+def _shuffled_positions(files: list[str], records: bool, seed: int,
+                        skip_images: int) -> tf.data.Dataset:
+    """(position, file name or encoded image) in shuffled epochs, from ``skip_images`` on."""
+    if records:
+        feature = {"image": tf.io.FixedLenFeature([], tf.string)}
+        items = tf.data.TFRecordDataset(files).map(
+            lambda r: tf.io.parse_single_example(r, feature)["image"])
+        count = None
+    else:
+        items = tf.data.Dataset.from_tensor_slices(files)
+        count = len(files)
+    ds = items.shuffle(count or 10_000, seed=seed, reshuffle_each_iteration=True).repeat()
+    return ds.enumerate().skip(skip_images)
+
+
+def _weighted_positions(files: list[str], records: bool, weights: np.ndarray, seed: int,
+                        skip_images: int) -> tf.data.Dataset:
+    """(position, file name), each drawn with ``weights`` by a hash of seed and position."""
+    if records:
+        raise DataError("weighted (balanced) sampling needs an image folder with labelled "
+                        "file names, not TFRecord shards")
+    if len(weights) != len(files):
+        raise DataError(f"{len(weights)} sampling weights for {len(files)} images")
+    logits = tf.constant(np.log(np.maximum(weights, 1e-30))[None], tf.float32)
+    names = tf.constant(files)
+
+    def pick(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        draw = tf.random.stateless_categorical(
+            logits, 1, seed=tf.stack([tf.constant(seed, tf.int64), index]))[0, 0]
+        return index, tf.gather(names, draw)
+
+    return tf.data.Dataset.range(skip_images, 2 ** 62).map(pick)
+
+
 def training_dataset(source: str | os.PathLike, resolution: int, batch_size: int, seed: int,
                      skip_images: int = 0, mirror: bool = True,
                      weights: np.ndarray | None = None) -> tf.data.Dataset:
@@ -67,31 +101,9 @@ def training_dataset(source: str | os.PathLike, resolution: int, batch_size: int
     """
     files, records = source_files(source)
     if weights is not None:
-        if records:
-            raise DataError("weighted (balanced) sampling needs an image folder with labelled "
-                            "file names, not TFRecord shards")
-        if len(weights) != len(files):
-            raise DataError(f"{len(weights)} sampling weights for {len(files)} images")
-        logits = tf.constant(np.log(np.maximum(weights, 1e-30))[None], tf.float32)
-        names_t = tf.constant(files)
-
-        def pick(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            draw = tf.random.stateless_categorical(
-                logits, 1, seed=tf.stack([tf.constant(seed, tf.int64), index]))[0, 0]
-            return index, tf.gather(names_t, draw)
-
-        ds = tf.data.Dataset.range(skip_images, 2 ** 62).map(pick)
-    elif records:
-        feature = {"image": tf.io.FixedLenFeature([], tf.string)}
-        names = tf.data.TFRecordDataset(files).map(
-            lambda r: tf.io.parse_single_example(r, feature)["image"])
-        count = None
+        ds = _weighted_positions(files, records, weights, seed, skip_images)
     else:
-        names = tf.data.Dataset.from_tensor_slices(files)
-        count = len(files)
-    if weights is None:
-        ds = names.shuffle(count or 10_000, seed=seed, reshuffle_each_iteration=True).repeat()
-        ds = ds.enumerate().skip(skip_images)
+        ds = _shuffled_positions(files, records, seed, skip_images)
 
     def load(index: tf.Tensor, item: tf.Tensor) -> tf.Tensor:
         data = item if records else tf.io.read_file(item)

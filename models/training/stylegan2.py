@@ -28,7 +28,7 @@ from models.faces.alignment import FRAMINGS
 from models.images import make_grid, save_png, to_uint8
 from models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from models.training.augment import augment, parse_policy
-from models.training.balance import BALANCE_TRAITS, balance_weights
+from models.training.balance import balance_weights, check_balance
 from models.training.data import source_files, training_dataset
 from models.training.optim import Adam, lazy_regularization_hyperparams
 from models.training.run import StopFlag, append_jsonl, log, prepare_run_dir
@@ -104,11 +104,8 @@ class TrainConfig:
         parse_policy(self.augment)
         if self.framing not in FRAMINGS:
             raise ValueError(f"unknown framing {self.framing!r}; known: {', '.join(FRAMINGS)}")
-        if self.balance and self.balance not in BALANCE_TRAITS:
-            raise ValueError(f"cannot balance by {self.balance!r}; known traits: "
-                             f"{', '.join(BALANCE_TRAITS)}")
-        if not 0.0 <= self.balance_power <= 1.0:
-            raise ValueError(f"balance power must be from 0 to 1, got {self.balance_power}")
+        if self.balance:
+            check_balance(self.balance, self.balance_power)
         if self.metrics_real and self.metrics_samples < 4:
             raise ValueError(f"metrics need at least 4 samples (k-NN with k=3), got "
                              f"{self.metrics_samples}")
