@@ -137,15 +137,44 @@ def test_evaluate_with_an_attribute_model_compares_distributions(tiny_generator,
     assert attrs["difference"]["gender"]["pp"]["male"] == pytest.approx(
         100 * (g["male"] - 0.6), abs=0.01)
     # Also against the classifier's predictions on the same real faces (its errors cancel).
-    from models.training.metrics import format_table, predicted_distribution
+    from models.training.metrics import format_table, predicted_distribution, scalars
 
     assert attrs["real_predicted"] == predicted_distribution(model, real.images)
     rp = attrs["real_predicted"]["gender"]["male"]
     assert attrs["difference_predicted"]["gender"]["pp"]["male"] == pytest.approx(
         100 * (g["male"] - rp), abs=0.01)
+    # The second instrument: a probe on the identity embeddings, fitted on the labelled faces.
+    probe = result["attributes_probe"]
+    assert set(probe["generated"]) == {"gender", "age_group", "ethnicity"}
+    assert probe["real"]["gender"] == {"male": 0.6, "female": 0.4}
+    pg = probe["generated"]["gender"]
+    assert probe["difference"]["gender"]["pp"]["male"] == pytest.approx(
+        100 * (pg["male"] - 0.6), abs=0.01)
+    assert 0.0 <= probe["accuracy"]["gender"] <= 1.0
     table = format_table(result)
     assert "generated vs real (labels)" in table and "generated vs real (predicted too)" in table
+    assert "identity-embedding probe" in table and "probe: generated vs real (labels)" in table
+    assert "metrics/ethnicity_probe_max_abs_pp" in scalars(result)
     json.dumps(result)  # JSON-able
+
+
+def test_the_embedding_probe_reads_generated_faces_by_the_real_faces_labels():
+    from models.training.metrics import embedding_probe
+
+    rng = np.random.default_rng(0)
+    axis = np.zeros(128)
+    axis[0] = 1.0
+    real = np.concatenate([rng.normal(0, 0.3, (60, 128)) + axis,
+                           rng.normal(0, 0.3, (60, 128)) - axis])
+    labels = {"gender": ["male"] * 60 + ["female"] * 60, "ethnicity": ["asian"] * 120}
+    fake = rng.normal(0, 0.3, (30, 128)) + axis  # all on the male side
+    probe = embedding_probe(real, labels, fake)
+    assert probe["accuracy"]["gender"] > 0.95
+    assert probe["generated"]["gender"] == {"male": 1.0, "female": 0.0}
+    assert probe["real_predicted"]["gender"]["male"] == pytest.approx(0.5, abs=0.05)
+    # One class only: nothing to learn, and the report says why.
+    assert "ethnicity" not in probe["generated"]
+    assert "1 class" in probe["skipped"]["ethnicity"]
 
 
 @needs_photos

@@ -15,6 +15,13 @@
   generated faces (a bundle's attribute model) against the real data's labels (UTKFace file
   names) or, for unlabelled data, against the model's predictions on the real faces; reported
   as percentage-point differences per class and the largest one per trait.
+* **The same distribution by a second instrument** (``attributes_probe``), where the real faces
+  carry UTKFace labels: a logistic regression on the dlib identity embeddings already computed
+  for the Fréchet distance, fitted on the labelled real faces (cross-validated there, which
+  gives its accuracy and its own view of the real shares) and applied to the generated faces.
+  It is independent of the attribute model, costs seconds, and is more accurate on real faces;
+  where the two instruments disagree on generated faces, neither reading can be trusted (see
+  docs/training.md).
 
 FID proper needs Inception-v3 ImageNet weights, which do not exist on these machines; it is not
 computed here (see docs/training.md).
@@ -204,8 +211,8 @@ def real_images(source: str | os.PathLike, samples: int, resolution: int | None 
     return images, names
 
 
-def utkface_label_distribution(names: Sequence[str]) -> dict[str, dict[str, float]] | None:
-    """Distribution of gender, age group and ethnicity from UTKFace file names
+def utkface_labels(names: Sequence[str]) -> dict[str, list[str]] | None:
+    """Gender, age group and ethnicity of each face from UTKFace file names
     (``AGE_GENDER_RACE_*``); None unless every name carries the labels."""
     from models.attributes.data import UTK_NAME
     from models.attributes.heads import AGE_GROUPS, ETHNICITIES, GENDERS, age_group
@@ -213,12 +220,20 @@ def utkface_label_distribution(names: Sequence[str]) -> dict[str, dict[str, floa
     matches = [UTK_NAME.match(n) for n in names]
     if not names or not all(matches):
         return None
-    return {
-        "gender": distribution([GENDERS[int(m.group(2))] for m in matches], GENDERS),
-        "age_group": distribution([AGE_GROUPS[age_group(int(m.group(1)))] for m in matches],
-                                  AGE_GROUPS),
-        "ethnicity": distribution([ETHNICITIES[int(m.group(3))] for m in matches], ETHNICITIES),
-    }
+    return {"gender": [GENDERS[int(m.group(2))] for m in matches],
+            "age_group": [AGE_GROUPS[age_group(int(m.group(1)))] for m in matches],
+            "ethnicity": [ETHNICITIES[int(m.group(3))] for m in matches]}
+
+
+def utkface_label_distribution(names: Sequence[str]) -> dict[str, dict[str, float]] | None:
+    """Distribution of gender, age group and ethnicity from UTKFace file names; None unless
+    every name carries the labels."""
+    from models.attributes.heads import CLASS_HEADS
+
+    labels = utkface_labels(names)
+    if labels is None:
+        return None
+    return {t: distribution(v, CLASS_HEADS[t]) for t, v in labels.items()}
 
 
 def predicted_distribution(attribute_model, images: Sequence[np.ndarray]
@@ -230,6 +245,49 @@ def predicted_distribution(attribute_model, images: Sequence[np.ndarray]
     predictions = predict_attributes(attribute_model, np.stack(images))
     return {t: distribution([p[t]["label"] for p in predictions], CLASS_HEADS[t])
             for t in DISTRIBUTION_TRAITS}
+
+
+PROBE_FOLDS = 5
+
+
+def embedding_probe(real_embeddings: np.ndarray, real_labels: dict[str, Sequence[str]],
+                    fake_embeddings: np.ndarray, folds: int = PROBE_FOLDS, seed: int = 0
+                    ) -> dict[str, Any]:
+    """Attribute shares of generated faces by a second instrument: per trait, a logistic
+    regression from identity embeddings to the real faces' labels.
+
+    On the real faces it is cross-validated (``folds`` folds), which gives its accuracy and
+    the shares it reads there (``real_predicted``); fitted on all of them, it reads the
+    generated faces. Traits with fewer than two classes or fewer than ``folds`` faces in the
+    real set are listed under ``skipped`` with the reason.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    from models.attributes.heads import CLASS_HEADS
+
+    out: dict[str, Any] = {
+        "method": f"logistic regression on dlib identity embeddings of the labelled real "
+                  f"faces ({folds}-fold cross-validated there)",
+        "accuracy": {}, "generated": {}, "real_predicted": {}, "skipped": {}}
+    real_x = np.asarray(real_embeddings, np.float64)
+    fake_x = np.asarray(fake_embeddings, np.float64)
+    for trait, labels in real_labels.items():
+        classes = CLASS_HEADS[trait]
+        y = np.array([classes.index(v) for v in labels])
+        present = np.unique(y)
+        if len(present) < 2 or len(y) < folds:
+            out["skipped"][trait] = (f"{len(y)} real faces in {len(present)} class(es): need "
+                                     f"two classes and at least {folds} faces")
+            continue
+        make = lambda: LogisticRegression(C=1.0, max_iter=5000)  # noqa: E731
+        cv = cross_val_predict(make(), real_x, y,
+                               cv=KFold(folds, shuffle=True, random_state=seed))
+        fake = make().fit(real_x, y).predict(fake_x)
+        out["accuracy"][trait] = round(float(np.mean(cv == y)), 4)
+        out["real_predicted"][trait] = distribution([classes[i] for i in cv], classes)
+        out["generated"][trait] = distribution([classes[i] for i in fake], classes)
+    return out
 
 
 # -- everything at once ------------------------------------------------------------------------
@@ -245,6 +303,7 @@ class RealSet:
         self.images, self.names = real_images(source, samples, resolution, seed)
         self.embeddings, self.counts = analyse(self.images, "real faces", len(self.images),
                                                progress)
+        self.face_labels = utkface_labels(self.names)
         self.labels = utkface_label_distribution(self.names)
 
     def __len__(self) -> int:
@@ -290,6 +349,13 @@ def evaluate_generator(generator, real: RealSet, samples: int, psi: float = 0.7,
             "difference": distribution_difference(generated, reference),
             "real_predicted": real_predicted,
             "difference_predicted": distribution_difference(generated, real_predicted)}
+    if real.face_labels is not None:
+        probe = embedding_probe(real.embeddings, real.face_labels, embeddings, seed=seed)
+        probe["real"] = {t: real.labels[t] for t in probe["generated"]}
+        probe["difference"] = distribution_difference(probe["generated"], probe["real"])
+        probe["difference_predicted"] = distribution_difference(probe["generated"],
+                                                                probe["real_predicted"])
+        result["attributes_probe"] = probe
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
 
@@ -318,7 +384,18 @@ def scalars(result: dict[str, Any]) -> dict[str, float]:
            ("fd_identity", "precision", "recall", "one_face_rate") if result.get(k) is not None}
     for trait, diff in result.get("attributes", {}).get("difference", {}).items():
         out[f"metrics/{trait}_max_abs_pp"] = float(diff["max_abs_pp"])
+    for trait, diff in result.get("attributes_probe", {}).get("difference", {}).items():
+        out[f"metrics/{trait}_probe_max_abs_pp"] = float(diff["max_abs_pp"])
     return out
+
+
+def _share_lines(title: str, generated: dict, real_shares: dict, difference: dict) -> list[str]:
+    lines = ["", f"attribute shares, {title}, percentage points:"]
+    for trait, diff in difference.items():
+        parts = [f"{c} {100 * generated[trait][c]:.0f}/{100 * real_shares[trait][c]:.0f} "
+                 f"({v:+.1f})" for c, v in diff["pp"].items()]
+        lines.append(f"  {trait:<10} max |Δ| {diff['max_abs_pp']:.1f} pp: " + ", ".join(parts))
+    return lines
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -341,11 +418,14 @@ def format_table(result: dict[str, Any]) -> str:
             blocks.append(("real (predicted too)", attrs["real_predicted"],
                            attrs["difference_predicted"]))
         for title, real_shares, difference in blocks:
-            lines += ["", f"attribute shares, generated vs {title}, percentage points:"]
-            for trait, diff in difference.items():
-                parts = [f"{c} {100 * attrs['generated'][trait][c]:.0f}/"
-                         f"{100 * real_shares[trait][c]:.0f} ({v:+.1f})"
-                         for c, v in diff["pp"].items()]
-                lines.append(f"  {trait:<10} max |Δ| {diff['max_abs_pp']:.1f} pp: "
-                             + ", ".join(parts))
+            lines += _share_lines(f"generated vs {title}", attrs["generated"], real_shares,
+                                  difference)
+    probe = result.get("attributes_probe")
+    if probe and probe["generated"]:
+        accuracy = ", ".join(f"{t} {100 * a:.0f} %" for t, a in probe["accuracy"].items())
+        lines += ["", f"identity-embedding probe (accuracy on the real faces: {accuracy}):"]
+        lines += _share_lines("probe: generated vs real (labels)", probe["generated"],
+                              probe["real"], probe["difference"])
+        lines += _share_lines("probe: generated vs real (probe too)", probe["generated"],
+                              probe["real_predicted"], probe["difference_predicted"])
     return "\n".join(lines)
