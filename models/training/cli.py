@@ -77,6 +77,9 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     gan.add_argument("--metrics-psi", type=float, default=0.7, help="truncation for the metrics")
     gan.add_argument("--metrics-attributes", type=Path, default=None, metavar="BUNDLE",
                      help="a bundle whose attribute model compares gender/age/ethnicity shares")
+    gan.add_argument("--metrics-inception", type=Path, default=None, metavar="WEIGHTS",
+                     help="Keras Inception-v3 ImageNet weights file (.h5): add FID to the "
+                          "metrics")
     gan.add_argument("--no-progress", action="store_true")
     gan.set_defaults(handler=_train_stylegan2)
     _register_encoder(tsub)
@@ -128,8 +131,8 @@ def _register_metrics(tsub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Identity-embedding Fréchet distance, precision/recall (k=3), one-face rate "
                     "and, when the bundle has an attribute model, gender/age/ethnicity shares "
-                    "against the real data's (UTKFace labels from file names, else predicted). "
-                    "Prints a table and writes JSON.")
+                    "against the real data's (UTKFace labels from file names, else predicted); "
+                    "FID with --inception. Prints a table and writes JSON.")
     met.add_argument("--bundle", required=True, type=Path, help="bundle directory")
     met.add_argument("--real", required=True, type=Path,
                      help="held-out real faces: image folder or TFRecord shards")
@@ -137,6 +140,9 @@ def _register_metrics(tsub: argparse._SubParsersAction) -> None:
     met.add_argument("--real-samples", type=int, default=None,
                      help="real faces (default: as many as --samples)")
     met.add_argument("--psi", type=float, default=0.7, help="truncation")
+    met.add_argument("--inception", type=Path, default=None, metavar="WEIGHTS",
+                     help="Keras Inception-v3 ImageNet weights file (.h5, e.g. inception_v3_"
+                          "weights_tf_dim_ordering_tf_kernels_notop.h5): add FID")
     met.add_argument("--seed", type=int, default=0)
     met.add_argument("--json", type=Path, default=None,
                      help="write the result here (default: metrics-<bundle name>.json)")
@@ -153,7 +159,8 @@ def _metrics(args: argparse.Namespace, settings) -> int:
 
     try:
         result = evaluate_bundle(args.bundle, args.real, args.samples, args.psi, args.seed,
-                                 args.real_samples, progress=not args.no_progress)
+                                 args.real_samples, progress=not args.no_progress,
+                                 inception_weights=args.inception)
     except (ValueError, BundleError) as exc:
         raise CommandError(str(exc)) from None
     out = args.json or Path(f"metrics-{args.bundle.resolve().name}.json")
@@ -215,7 +222,9 @@ def _train_stylegan2(args: argparse.Namespace, settings) -> int:
             if args.mixed_precision is None else args.mixed_precision,
             metrics_samples=args.metrics_samples, metrics_psi=args.metrics_psi,
             metrics_attributes=str(args.metrics_attributes.resolve())
-            if args.metrics_attributes else None)
+            if args.metrics_attributes else None,
+            metrics_inception=str(args.metrics_inception.resolve())
+            if args.metrics_inception else None)
         cfg.generator_config()
         trainer = Trainer(cfg, args.run_dir, choose_strategy(args.strategy))
         summary = trainer.train()

@@ -23,8 +23,8 @@
   where the two instruments disagree on generated faces, neither reading can be trusted (see
   docs/training.md).
 
-FID proper needs Inception-v3 ImageNet weights, which do not exist on these machines; it is not
-computed here (see docs/training.md).
+FID proper needs Inception-v3 ImageNet weights, which do not exist on these machines: it is
+computed only from a weights file the user supplies (``models.training.fid``), else ``None``.
 """
 from __future__ import annotations
 
@@ -306,18 +306,27 @@ class RealSet:
         self.face_labels = utkface_labels(self.names)
         self.labels = utkface_label_distribution(self.names)
 
+        self._inception: dict[str, np.ndarray] = {}
+
     def __len__(self) -> int:
         return len(self.images)
+
+    def inception_features(self, inception) -> np.ndarray:
+        """The real faces' Inception features (computed once per weights file)."""
+        if inception.sha256 not in self._inception:
+            self._inception[inception.sha256] = inception(self.images)
+        return self._inception[inception.sha256]
 
 
 def evaluate_generator(generator, real: RealSet, samples: int, psi: float = 0.7,
                        seed: int = 0, attribute_model=None, k: int = 3,
-                       progress: bool = True) -> dict[str, Any]:
+                       progress: bool = True, inception=None) -> dict[str, Any]:
     """Every metric of this module for ``samples`` faces of ``generator`` against ``real``.
 
     ``attribute_model``: an :class:`~models.attributes.model.AttributeModel` or a bundle with
-    an attributes part; without it the attribute comparison is left out. Returns a JSON-able
-    dict (see docs/training.md for the keys).
+    an attributes part; without it the attribute comparison is left out. ``inception``: a
+    :class:`~models.training.fid.InceptionFeatures` for FID; without it ``fid`` is None.
+    Returns a JSON-able dict (see docs/training.md for the keys).
     """
     if samples < k + 1:
         raise ValueError(f"need at least {k + 1} samples, got {samples}")
@@ -333,8 +342,12 @@ def evaluate_generator(generator, real: RealSet, samples: int, psi: float = 0.7,
         "one_face_rate": round(float(np.mean(counts == 1)), 4),
         "no_face_rate": round(float(np.mean(counts == 0)), 4),
         "real_one_face_rate": round(float(np.mean(real.counts == 1)), 4),
-        "fid": None,  # needs Inception weights (not available here)
+        "fid": None,  # needs Inception weights (only from a file the user supplies)
     }
+    if inception is not None:
+        result["fid"] = round(frechet_distance(inception(images),
+                                               real.inception_features(inception)), 4)
+        result["fid_inception"] = inception.describe()
     if attribute_model is not None:
         generated = predicted_distribution(attribute_model, images)
         # The classifier's view of the real faces too: generated vs real both predicted, so
@@ -362,17 +375,21 @@ def evaluate_generator(generator, real: RealSet, samples: int, psi: float = 0.7,
 
 def evaluate_bundle(bundle_path: str | os.PathLike, real_source: str | os.PathLike,
                     samples: int, psi: float = 0.7, seed: int = 0,
-                    real_samples: int | None = None, progress: bool = True) -> dict[str, Any]:
+                    real_samples: int | None = None, progress: bool = True,
+                    inception_weights: str | os.PathLike | None = None) -> dict[str, Any]:
     """Load a bundle and evaluate it against real faces (its attribute model, when it has
-    one, adds the attribute comparison)."""
+    one, adds the attribute comparison; ``inception_weights``, a Keras Inception-v3 weights
+    file, adds FID)."""
     from models.attributes.model import ATTRIBUTES_PART
     from models.bundle import load_bundle
+    from models.training.fid import InceptionFeatures
 
+    inception = InceptionFeatures(inception_weights) if inception_weights else None
     bundle = load_bundle(bundle_path)
     real = RealSet(real_source, real_samples or samples, bundle.resolution, seed, progress)
     attributes = bundle if bundle.has_part(ATTRIBUTES_PART) else None
     result = evaluate_generator(bundle.generator, real, samples, psi, seed, attributes,
-                                progress=progress)
+                                progress=progress, inception=inception)
     result["bundle"] = str(bundle_path)
     result["bundle_hash"] = bundle.hash
     return result
@@ -381,7 +398,8 @@ def evaluate_bundle(bundle_path: str | os.PathLike, real_source: str | os.PathLi
 def scalars(result: dict[str, Any]) -> dict[str, float]:
     """The numbers of a result worth a TensorBoard curve, under ``metrics/…`` names."""
     out = {f"metrics/{k}": float(result[k]) for k in
-           ("fd_identity", "precision", "recall", "one_face_rate") if result.get(k) is not None}
+           ("fd_identity", "precision", "recall", "one_face_rate", "fid")
+           if result.get(k) is not None}
     for trait, diff in result.get("attributes", {}).get("difference", {}).items():
         out[f"metrics/{trait}_max_abs_pp"] = float(diff["max_abs_pp"])
     for trait, diff in result.get("attributes_probe", {}).get("difference", {}).items():
@@ -406,7 +424,9 @@ def format_table(result: dict[str, Any]) -> str:
             ("one-face rate", f"{100 * result['one_face_rate']:.1f} %"),
             ("no-face rate", f"{100 * result['no_face_rate']:.1f} %"),
             ("one-face rate of the real faces", f"{100 * result['real_one_face_rate']:.1f} %"),
-            ("FID", "not available (needs Inception weights)")]
+            ("FID", f"{result['fid']:.2f} (Keras Inception-v3, "
+                    f"{result['fid_inception']['weights']})" if result.get("fid") is not None
+             else "not computed (needs an Inception weights file: --inception)")]
     lines = [f"{result['samples']} generated faces (ψ = {result['psi']}) against "
              f"{result['real_samples']} real faces from {result['real']}", ""]
     width = max(len(r[0]) for r in rows)

@@ -41,6 +41,7 @@ FP16_CLAMP = 256.0
 # Settings that may change when a run is resumed; everything else must match config.json.
 RESUMABLE = {"total_kimg", "snapshot_kimg", "tick_kimg", "max_minutes", "progress",
              "metrics_real", "metrics_samples", "metrics_psi", "metrics_attributes",
+             "metrics_inception",
              "mixed_precision", "framing", "balance", "balance_power"}
 
 
@@ -92,6 +93,7 @@ class TrainConfig:
     metrics_samples: int = 200
     metrics_psi: float = 0.7
     metrics_attributes: str | None = None  # a bundle whose attribute model classifies
+    metrics_inception: str | None = None  # Keras Inception-v3 weights file: FID too
     # float16 in the discriminator's FP16_BLOCKS highest-resolution blocks (StyleGAN2-ADA's
     # recipe); the CLI turns it on by default when a GPU is present.
     mixed_precision: bool = False
@@ -224,6 +226,11 @@ class Trainer:
         self._real_set = None  # held-out real faces for the metrics, built at the first snapshot
         self._writer = None
         self._attribute_model = self._load_attribute_model(cfg.metrics_attributes)
+        self._inception = None
+        if cfg.metrics_inception:  # a bad file fails now, not at the first snapshot
+            from models.training.fid import InceptionFeatures
+
+            self._inception = InceptionFeatures(cfg.metrics_inception)
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -471,7 +478,7 @@ class Trainer:
                                              cfg.resolution, cfg.seed, cfg.progress)
         result = metrics.evaluate_generator(self.G_ema, self._real_set, cfg.metrics_samples,
                                             cfg.metrics_psi, cfg.seed, self._attribute_model,
-                                            progress=cfg.progress)
+                                            progress=cfg.progress, inception=self._inception)
         numbers = metrics.scalars(result)
         append_jsonl(self.run_dir / "metrics.jsonl",
                      {"kimg": nimg / 1000, "snapshot": True, **numbers, "quality": result})
