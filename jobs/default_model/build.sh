@@ -37,7 +37,7 @@ cp -r "$WORK/runs/utk64/bundle" "$WORK/bundle"
 # 3. The attribute model (UTKFace age/gender/ethnicity, CelebA attributes framed like UTKFace)
 #    and its directions in this generator's W.
 "$LIGAN" train attributes --bundle "$WORK/bundle" --run-dir "$WORK/runs/attributes" \
-    --utkface "$SHARED/data/utkface" --celeba "$SHARED/data/celeba_attr" --steps 5000 \
+    --utkface "$SHARED/data/utkface" --celeba "$SHARED/data/celeba_attr" --steps 12000 \
     --no-progress
 "$LIGAN" attributes directions --bundle "$WORK/bundle" --samples 2000
 
