@@ -20,9 +20,11 @@ LONDON = SHARED / "faces" / "london"
 
 #: Share of 64 faces at ψ = 0.7 in which dlib finds exactly one face (model card: 1,000 faces).
 MIN_ONE_FACE_SHARE = 0.90
-#: Gender accuracy of the attribute model on every 12th of its held-out UTKFace faces (about
-#: 200, all ages; measured 0.83 — model card: 0.84 on the whole held-out set).
-MIN_GENDER_ACCURACY = 0.75
+#: Gender and ethnicity accuracy of the attribute model on every 12th of its held-out UTKFace
+#: faces (195, all ages; measured 0.86 and 0.80 — model card: 0.88 and 0.76 on the whole
+#: held-out set; the majority classes are 0.53 and 0.42).
+MIN_GENDER_ACCURACY = 0.80
+MIN_ETHNICITY_ACCURACY = 0.70
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +59,7 @@ def test_default_attribute_model_reads_held_out_utkface_faces(bundle):
     import cv2
 
     from models.attributes.data import held_out_by_key
+    from models.attributes.heads import ETHNICITIES
     from models.attributes.model import predict_attributes
 
     # The attribute model's own held-out share (10 % of UTKFace by file name), spread over all
@@ -64,10 +67,14 @@ def test_default_attribute_model_reads_held_out_utkface_faces(bundle):
     files = [p for p in sorted(UTKFACE.glob("*.jpg")) if held_out_by_key(p.name, 0.1)][::12]
     images = np.stack([cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), (64, 64),
                                   interpolation=cv2.INTER_AREA) for p in files])
-    truth = ["male" if p.name.split("_")[1] == "0" else "female" for p in files]
-    predicted = [f["gender"]["label"] for f in predict_attributes(bundle, images)]
-    accuracy = np.mean([a == b for a, b in zip(predicted, truth)])
-    assert accuracy >= MIN_GENDER_ACCURACY
+    predicted = predict_attributes(bundle, images)
+    genders = ["male" if p.name.split("_")[1] == "0" else "female" for p in files]
+    gender_accuracy = np.mean([f["gender"]["label"] == t for f, t in zip(predicted, genders)])
+    assert gender_accuracy >= MIN_GENDER_ACCURACY
+    ethnicities = [ETHNICITIES[int(p.name.split("_")[2])] for p in files]
+    ethnicity_accuracy = np.mean([f["ethnicity"]["label"] == t
+                                  for f, t in zip(predicted, ethnicities)])
+    assert ethnicity_accuracy >= MIN_ETHNICITY_ACCURACY
 
 
 def test_default_encoder_keeps_a_photos_identity_better_than_chance(bundle):
