@@ -74,3 +74,17 @@ def test_metrics_report_fid_with_an_inception_file(weights_file, tiny_generator,
     # Without a file there is no FID, and the table says how to get one.
     plain = evaluate_generator(tiny_generator, real, 5, psi=0.7, progress=False)
     assert plain["fid"] is None and "--inception" in format_table(plain)
+
+
+def test_the_metrics_command_refuses_a_bad_inception_file_before_any_work(tiny_bundle_dir,
+                                                                           tmp_path):
+    from tests.conftest import ligan
+
+    junk = tmp_path / "inception.h5"
+    junk.write_text("not weights")
+    out = tmp_path / "metrics.json"
+    r = ligan("train", "metrics", "--bundle", str(tiny_bundle_dir), "--real", str(tmp_path),
+              "--samples", "4", "--inception", str(junk), "--json", str(out), "--no-progress")
+    assert r.returncode != 0
+    assert "is not a Keras Inception-v3 weights file" in r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()
