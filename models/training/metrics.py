@@ -280,10 +280,10 @@ def embedding_probe(real_embeddings: np.ndarray, real_labels: dict[str, Sequence
             out["skipped"][trait] = (f"{len(y)} real faces in {len(present)} class(es): need "
                                      f"two classes and at least {folds} faces")
             continue
-        make = lambda: LogisticRegression(C=1.0, max_iter=5000)  # noqa: E731
-        cv = cross_val_predict(make(), real_x, y,
-                               cv=KFold(folds, shuffle=True, random_state=seed))
-        fake = make().fit(real_x, y).predict(fake_x)
+        probe = LogisticRegression(C=1.0, max_iter=5000)
+        # cross_val_predict fits clones; the probe itself is then fitted on every real face.
+        cv = cross_val_predict(probe, real_x, y, cv=KFold(folds, shuffle=True, random_state=seed))
+        fake = probe.fit(real_x, y).predict(fake_x)
         out["accuracy"][trait] = round(float(np.mean(cv == y)), 4)
         out["real_predicted"][trait] = distribution([classes[i] for i in cv], classes)
         out["generated"][trait] = distribution([classes[i] for i in fake], classes)
@@ -305,8 +305,7 @@ class RealSet:
                                                progress)
         self.face_labels = utkface_labels(self.names)
         self.labels = utkface_label_distribution(self.names)
-
-        self._inception: dict[str, np.ndarray] = {}
+        self._inception: dict[str, np.ndarray] = {}  # weights sha256 → features
 
     def __len__(self) -> int:
         return len(self.images)
