@@ -12,7 +12,6 @@ differ slightly, so compare FIDs measured the same way only.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Sequence
@@ -27,14 +26,6 @@ class InceptionWeightsError(ValueError):
     """The Inception weights file is missing or is not a Keras Inception-v3 weights file."""
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class InceptionFeatures:
     """Inception-v3 pool features of uint8 faces, from a user-supplied weights file."""
 
@@ -43,7 +34,9 @@ class InceptionFeatures:
         if not self.path.is_file():
             raise InceptionWeightsError(f"no Inception weights file at {self.path}")
         self.batch_size = batch_size
-        self.sha256 = _sha256(self.path)
+        from models.bundle import sha256_file
+
+        self.sha256 = sha256_file(self.path)
         self.model = self._load()
 
     def _load(self):

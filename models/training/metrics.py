@@ -225,15 +225,19 @@ def utkface_labels(names: Sequence[str]) -> dict[str, list[str]] | None:
             "ethnicity": [ETHNICITIES[int(m.group(3))] for m in matches]}
 
 
-def utkface_label_distribution(names: Sequence[str]) -> dict[str, dict[str, float]] | None:
-    """Distribution of gender, age group and ethnicity from UTKFace file names; None unless
-    every name carries the labels."""
+def label_shares(labels: dict[str, Sequence[str]] | None) -> dict[str, dict[str, float]] | None:
+    """Per trait, the share of each class among per-face ``labels`` (None stays None)."""
     from models.attributes.heads import CLASS_HEADS
 
-    labels = utkface_labels(names)
     if labels is None:
         return None
     return {t: distribution(v, CLASS_HEADS[t]) for t, v in labels.items()}
+
+
+def utkface_label_distribution(names: Sequence[str]) -> dict[str, dict[str, float]] | None:
+    """Distribution of gender, age group and ethnicity from UTKFace file names; None unless
+    every name carries the labels."""
+    return label_shares(utkface_labels(names))
 
 
 def predicted_distribution(attribute_model, images: Sequence[np.ndarray]
@@ -304,7 +308,7 @@ class RealSet:
         self.embeddings, self.counts = analyse(self.images, "real faces", len(self.images),
                                                progress)
         self.face_labels = utkface_labels(self.names)
-        self.labels = utkface_label_distribution(self.names)
+        self.labels = label_shares(self.face_labels)
         self._inception: dict[str, np.ndarray] = {}  # weights sha256 → features
 
     def __len__(self) -> int:
