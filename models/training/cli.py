@@ -132,7 +132,9 @@ def _register_metrics(tsub: argparse._SubParsersAction) -> None:
         description="Identity-embedding Fréchet distance, precision/recall (k=3), one-face rate "
                     "and, when the bundle has an attribute model, gender/age/ethnicity shares "
                     "against the real data's (UTKFace labels from file names, else predicted); "
-                    "FID with --inception. Prints a table and writes JSON.")
+                    "FID with --inception; when the bundle has an encoder, the same readings "
+                    "on its reconstructions of the real faces (the renderer's ceiling). "
+                    "Prints a table and writes JSON.")
     met.add_argument("--bundle", required=True, type=Path, help="bundle directory")
     met.add_argument("--real", required=True, type=Path,
                      help="held-out real faces: image folder or TFRecord shards")
@@ -143,6 +145,8 @@ def _register_metrics(tsub: argparse._SubParsersAction) -> None:
     met.add_argument("--inception", type=Path, default=None, metavar="WEIGHTS",
                      help="Keras Inception-v3 ImageNet weights file (.h5, e.g. inception_v3_"
                           "weights_tf_dim_ordering_tf_kernels_notop.h5): add FID")
+    met.add_argument("--no-reconstructions", action="store_true",
+                     help="skip reading the encoder's reconstructions of the real faces")
     met.add_argument("--seed", type=int, default=0)
     met.add_argument("--json", type=Path, default=None,
                      help="write the result here (default: metrics-<bundle name>.json)")
@@ -160,7 +164,8 @@ def _metrics(args: argparse.Namespace, settings) -> int:
     try:
         result = evaluate_bundle(args.bundle, args.real, args.samples, args.psi, args.seed,
                                  args.real_samples, progress=not args.no_progress,
-                                 inception_weights=args.inception)
+                                 inception_weights=args.inception,
+                                 reconstructions=not args.no_reconstructions)
     except (ValueError, BundleError) as exc:
         raise CommandError(str(exc)) from None
     out = args.json or Path(f"metrics-{args.bundle.resolve().name}.json")

@@ -254,6 +254,13 @@ def predicted_distribution(attribute_model, images: Sequence[np.ndarray]
 PROBE_FOLDS = 5
 
 
+def make_probe():
+    """A fresh (unfitted) probe: logistic regression on identity embeddings."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=1.0, max_iter=5000)
+
+
 def embedding_probe(real_embeddings: np.ndarray, real_labels: dict[str, Sequence[str]],
                     fake_embeddings: np.ndarray, folds: int = PROBE_FOLDS, seed: int = 0
                     ) -> dict[str, Any]:
@@ -265,7 +272,6 @@ def embedding_probe(real_embeddings: np.ndarray, real_labels: dict[str, Sequence
     generated faces. Traits with fewer than two classes or fewer than ``folds`` faces in the
     real set are listed under ``skipped`` with the reason.
     """
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import KFold, cross_val_predict
 
     from models.attributes.heads import CLASS_HEADS
@@ -284,7 +290,7 @@ def embedding_probe(real_embeddings: np.ndarray, real_labels: dict[str, Sequence
             out["skipped"][trait] = (f"{len(y)} real faces in {len(present)} class(es): need "
                                      f"two classes and at least {folds} faces")
             continue
-        probe = LogisticRegression(C=1.0, max_iter=5000)
+        probe = make_probe()
         # cross_val_predict fits clones; the probe itself is then fitted on every real face.
         cv = cross_val_predict(probe, real_x, y, cv=KFold(folds, shuffle=True, random_state=seed))
         fake = probe.fit(real_x, y).predict(fake_x)
@@ -379,12 +385,16 @@ def evaluate_generator(generator, real: RealSet, samples: int, psi: float = 0.7,
 def evaluate_bundle(bundle_path: str | os.PathLike, real_source: str | os.PathLike,
                     samples: int, psi: float = 0.7, seed: int = 0,
                     real_samples: int | None = None, progress: bool = True,
-                    inception_weights: str | os.PathLike | None = None) -> dict[str, Any]:
+                    inception_weights: str | os.PathLike | None = None,
+                    reconstructions: bool = True) -> dict[str, Any]:
     """Load a bundle and evaluate it against real faces (its attribute model, when it has
     one, adds the attribute comparison; ``inception_weights``, a Keras Inception-v3 weights
-    file, adds FID)."""
+    file, adds FID; with ``reconstructions`` and an encoder in the bundle, the instruments
+    also read its reconstructions of the real faces: see
+    :mod:`models.training.reconstructions`)."""
     from models.attributes.model import ATTRIBUTES_PART
     from models.bundle import load_bundle
+    from models.encoder import ENCODER_PART
     from models.training.fid import InceptionFeatures
 
     inception = InceptionFeatures(inception_weights) if inception_weights else None
@@ -393,6 +403,11 @@ def evaluate_bundle(bundle_path: str | os.PathLike, real_source: str | os.PathLi
     attributes = bundle if bundle.has_part(ATTRIBUTES_PART) else None
     result = evaluate_generator(bundle.generator, real, samples, psi, seed, attributes,
                                 progress=progress, inception=inception)
+    if reconstructions and bundle.has_part(ENCODER_PART):
+        from models.training.reconstructions import bundle_renderer, reconstruction_check
+
+        result["reconstructions"] = reconstruction_check(
+            bundle_renderer(bundle), real, attributes, seed=seed, progress=progress)
     result["bundle"] = str(bundle_path)
     result["bundle_hash"] = bundle.hash
     return result
@@ -451,4 +466,8 @@ def format_table(result: dict[str, Any]) -> str:
                               probe["real"], probe["difference"])
         lines += _share_lines("probe: generated vs real (probe too)", probe["generated"],
                               probe["real_predicted"], probe["difference_predicted"])
+    if "reconstructions" in result:
+        from models.training.reconstructions import format_lines
+
+        lines += format_lines(result["reconstructions"])
     return "\n".join(lines)
