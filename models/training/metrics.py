@@ -261,6 +261,18 @@ def make_probe():
     return LogisticRegression(C=1.0, max_iter=5000)
 
 
+def probe_targets(labels: Sequence[str], classes: Sequence[str], folds: int
+                  ) -> tuple[np.ndarray, str | None]:
+    """A trait's labels as class indices for the probe, and why the probe cannot be fitted
+    on them (``None`` when it can: two classes and at least ``folds`` faces)."""
+    y = np.array([list(classes).index(v) for v in labels])
+    present = len(np.unique(y))
+    if present < 2 or len(y) < folds:
+        return y, (f"{len(y)} real faces in {present} class(es): need two classes and at "
+                   f"least {folds} faces")
+    return y, None
+
+
 def embedding_probe(real_embeddings: np.ndarray, real_labels: dict[str, Sequence[str]],
                     fake_embeddings: np.ndarray, folds: int = PROBE_FOLDS, seed: int = 0
                     ) -> dict[str, Any]:
@@ -284,11 +296,9 @@ def embedding_probe(real_embeddings: np.ndarray, real_labels: dict[str, Sequence
     fake_x = np.asarray(fake_embeddings, np.float64)
     for trait, labels in real_labels.items():
         classes = CLASS_HEADS[trait]
-        y = np.array([classes.index(v) for v in labels])
-        present = np.unique(y)
-        if len(present) < 2 or len(y) < folds:
-            out["skipped"][trait] = (f"{len(y)} real faces in {len(present)} class(es): need "
-                                     f"two classes and at least {folds} faces")
+        y, unfit = probe_targets(labels, classes, folds)
+        if unfit:
+            out["skipped"][trait] = unfit
             continue
         probe = make_probe()
         # cross_val_predict fits clones; the probe itself is then fitted on every real face.

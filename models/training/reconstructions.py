@@ -10,12 +10,13 @@ gives each instrument's accuracy on drawn faces next to its accuracy on photos.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from models.training.metrics import (DISTRIBUTION_TRAITS, RealSet, analyse, distribution,
-                                     distribution_difference, frechet_distance, make_probe)
+                                     distribution_difference, frechet_distance, make_probe,
+                                     probe_targets)
 
 Renderer = Callable[[np.ndarray], np.ndarray]
 
@@ -38,9 +39,12 @@ def bundle_renderer(bundle, batch_size: int = 32) -> Renderer:
     return render
 
 
+def _accuracy(predicted: Sequence, truth: Sequence) -> float:
+    return round(float(np.mean(np.asarray(predicted) == np.asarray(truth))), 4)
+
+
 def _shares_and_accuracy(predicted: list[str], truth: list[str], classes) -> dict[str, Any]:
-    return {"accuracy": round(float(np.mean(np.asarray(predicted) == np.asarray(truth))), 4),
-            "shares": distribution(predicted, classes)}
+    return {"accuracy": _accuracy(predicted, truth), "shares": distribution(predicted, classes)}
 
 
 def reconstruction_check(render: Renderer, real: RealSet, attribute_model=None,
@@ -60,7 +64,8 @@ def reconstruction_check(render: Renderer, real: RealSet, attribute_model=None,
     from models.attributes.heads import CLASS_HEADS
     from models.faces.identity import SAME_PERSON_THRESHOLD
 
-    images = render(np.stack(real.images))
+    photos = np.stack(real.images)
+    images = render(photos)
     embeddings, counts = analyse(images, "reconstructions", len(images), progress)
     pairs = np.linalg.norm(embeddings[:, None, :] - real.embeddings[None, :, :], axis=2)
     distances = np.diag(pairs)
@@ -85,26 +90,25 @@ def reconstruction_check(render: Renderer, real: RealSet, attribute_model=None,
     if attribute_model is not None:
         from models.attributes.model import predict_attributes
 
-        on_photos = predict_attributes(attribute_model, np.stack(real.images))
+        on_photos = predict_attributes(attribute_model, photos)
         on_drawn = predict_attributes(attribute_model, images)
         instruments["attribute_model"] = {t: {
-            "accuracy_photos": _shares_and_accuracy([p[t]["label"] for p in on_photos],
-                                                    truth, CLASS_HEADS[t])["accuracy"],
+            "accuracy_photos": _accuracy([p[t]["label"] for p in on_photos], truth),
             **_shares_and_accuracy([p[t]["label"] for p in on_drawn], truth, CLASS_HEADS[t])}
             for t, truth in labels.items()}
     probe: dict[str, dict[str, Any]] = {}
     for trait, truth in labels.items():
         classes = CLASS_HEADS[trait]
-        y = np.array([classes.index(v) for v in truth])
-        if len(np.unique(y)) < 2 or len(y) < folds:
-            continue  # embedding_probe's rule: the main result lists the reason
+        y, unfit = probe_targets(truth, classes, folds)
+        if unfit:
+            continue  # the main result's probe lists the reason
         on_photos, on_drawn = np.empty_like(y), np.empty_like(y)
         for fit, held in KFold(folds, shuffle=True, random_state=seed).split(y):
             model = make_probe().fit(real.embeddings[fit], y[fit])
             on_photos[held] = model.predict(real.embeddings[held])
             on_drawn[held] = model.predict(embeddings[held])
         probe[trait] = {
-            "accuracy_photos": round(float(np.mean(on_photos == y)), 4),
+            "accuracy_photos": _accuracy(on_photos, y),
             **_shares_and_accuracy([classes[i] for i in on_drawn], truth, classes)}
     instruments["probe"] = probe
     for readings in instruments.values():
