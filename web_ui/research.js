@@ -14,6 +14,7 @@ const state = {
   events: null,
   job: null,            // {kind, tasks: Map(task_id → {task, meta}), done, total}
   gallery: { page: 1, pages: 1, q: '', operation: '', where: '' },
+  galleryLoads: 0,      // number of the newest gallery request (older answers are dropped)
   faces: new Map(),     // id → gallery item seen on screen (for labels)
   selected: null,       // the face shown in the details panel
   pick: { a: null, b: null, target: null, sources: [], edit: null },
@@ -233,13 +234,16 @@ function submitRandom(ev) {
   const params = { amount, truncation_psi: numberOf('random-psi', 1) };
   const seed = numberOf('random-seed', null);
   if (seed !== null) params.seed = seed;
-  runJob('random', [{ type: 'random', params }], (done) => {
-    const faces = done.flatMap((e) => (e.task.result && e.task.result.faces) || []);
-    const total = done.reduce((acc, e) => acc + ((e.task.result && e.task.result.faces_total) || 0), 0);
-    const seedUsed = done[0] && done[0].task.result ? done[0].task.result.seed : undefined;
-    showResult(`${total || faces.length} random faces made${seedUsed !== undefined ? ` (seed ${seedUsed})` : ''}. They are first in the gallery.`,
+  runJob('random', [{ type: 'random', params }], (done, job) => {
+    // A cancelled or failed task keeps the faces it made before it stopped: count them too.
+    const ended = job.results.filter((e) => e.task.result);
+    const faces = ended.flatMap((e) => e.task.result.faces || []);
+    const total = ended.reduce((acc, e) => acc + (e.task.result.faces_total || 0), 0);
+    const seedUsed = ended[0] ? ended[0].task.result.seed : undefined;
+    const made = done.length ? 'made' : 'made before the task stopped';
+    showResult(`${total || faces.length} random faces ${made}${seedUsed !== undefined ? ` (seed ${seedUsed})` : ''}. They are first in the gallery.`,
       stripOf(faces.slice(0, 12)));
-    resetGalleryToNewest();
+    state.gallery.page = 1;     // the gallery is loaded again when the job ends
     loadCapabilities();
   });
 }
@@ -415,23 +419,32 @@ function showResult(note, body) {
 
 // -- the gallery ---------------------------------------------------------------------------
 
+// Loads overlap (chunks of random faces arrive while the user pages): only the newest
+// request's answer is shown, so a slow older answer never replaces the page asked for last.
+// aria-busy on the list says a load is on its way (screen readers, and the browser tests).
 async function loadGallery() {
   const g = state.gallery;
   const query = new URLSearchParams({ page: String(g.page), per_page: '24' });
   if (g.q) query.set('q', g.q);
   if (g.operation) query.set('operation', g.operation);
   if (g.where) query.set('where', g.where);
+  const load = ++state.galleryLoads;
+  const list = $('gallery-faces');
+  list.setAttribute('aria-busy', 'true');
   let body;
   try {
     body = await api('GET', `/web/research/faces?${query}`);
   } catch (e) {
+    if (load !== state.galleryLoads) return;
+    list.setAttribute('aria-busy', 'false');
     $('gallery-note').textContent = e.message;
     $('gallery-note').classList.add('error');
     return;
   }
+  if (load !== state.galleryLoads) return;
+  list.setAttribute('aria-busy', 'false');
   $('gallery-note').classList.remove('error');
   g.pages = body.pages;
-  const list = $('gallery-faces');
   list.replaceChildren();
   for (const face of body.faces) {
     state.faces.set(face.id, face);
@@ -454,8 +467,6 @@ async function loadGallery() {
   $('prev-page').disabled = body.page <= 1;
   $('next-page').disabled = body.page >= body.pages;
 }
-
-function resetGalleryToNewest() { state.gallery.page = 1; loadGallery(); }
 
 async function selectFace(id) {
   let body;
@@ -576,8 +587,12 @@ function wire() {
     Object.assign(state.gallery, { page: 1, q: '', operation: '', where: '' });
     loadGallery();
   });
-  $('prev-page').addEventListener('click', () => { state.gallery.page -= 1; loadGallery(); });
-  $('next-page').addEventListener('click', () => { state.gallery.page += 1; loadGallery(); });
+  $('prev-page').addEventListener('click', () => {
+    if (state.gallery.page > 1) { state.gallery.page -= 1; loadGallery(); }
+  });
+  $('next-page').addEventListener('click', () => {
+    if (state.gallery.page < state.gallery.pages) { state.gallery.page += 1; loadGallery(); }
+  });
   $('logout').addEventListener('click', async () => {
     try { await api('POST', '/web/logout'); } finally { location.replace('/login'); }
   });
