@@ -431,18 +431,19 @@ async function loadGallery() {
   const load = ++state.galleryLoads;
   const list = $('gallery-faces');
   list.setAttribute('aria-busy', 'true');
-  let body;
+  let body, failure;
   try {
     body = await api('GET', `/web/research/faces?${query}`);
   } catch (e) {
-    if (load !== state.galleryLoads) return;
-    list.setAttribute('aria-busy', 'false');
-    $('gallery-note').textContent = e.message;
-    $('gallery-note').classList.add('error');
-    return;
+    failure = e;
   }
   if (load !== state.galleryLoads) return;
   list.setAttribute('aria-busy', 'false');
+  if (failure) {
+    $('gallery-note').textContent = failure.message;
+    $('gallery-note').classList.add('error');
+    return;
+  }
   $('gallery-note').classList.remove('error');
   g.pages = body.pages;
   list.replaceChildren();
