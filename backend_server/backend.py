@@ -36,6 +36,7 @@ class BackendConfig:
     retry_initial: float = 0.5
     retry_max: float = 30.0
     failure_report_timeout: float = 30.0  # how long a failed start tries to say so
+    precision: str = "auto"          # LIGAN_PRECISION: what faces are rendered in
 
     @property
     def identity(self) -> dict[str, str]:
@@ -82,7 +83,7 @@ class Backend:
     def health(self) -> dict[str, Any]:
         return {"status": "ok" if self.queue.accepting else "stopping",
                 **self.config.identity, "bundle_hash": self.bundle.hash,
-                **self.queue.counts()}
+                "precision": self.bundle.generator.precision, **self.queue.counts()}
 
     def idle_for(self) -> float:
         """Seconds since the last task was submitted or ended; 0 while any is queued/running."""
@@ -93,6 +94,7 @@ class Backend:
     def report_ready(self, address: str) -> None:
         self.callbacks.send("on-ready", {**self.config.identity, "status": "ready",
                                          "address": address, "bundle_hash": self.bundle.hash,
+                                         "precision": self.bundle.generator.precision,
                                          "pid": os.getpid()})
 
     def shutdown(self, flush_timeout: float = 5.0) -> None:

@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from models.precision import SETTINGS
+
 SECRET_ENV = "LIGAN_JOB_SECRET"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 
@@ -52,6 +54,9 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     serve.add_argument("--batch-size", type=int,
                        default=_setting(settings, "backend_batch_size", 8),
                        help="faces rendered at once")
+    serve.add_argument("--precision", choices=SETTINGS, default=settings.precision,
+                       help="numeric precision faces are rendered in (LIGAN_PRECISION; auto: "
+                            "bfloat16 on CPUs with AMX or AVX-512 BF16, else float32)")
     serve.set_defaults(handler=_serve,
                        result_faces=_setting(settings, "backend_result_faces", 256))
 
@@ -94,7 +99,7 @@ def build_config(args: argparse.Namespace, secret: str):
         bundle=args.bundle, session_id=args.session_id, job_id=args.job_id,
         results_dir=args.results_dir.expanduser(), callback_url=args.callback_url,
         secret=secret, host=args.host, port=args.port, idle_timeout=args.idle_timeout,
-        workers=args.workers, grace=args.grace,
+        workers=args.workers, grace=args.grace, precision=args.precision,
         limits=BackendLimits(batch_size=args.batch_size,
                              result_faces=max(0, int(args.result_faces))))
 

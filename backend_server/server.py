@@ -63,6 +63,7 @@ def advertised_address(host: str, port: int) -> str:
 
 def load_backend(config: BackendConfig, callbacks: CallbackSender) -> Backend:
     from models.bundle import load_bundle, read_manifest
+    from models.precision import resolve_precision
 
     start = time.perf_counter()
     # The discriminator, when the bundle has one, gives the projector and refine their
@@ -71,9 +72,12 @@ def load_backend(config: BackendConfig, callbacks: CallbackSender) -> Backend:
                               read_manifest(config.bundle)["parts"] else ())
     bundle = load_bundle(config.bundle, parts=parts)
     loaded = time.perf_counter() - start
+    precision = resolve_precision(config.precision)
+    bundle.generator.use_precision(precision.name)
     warm = warm_up(bundle)
-    log.info("bundle %s (%s) loaded in %.1f s, graphs warmed in %.1f s", config.bundle,
-             bundle.hash[:12], loaded, warm)
+    log.info("bundle %s (%s) loaded in %.1f s, graphs warmed in %.1f s; rendering in %s (%s)",
+             config.bundle, bundle.hash[:12], loaded, warm, bundle.generator.precision,
+             precision.reason)
     return Backend(config, bundle, callbacks=callbacks)
 
 

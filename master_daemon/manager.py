@@ -597,6 +597,7 @@ class Manager:
                 return 200, {"status": "noted"}
             b.address = str(body.get("address") or "")
             b.bundle_hash = str(body.get("bundle_hash") or "")
+            b.precision = str(body.get("precision") or "")[:16]
             b.pid = body.get("pid") if isinstance(body.get("pid"), int) else None
             b.state, b.ready_at, b.reason = B_READY, now, ""
             b.job_state = JobStatus.RUNNING.value

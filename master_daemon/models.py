@@ -39,6 +39,7 @@ class Backend:
     reason: str = ""
     address: str = ""
     bundle_hash: str = ""
+    precision: str = ""  # what the backend renders in (models.precision), from its on-ready
     pid: int | None = None
     started: float | None = None
     ends: float | None = None
@@ -56,7 +57,8 @@ class Backend:
         """The ``backend`` member of the session object."""
         return {"job_id": self.job_id, "backend_id": self.backend_id,
                 "scheduler": self.scheduler, "state": self.job_state,
-                "bundle_hash": self.bundle_hash, "started": self.started, "ends": self.ends}
+                "bundle_hash": self.bundle_hash, "precision": self.precision,
+                "started": self.started, "ends": self.ends}
 
 
 @dataclasses.dataclass

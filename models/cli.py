@@ -142,14 +142,19 @@ def _calibration_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration-seed", type=int, default=0)
 
 
-def load_bundle_or_fail(path: Path, parts=("generator",)):
-    """``load_bundle`` with its errors turned into one-line command errors."""
+def load_bundle_or_fail(path: Path, parts=("generator",), precision: str = "float32"):
+    """``load_bundle`` with its errors turned into one-line command errors; its generator
+    renders in ``precision`` (a LIGAN_PRECISION value, resolved for this machine)."""
     from models.bundle import BundleError, load_bundle
+    from models.precision import render_precision, resolve_precision
 
     try:
-        return load_bundle(path, parts=parts)
+        bundle = load_bundle(path, parts=parts)
     except BundleError as exc:
         raise CommandError(str(exc)) from None
+    if bundle.generator is not None:
+        bundle.generator.use_precision(render_precision(resolve_precision(precision)))
+    return bundle
 
 
 def _generate(args: argparse.Namespace, settings) -> int:
@@ -165,7 +170,7 @@ def _generate(args: argparse.Namespace, settings) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
-    bundle = load_bundle_or_fail(args.bundle)
+    bundle = load_bundle_or_fail(args.bundle, precision=settings.precision)
     try:
         records = generate_from_seeds(
             bundle, seeds, args.outdir, truncation_psi=args.psi, truncation_cutoff=args.cutoff,

@@ -120,9 +120,11 @@ class Encoder(NamedModule):
         # W statistics of the generator this encoder serves (set from the bundle, then frozen).
         self.w_avg = self.add_var("w_avg", np.zeros([cfg.w_dim]), trainable=False)
         self.w_std = self.add_var("w_std", np.ones([cfg.w_dim]), trainable=False)
+        # dtype of the convolutions (models.precision); w+ comes out float32 either way.
+        self.compute_dtype = tf.float32
 
     def pyramid_features(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        x = self.stem(tf.convert_to_tensor(images, tf.float32))
+        x = self.stem(tf.cast(tf.convert_to_tensor(images, tf.float32), self.compute_dtype))
         by_res = {}
         for res, block in self.blocks:
             x = block(x)
@@ -135,12 +137,13 @@ class Encoder(NamedModule):
 
     def __call__(self, images: tf.Tensor) -> tf.Tensor:
         feats = self.pyramid_features(images)
-        offsets = tf.stack([head(feats[group]) for group, head in self.heads], axis=1)
+        offsets = tf.cast(tf.stack([head(feats[group]) for group, head in self.heads], axis=1),
+                          tf.float32)
         return self.w_avg + offsets * self.w_std
 
     def set_w_statistics(self, generator, num_samples: int = 10_000, seed: int = 0) -> None:
         z = np.random.default_rng(seed).standard_normal((num_samples, generator.cfg.z_dim))
-        w = generator.map_compiled(z.astype(np.float32)).numpy()[:, 0]
+        w = generator.map_compiled(z.astype(np.float32), reproducible=False).numpy()[:, 0]
         self.w_avg.assign(w.mean(axis=0))
         self.w_std.assign(np.maximum(w.std(axis=0), 1e-4))
 
@@ -171,6 +174,7 @@ def shared_encoder(bundle) -> Callable[[np.ndarray], np.ndarray]:
     """
     if "encoder" not in bundle.cache:
         encoder = load_encoder(bundle)
+        encoder.compute_dtype = bundle.generator.compute_dtype
         compiled = tf.function(encoder.__call__, reduce_retracing=True)
 
         def encode(faces: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from models.faces import (aligned_face_count_and_embedding, aligned_face_embeddi
                           identity_distance)
 from models.images import to_uint8
 from models.latent import LatentPCA, apply_offset, sample_ball
-from models.records import FaceRecord, latent_to_list
+from models.records import FaceRecord, face_record, latent_to_list
 
 #: Identity distance under which a filler counts as a near-clone of the suspect. Photos of the
 #: same person (London set, neutral vs smiling) lie at 0.22 on average and at most 0.41 apart;
@@ -140,7 +140,7 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
         else:
             kept.append((dist, w, img))
     kept = kept[:found] + sorted(kept[found:], key=lambda item: item[0])
-    records = [FaceRecord(bundle_hash=bundle.hash, latent_space="w+",
+    records = [face_record(bundle, latent_space="w+",
                           latent=latent_to_list(w), operation="fillers",
                           parameters={"page": page, "radius": radius_here, "rank": rank,
                                       "sampler_seed": seed, "identity_distance": dist,

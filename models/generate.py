@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from models.images import make_grid, save_png, to_uint8
-from models.records import FaceRecord, latent_to_list
+from models.records import FaceRecord, face_record, latent_to_list
 from models.stylegan2 import NOISE_MODES
 
 MAX_SEEDS = 100_000
@@ -101,7 +101,7 @@ def generate_from_seeds(bundle, seeds: Iterable[int], outdir: str | os.PathLike,
             for seed, zi, img, prediction in zip(batch, z, images, predictions):
                 name = f"seed{seed:010d}.png"
                 save_png(img, outdir / name)
-                rec = FaceRecord(bundle_hash=bundle.hash, latent_space="z",
+                rec = face_record(bundle, latent_space="z",
                                  latent=latent_to_list(zi), operation="generate",
                                  parameters={"seed": seed}, noise_mode=noise_mode,
                                  noise_seed=seed % (2 ** 31), truncation_psi=truncation_psi,
@@ -137,10 +137,12 @@ def record_ws(bundle, record: FaceRecord) -> np.ndarray:
 
 
 def render_record(bundle, record: FaceRecord) -> np.ndarray:
-    """Re-render a face record from its latent; the result is bit-identical to the original."""
+    """Re-render a face record from its latent in the precision it was made in; the result is
+    bit-identical to the original."""
     ws = record_ws(bundle, record)
     images = bundle.generator.synthesize(ws[None], record.noise_mode,
-                                         noise_seeds=[record.noise_seed])
+                                         noise_seeds=[record.noise_seed],
+                                         precision=record.precision)
     return to_uint8(images.numpy())[0]
 
 

@@ -17,7 +17,7 @@ from models.encoder import ENCODER_PART, shared_encoder
 from models.faces import FFHQ_FRAMING, Framing, align_face, find_face, load_image
 from models.images import to_uint8
 from models.projector import ProgressFn, ProjectionResult, project
-from models.records import FaceRecord, latent_to_list
+from models.records import FaceRecord, face_record, latent_to_list
 
 
 @dataclasses.dataclass
@@ -66,7 +66,7 @@ def invert_photo(bundle, photo: str | os.PathLike | bytes, *, face_index: int | 
         image = to_uint8(bundle.generator.synthesize(init_ws[None]).numpy())[0]
         result = ProjectionResult(ws=init_ws, image=image, steps=0, seconds=0.0, losses=[],
                                   stopped="steps")
-    record = FaceRecord(bundle_hash=bundle.hash, latent_space="w+", latent=latent_to_list(result.ws),
+    record = face_record(bundle, latent_space="w+", latent=latent_to_list(result.ws),
                         operation="invert",
                         parameters={"method": method, "space": space, "steps": result.steps,
                                     "align": align_mode, "face_index": face_index,

@@ -97,7 +97,7 @@ def fit_pca(generator, num_samples: int = 10_000, num_components: int = 256, see
                       disable=not progress):
         n = min(batch_size, num_samples - start)
         z = rng.standard_normal((n, generator.cfg.z_dim)).astype(np.float32)
-        chunks.append(generator.map_compiled(z).numpy()[:, 0])
+        chunks.append(generator.map_compiled(z, reproducible=False).numpy()[:, 0])
     w = np.concatenate(chunks).astype(np.float64)
     pca = PCA(n_components=num_components, svd_solver="full", random_state=seed).fit(w)
     return LatentPCA(mean=pca.mean_, components=pca.components_,

@@ -112,7 +112,7 @@ def resolve_face(bundle, reference: str, args, log, outdir: Path, label: str):
 
 def prepare(args, settings, parts=("generator", "discriminator")):
     configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
-    bundle = load_bundle_or_fail(args.bundle, parts=parts)
+    bundle = load_bundle_or_fail(args.bundle, parts=parts, precision=settings.precision)
     args.outdir.mkdir(parents=True, exist_ok=True)
     return bundle
 
@@ -213,7 +213,7 @@ def _interpolate(args: argparse.Namespace, settings) -> int:
     from models.fillers import render
     from models.images import make_grid, save_png
     from models.latent import interpolate_ws
-    from models.records import FaceRecord, latent_to_list
+    from models.records import face_record, latent_to_list
 
     if not 2 <= args.count <= 1000:
         raise CommandError(f"--count must be from 2 to 1000, got {args.count}")
@@ -224,7 +224,7 @@ def _interpolate(args: argparse.Namespace, settings) -> int:
         ws, ts = interpolate_ws(ws_a, ws_b, args.count)
         images = render(bundle.generator, ws)
         for i, (w, t, img) in enumerate(zip(ws, ts, images)):
-            rec = FaceRecord(bundle_hash=bundle.hash, latent_space="w+", latent=latent_to_list(w),
+            rec = face_record(bundle, latent_space="w+", latent=latent_to_list(w),
                              operation="interpolate",
                              parameters={"t": float(t), "index": i, "count": args.count},
                              parents=[rec_a.id, rec_b.id], image=f"step{i:03d}.png")

@@ -36,7 +36,8 @@ class ProjectionResult:
 def latent_statistics(generator, num_samples: int = 10_000, seed: int = 0) -> tuple[np.ndarray, float]:
     """Mean of w and its RMS distance to the mean, from mapped random z."""
     z = np.random.default_rng(seed).standard_normal((num_samples, generator.cfg.z_dim))
-    w = generator.map_compiled(z.astype(np.float32)).numpy()[:, 0].astype(np.float64)
+    w = generator.map_compiled(z.astype(np.float32), reproducible=False).numpy()[:, 0]
+    w = w.astype(np.float64)
     mean = w.mean(axis=0)
     return mean.astype(np.float32), float(np.sqrt(np.mean(np.sum((w - mean) ** 2, axis=1))))
 
@@ -69,7 +70,8 @@ def project(bundle, target: np.ndarray, *, space: Literal["w", "w+"] = "w+", ste
     opt_m = tf.Variable(tf.zeros_like(latent))
     opt_v = tf.Variable(tf.zeros_like(latent))
     target_t = tf.constant(target[None].astype(np.float32) / 127.5 - 1.0)
-    target_feats = d.perceptual_features(target_t) if d is not None else []
+    dtype = g.compute_dtype
+    target_feats = d.perceptual_features(target_t, dtype) if d is not None else []
     rng = tf.random.Generator.from_seed(seed)
 
     @tf.function
@@ -77,10 +79,10 @@ def project(bundle, target: np.ndarray, *, space: Literal["w", "w+"] = "w+", ste
         with tf.GradientTape() as tape:
             ws = tf.broadcast_to(latent, [1, g.num_ws, g.cfg.w_dim])
             ws = ws + rng.normal(tf.shape(ws)) * noise_scale
-            img = g.synthesis(ws, "const")
+            img = g.synthesis(ws, "const", None, dtype)
             loss = tf.reduce_mean(tf.square(img - target_t))
             if target_feats:
-                feats = d.perceptual_features(img)
+                feats = d.perceptual_features(img, dtype)
                 for a, b in zip(feats, target_feats):
                     loss += perceptual_weight * tf.reduce_mean(
                         tf.reduce_sum(tf.square(a - b), axis=-1)) / len(feats)

@@ -35,6 +35,8 @@ class FaceRecord:
     noise_seed: int = 0
     truncation_psi: float = 1.0
     truncation_cutoff: int | None = None
+    # What the generator rendered it in (models.precision); re-rendering uses the same.
+    precision: str = "float32"
     parents: list[str] = dataclasses.field(default_factory=list)
     owner: str = ""
     image: str | None = None
@@ -66,6 +68,12 @@ class FaceRecord:
         if data.get("latent_space") not in ("z", "w", "w+"):
             raise ValueError(f"latent_space must be z, w or w+, got {data.get('latent_space')!r}")
         return cls(**data)
+
+
+def face_record(bundle, **fields: Any) -> FaceRecord:
+    """A new record of a face rendered now by ``bundle``'s generator: its hash and its
+    rendering precision filled in."""
+    return FaceRecord(bundle_hash=bundle.hash, precision=bundle.generator.precision, **fields)
 
 
 def latent_to_list(latent: np.ndarray) -> list:

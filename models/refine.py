@@ -44,6 +44,7 @@ class Refinement:
 
 def _copy_generator(g: Generator) -> Generator:
     twin = Generator(g.cfg)
+    twin.use_precision(g.precision)
     for (_, src), (_, dst) in zip(g.named_variables(), twin.named_variables()):
         dst.assign(src)
     return twin
@@ -75,9 +76,12 @@ def refine(bundle, aligned: np.ndarray, *, seconds: float = 60.0, ratio: int = 7
         pivot = tf.constant(project(bundle, aligned, steps=100, time_limit=seconds / 4).ws[None])
     # Other latents whose images the generator must keep (locality regulariser).
     z = np.random.default_rng(seed).standard_normal((locality_samples, g.cfg.z_dim))
-    anchor_ws = g0.map_compiled(z.astype(np.float32), 0.7)
+    anchor_ws = g0.map_compiled(z.astype(np.float32), 0.7, reproducible=False)
     anchor_images = g0.synthesize(anchor_ws)
-    target_feats = d.perceptual_features(target) if d is not None else []
+    dtype = g0.compute_dtype
+    if encoder is not None:
+        encoder.compute_dtype = dtype
+    target_feats = d.perceptual_features(target, dtype) if d is not None else []
 
     def latent() -> tf.Tensor:
         return encoder(target) if encoder is not None else pivot
@@ -85,7 +89,7 @@ def refine(bundle, aligned: np.ndarray, *, seconds: float = 60.0, ratio: int = 7
     def reconstruction_loss(images: tf.Tensor) -> tf.Tensor:
         loss = tf.reduce_mean(tf.square(images - target))
         if target_feats:
-            feats = d.perceptual_features(images)
+            feats = d.perceptual_features(images, dtype)
             loss += perceptual_weight * tf.add_n([
                 tf.reduce_mean(tf.reduce_sum(tf.square(a - b), -1))
                 for a, b in zip(feats, target_feats)]) / len(feats)
@@ -97,7 +101,7 @@ def refine(bundle, aligned: np.ndarray, *, seconds: float = 60.0, ratio: int = 7
     @tf.function
     def encoder_step() -> tf.Tensor:
         with tf.GradientTape() as tape:
-            loss = reconstruction_loss(g.synthesis(encoder(target), "const"))
+            loss = reconstruction_loss(g.synthesis(encoder(target), "const", None, dtype))
         enc_opt.apply(tape.gradient(loss, encoder.trainable_variables,
                                     unconnected_gradients="zero"))
         return loss
@@ -105,14 +109,16 @@ def refine(bundle, aligned: np.ndarray, *, seconds: float = 60.0, ratio: int = 7
     @tf.function
     def generator_step() -> tf.Tensor:
         with tf.GradientTape() as tape:
-            loss = reconstruction_loss(g.synthesis(tf.stop_gradient(latent()), "const"))
-            locality = tf.reduce_mean(tf.square(g.synthesis(anchor_ws, "const") - anchor_images))
+            loss = reconstruction_loss(g.synthesis(tf.stop_gradient(latent()), "const", None,
+                                                   dtype))
+            locality = tf.reduce_mean(tf.square(g.synthesis(anchor_ws, "const", None, dtype)
+                                                - anchor_images))
             total = loss + locality_weight * locality
         gen_opt.apply(tape.gradient(total, g.synthesis.trainable_variables,
                                     unconnected_gradients="zero"))
         return loss
 
-    initial = float(tf.reduce_mean(tf.square(g.synthesis(latent(), "const") - target)))
+    initial = float(tf.reduce_mean(tf.square(g.synthesis(latent(), "const", None, dtype) - target)))
     enc_steps = gen_steps = 0
     step = 0
     while time.monotonic() - started < seconds:
@@ -130,7 +136,7 @@ def refine(bundle, aligned: np.ndarray, *, seconds: float = 60.0, ratio: int = 7
             done = min(99.0, 100.0 * (time.monotonic() - started) / seconds)
             progress(done, f"refining: {enc_steps} encoder and {gen_steps} generator steps")
     ws = latent()
-    recon = g.synthesis(ws, "const")
+    recon = g.synthesis(ws, "const", None, dtype)
     final = float(tf.reduce_mean(tf.square(recon - target)))
     if progress is not None:
         progress(100.0, f"refined in {time.monotonic() - started:.0f} s")

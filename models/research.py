@@ -13,7 +13,7 @@ import numpy as np
 from models.fillers import render
 from models.generate import record_ws
 from models.images import make_grid
-from models.records import FaceRecord, latent_to_list
+from models.records import FaceRecord, face_record, latent_to_list
 
 
 def style_layer_range(bundle, spec: str) -> list[int]:
@@ -64,7 +64,7 @@ def transition(bundle, start: FaceRecord, end: FaceRecord, distance: float, amou
     """Transition frames as records (parents: start and end) and their images."""
     ws, ts = transition_ws(record_ws(bundle, start), record_ws(bundle, end), distance, amount)
     images = render(bundle.generator, ws)
-    records = [FaceRecord(bundle_hash=bundle.hash, latent_space="w+", latent=latent_to_list(w),
+    records = [face_record(bundle, latent_space="w+", latent=latent_to_list(w),
                           operation="transition",
                           parameters={"t": float(t), "index": i, "distance": distance,
                                       "amount": amount},
@@ -79,7 +79,7 @@ def style_mix(bundle, target: FaceRecord, source: FaceRecord, layers: Sequence[i
     ws = record_ws(bundle, target).copy()
     layers = list(layers)
     ws[layers] = record_ws(bundle, source)[layers]
-    record = FaceRecord(bundle_hash=bundle.hash, latent_space="w+", latent=latent_to_list(ws),
+    record = face_record(bundle, latent_space="w+", latent=latent_to_list(ws),
                         operation="style_mix", parameters={"layers": layers},
                         parents=[target.id, source.id], owner=owner)
     return record, render(bundle.generator, ws[None])[0]
@@ -121,7 +121,7 @@ def at_truncation(bundle, record: FaceRecord, psi: float, owner: str = "") -> tu
             raise ValueError(f"face {record.id} was made at psi 0 (the average face): it has no "
                              f"identity left to re-truncate")
         ws = w_avg + (record_ws(bundle, record) - w_avg) * (psi / psi0)
-    out = FaceRecord(bundle_hash=bundle.hash, latent_space="w+", latent=latent_to_list(ws),
+    out = face_record(bundle, latent_space="w+", latent=latent_to_list(ws),
                      operation="face", parameters={"truncation_psi": psi}, parents=[record.id],
                      truncation_psi=psi, owner=owner)
     return out, render(g, ws[None].astype(np.float32))[0]

@@ -50,10 +50,10 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
 
 def _random_face(bundle, seed: int | None, log):
     from models.generate import z_from_seed
-    from models.records import FaceRecord, latent_to_list
+    from models.records import face_record, latent_to_list
 
     seed = int(np.random.default_rng().integers(2 ** 31)) if seed is None else seed
-    record = FaceRecord(bundle_hash=bundle.hash, latent_space="z",
+    record = face_record(bundle, latent_space="z",
                         latent=latent_to_list(z_from_seed(seed, bundle.generator.cfg.z_dim)),
                         operation="generate", parameters={"seed": seed}, noise_seed=seed)
     log.write(record.to_json() + "\n")

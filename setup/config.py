@@ -7,6 +7,7 @@
 | ``LIGAN_LOG_LEVEL``      | ``INFO``                        | ``DEBUG``, ``INFO``, ``WARNING``, ``ERROR`` |
 | ``LIGAN_TF_INTRA_THREADS`` | ``0`` (TensorFlow decides)    | threads inside one TensorFlow operation   |
 | ``LIGAN_TF_INTER_THREADS`` | ``1``                         | TensorFlow operations run side by side    |
+| ``LIGAN_PRECISION``      | ``auto``                        | ``float32``, ``bfloat16``, ``float16`` or ``auto`` (models/precision.py) |
 | ``LIGAN_BACKEND_HOST``   | ``127.0.0.1``                   | address a backend listens on              |
 | ``LIGAN_BACKEND_WORKERS`` | ``1``                          | task worker threads per backend           |
 | ``LIGAN_BACKEND_IDLE_TIMEOUT`` | ``0`` (never)             | seconds without tasks before a backend exits |
@@ -59,6 +60,7 @@ class Settings:
     log_level: str
     tf_intra_threads: int
     tf_inter_threads: int
+    precision: str = "auto"
     backend_host: str = "127.0.0.1"
     backend_workers: int = 1
     backend_idle_timeout: float = 0.0
@@ -142,6 +144,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(home=home, bundle=bundle.expanduser(), log_level=level,
                     tf_intra_threads=_int(env, "LIGAN_TF_INTRA_THREADS", 0),
                     tf_inter_threads=_int(env, "LIGAN_TF_INTER_THREADS", 1),
+                    precision=_precision(env),
                     backend_host=(env.get("LIGAN_BACKEND_HOST") or "127.0.0.1").strip(),
                     backend_workers=_int(env, "LIGAN_BACKEND_WORKERS", 1, minimum=1),
                     backend_idle_timeout=_float(env, "LIGAN_BACKEND_IDLE_TIMEOUT", 0.0),
@@ -152,6 +155,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 
 SCHEDULERS = ("local", "slurm")
+
+
+def _precision(env: Mapping[str, str]) -> str:
+    from models.precision import PrecisionError, check_precision
+
+    try:
+        return check_precision(env.get("LIGAN_PRECISION") or "auto")
+    except PrecisionError as exc:
+        raise SettingsError(f"LIGAN_PRECISION: {exc}") from None
 
 
 def _server_settings(env: Mapping[str, str]) -> dict:

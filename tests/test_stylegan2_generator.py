@@ -112,7 +112,7 @@ def test_no_retracing_per_batch_size(tiny_generator):
     g = tiny_generator
     for n in (1, 2, 3, 7):
         g.synthesize(g.map_compiled(z_batch(n)))
-    assert g._compiled_fn("synth:const").experimental_get_tracing_count() == 1
+    assert g._compiled_fn("synth:const:float32").experimental_get_tracing_count() == 1
     assert g._compiled_fn("map").experimental_get_tracing_count() == 1
 
 

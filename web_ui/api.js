@@ -55,10 +55,11 @@ export async function me() {
 // The backend session's state in words, the same on every page (see docs/master_daemon.md).
 export function sessionWords(session) {
   const s = session ? session.state : 'not started';
+  const precision = session && session.backend && session.backend.precision;
   const words = {
     queued: `Backend: queued${session && session.queue_position ? ` (position ${session.queue_position})` : ''}`,
     starting: `Backend: starting${session && session.reason ? ` (${session.reason})` : ''}…`,
-    ready: 'Backend: ready',
+    ready: `Backend: ready${precision ? ` (${precision})` : ''}`,
     failed: `Backend: failed — ${(session && session.reason) || 'unknown reason'}`,
     stopped: 'Backend: stopped after a while without work',
   };

@@ -10,7 +10,7 @@ from backend_server.tasks._sources import face_or_photo, inversion_params, resol
 from backend_server.validation import Params
 from models.fillers import render
 from models.latent import interpolate_ws
-from models.records import FaceRecord, latent_to_list
+from models.records import face_record, latent_to_list
 
 
 def validate(params: Params, env: TaskEnv) -> dict:
@@ -26,7 +26,7 @@ def run(ctx) -> None:
     ctx.check_cancelled()
     ctx.progress(70, "rendering")
     ws, ts = interpolate_ws(ws_a, ws_b, p["count"])
-    records = [FaceRecord(bundle_hash=ctx.bundle.hash, latent_space="w+", latent=latent_to_list(w),
+    records = [face_record(ctx.bundle, latent_space="w+", latent=latent_to_list(w),
                           operation="interpolate",
                           parameters={"t": float(t), "index": i, "count": p["count"]},
                           parents=[rec_a.id, rec_b.id])

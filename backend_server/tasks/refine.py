@@ -14,7 +14,7 @@ from backend_server.validation import NotFound, Params, results_path
 from models.bundle import load_bundle
 from models.images import save_png
 from models.inversion import align_photo
-from models.records import FaceRecord, latent_to_list
+from models.records import face_record, latent_to_list
 from models.refine import MAX_SECONDS, MIN_SECONDS, refine, save_refined
 
 
@@ -44,7 +44,8 @@ def run(ctx) -> None:
     ctx.check_cancelled()
     digest = save_refined(ctx.bundle, result, folder / "refined_bundle", note=p["photo"])
     refined = load_bundle(folder / "refined_bundle")
-    suspect = FaceRecord(bundle_hash=digest, latent_space="w+", latent=latent_to_list(result.ws),
+    refined.generator.use_precision(ctx.bundle.generator.precision)
+    suspect = face_record(refined, latent_space="w+", latent=latent_to_list(result.ws),
                          operation="refine",
                          parameters={"photo": p["photo"], "seconds": round(result.seconds, 1),
                                      "encoder_steps": result.encoder_steps,

@@ -13,7 +13,7 @@ from backend_server.tasks import TaskEnv, TaskType
 from backend_server.tasks._sources import face_or_photo, inversion_params, resolve, save_images
 from backend_server.validation import Params
 from models.generate import z_from_seed
-from models.records import FaceRecord, latent_to_list
+from models.records import face_record, latent_to_list
 from models.research import transition
 
 
@@ -34,7 +34,7 @@ def run(ctx) -> None:
     p = ctx.params
     _, start = resolve(ctx, p["start"], "start")
     if p["end"] is None:
-        end = FaceRecord(bundle_hash=ctx.bundle.hash, latent_space="z",
+        end = face_record(ctx.bundle, latent_space="z",
                          latent=latent_to_list(z_from_seed(p["seed"], ctx.bundle.generator.cfg.z_dim)),
                          operation="generate", parameters={"seed": p["seed"]},
                          noise_seed=p["seed"])

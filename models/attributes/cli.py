@@ -45,6 +45,9 @@ def register_train(tsub: argparse._SubParsersAction) -> None:
     tr.add_argument("--max-minutes", type=float, default=None)
     tr.add_argument("--no-export", action="store_true",
                     help="do not add the finished model to the bundle")
+    from models.training.cli import precision_option
+
+    precision_option(tr)
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(handler=_train)
 
@@ -123,7 +126,7 @@ def _bundle(args, settings):
     configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
     if args.bundle is None:
         raise CommandError("no bundle: pass --bundle or set LIGAN_BUNDLE")
-    return load_bundle_or_fail(args.bundle)
+    return load_bundle_or_fail(args.bundle, precision=settings.precision)
 
 
 def _spec(text: str):
@@ -139,6 +142,7 @@ def _train(args: argparse.Namespace, settings) -> int:
     configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
     from models.attributes.train import AttributeTrainConfig, AttributeTrainer
     from models.bundle import BundleError
+    from models.training.cli import training_precision
 
     try:
         cfg = AttributeTrainConfig(
@@ -149,7 +153,7 @@ def _train(args: argparse.Namespace, settings) -> int:
             channel_base=args.channel_base, channel_max=args.channel_max, seed=args.seed,
             tick_steps=args.tick_steps, snapshot_steps=args.snapshot_steps,
             max_minutes=args.max_minutes, progress=not args.no_progress,
-            export=not args.no_export)
+            export=not args.no_export, precision=training_precision(args, settings, gan=False))
         summary = AttributeTrainer(cfg, args.run_dir).train()
     except (ValueError, BundleError) as exc:
         raise CommandError(str(exc)) from None

@@ -114,8 +114,8 @@ def sample_and_predict(bundle, num: int, psi: float, seed: int,
     z = np.random.default_rng(seed).standard_normal((num, g.cfg.z_dim)).astype(np.float32)
     ws, scores = [], []
     for i in range(0, num, batch_size):
-        w = g.map_compiled(z[i:i + batch_size], psi)
-        scores.append(model.predict(g.synthesize(w)).trait_scores())
+        w = g.map_compiled(z[i:i + batch_size], psi, reproducible=False)
+        scores.append(model.predict(g.synthesize(w, reproducible=False)).trait_scores())
         ws.append(w.numpy()[:, 0])
     merged = {k: np.concatenate([s[k] for s in scores]) for k in scores[0]}
     return np.concatenate(ws), merged

@@ -276,7 +276,7 @@ def generate_matching(bundle, spec: FilterSpec, n: int, *, guided: bool = True,
         k = min(batch_size, max_candidates - tried)
         m = k * pool if guides else k
         z = rng.standard_normal((m, g.cfg.z_dim)).astype(np.float32)
-        w = g.map_compiled(z, psi).numpy()[:, 0]
+        w = g.map_compiled(z, psi, reproducible=False).numpy()[:, 0]
         drawn += m
         if guides:
             w = guide_ws(w[np.argsort(-match_log_prob(w, guides), kind="stable")[:k]], guides,

@@ -72,16 +72,18 @@ class AttributeModel(NamedModule):
         self.heads["celeba"] = self.add_child("head_celeba", Dense(
             "head_celeba", cfg.features, len(CELEBA_HEADS), rng))
         self._predict = None
+        # dtype of the convolutions (models.precision); logits come out float32 either way.
+        self.compute_dtype = tf.float32
 
     def logits(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         x = tf.convert_to_tensor(images, tf.float32)
         if x.shape[1] != self.cfg.work_resolution:
             x = tf.image.resize(x, [self.cfg.work_resolution] * 2, method="area", antialias=True)
-        x = self.stem(x)
+        x = self.stem(tf.cast(x, self.compute_dtype))
         for block in self.blocks:
             x = block(x)
         x = self.fc(tf.reshape(x, [tf.shape(x)[0], x.shape[1] * x.shape[2] * x.shape[3]]))
-        return {name: head(x) for name, head in self.heads.items()}
+        return {name: tf.cast(head(x), tf.float32) for name, head in self.heads.items()}
 
     def probabilities(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         out = self.logits(images)

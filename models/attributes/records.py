@@ -16,7 +16,7 @@ from models.attributes.filter import FilterSpec, MatchResult
 from models.attributes.model import predict_attributes
 from models.fillers import render
 from models.generate import record_ws, render_record
-from models.records import FaceRecord, latent_to_list
+from models.records import FaceRecord, face_record, latent_to_list
 
 
 def annotate(bundle, records: Sequence[FaceRecord], head_pose: bool = False) -> list[dict]:
@@ -35,7 +35,7 @@ def annotate(bundle, records: Sequence[FaceRecord], head_pose: bool = False) -> 
 def matching_records(bundle, result: MatchResult, spec: FilterSpec,
                      owner: str = "") -> list[FaceRecord]:
     """Records of the faces :func:`generate_matching` accepted (latent: their w)."""
-    return [FaceRecord(bundle_hash=bundle.hash, latent_space="w",
+    return [face_record(bundle, latent_space="w",
                        latent=latent_to_list(ws[0]), operation="generate_matching",
                        parameters={"filter": spec.text, "guided": result.guided,
                                    "candidates_tried": result.candidates,
@@ -57,7 +57,7 @@ def edit_strip(bundle, record: FaceRecord, attribute: str, strengths: Sequence[f
     images = render(bundle.generator, ws)
     predictions = predict_attributes(bundle, images)
     chosen = None if layers is None else sorted(set(int(i) for i in layers))
-    records = [FaceRecord(bundle_hash=bundle.hash, latent_space="w+", latent=latent_to_list(w),
+    records = [face_record(bundle, latent_space="w+", latent=latent_to_list(w),
                           operation="attribute_edit",
                           parameters={"attribute": attribute, "strength": float(s),
                                       "layers": chosen, "attributes": p},

@@ -24,10 +24,12 @@ from models.attributes.model import (ATTRIBUTES_PART, AttributeConfig, Attribute
                                      attribute_part_config)
 from models.bundle import add_part, manifest_framing, module_arrays, read_manifest
 from models.faces.alignment import FFHQ_FRAMING
+from models.precision import render_precision
 from models.training.optim import Adam
 from models.training.run import StopFlag, log, prepare_run_dir, step_loop
 
-RESUMABLE = {"steps", "snapshot_steps", "tick_steps", "max_minutes", "progress", "export"}
+RESUMABLE = {"steps", "snapshot_steps", "tick_steps", "max_minutes", "progress", "export",
+             "precision"}
 LABEL_KEYS = {"age_group": "age", "gender": "gender", "ethnicity": "ethnicity"}
 
 
@@ -50,8 +52,12 @@ class AttributeTrainConfig:
     max_minutes: float | None = None
     progress: bool = True
     export: bool = True
+    precision: str = "float32"  # models.precision: float32 or bfloat16 convolutions
 
     def __post_init__(self) -> None:
+        if render_precision(self.precision) != self.precision:
+            raise ValueError(f"the attribute model trains in float32 or bfloat16, not "
+                             f"{self.precision}")
         if not self.utkface and not self.celeba:
             raise ValueError("give at least one labelled dataset: --utkface DIR and/or "
                              "--celeba DIR")
@@ -122,6 +128,7 @@ class AttributeTrainer:
                                          channel_base=cfg.channel_base,
                                          channel_max=cfg.channel_max)
         self.model = AttributeModel(self.model_cfg, seed=cfg.seed)
+        self.model.compute_dtype = tf.bfloat16 if cfg.precision == "bfloat16" else tf.float32
         self.opt = Adam(self.model.trainable_variables, cfg.lr, betas=(0.9, 0.999))
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.checkpoint = tf.train.Checkpoint(model=self.model, opt=self.opt, step=self.step)

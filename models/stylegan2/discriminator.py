@@ -99,23 +99,29 @@ class Discriminator(NamedModule):
                        for i, r in enumerate(cfg.block_resolutions)]
         self.epilogue = self.add_child("b4", DiscriminatorEpilogue(cfg, rng))
 
-    def __call__(self, images: tf.Tensor) -> tf.Tensor:
-        x = tf.convert_to_tensor(images, tf.float32)
+    def __call__(self, images: tf.Tensor, dtype: tf.DType = tf.float32) -> tf.Tensor:
+        """Scores (float32); the resolution blocks compute in ``dtype`` (models.precision),
+        the 4×4 epilogue with its minibatch statistics and the score in float32."""
+        x = tf.cast(tf.convert_to_tensor(images, tf.float32), dtype)
         for block in self.blocks:
             x = block(x)
-        return self.epilogue(x)
+        return self.epilogue(tf.cast(x, tf.float32))
 
-    def perceptual_features(self, images: tf.Tensor) -> list[tf.Tensor]:
+    def perceptual_features(self, images: tf.Tensor,
+                            dtype: tf.DType = tf.float32) -> list[tf.Tensor]:
         """:meth:`features` with each position's channel vector scaled to unit length (as LPIPS
-        normalises VGG features): the perceptual distance of projector, encoder and refine."""
+        normalises VGG features): the perceptual distance of projector, encoder and refine.
+        Float32, whatever ``dtype`` the blocks computed in."""
+        feats = [tf.cast(f, tf.float32) for f in self.features(images, dtype)]
         return [f * tf.math.rsqrt(tf.reduce_sum(tf.square(f), axis=-1, keepdims=True) + 1e-10)
-                for f in self.features(images)]
+                for f in feats]
 
-    def features(self, images: tf.Tensor) -> list[tf.Tensor]:
-        """Intermediate activations (one per block), for perceptual losses built on our own net."""
+    def features(self, images: tf.Tensor, dtype: tf.DType = tf.float32) -> list[tf.Tensor]:
+        """Intermediate activations (one per block), for perceptual losses built on our own net;
+        the blocks compute in ``dtype``, the epilogue in float32."""
         feats: list[tf.Tensor] = []
-        x = tf.convert_to_tensor(images, tf.float32)
+        x = tf.cast(tf.convert_to_tensor(images, tf.float32), dtype)
         for block in self.blocks:
             x = block(x, feats)
-        self.epilogue(x, feats)
+        self.epilogue(tf.cast(x, tf.float32), feats)
         return feats

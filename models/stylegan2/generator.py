@@ -11,11 +11,11 @@ from typing import Literal, Sequence
 import numpy as np
 import tensorflow as tf
 
+from models.precision import render_precision
 from models.stylegan2 import ops
 from models.stylegan2.config import GeneratorConfig
 from models.stylegan2.layers import Dense, NamedModule, SynthesisLayer, ToRGB
 
-NoiseMode = Literal["const", "random", "none"]
 NOISE_MODES: tuple[str, ...] = ("const", "random", "none")
 
 
@@ -81,11 +81,14 @@ class SynthesisNetwork(NamedModule):
         return [layer for block in self.blocks for layer in block.layers]
 
     def __call__(self, ws: tf.Tensor, noise_mode: str = "const",
-                 noise_seeds: tf.Tensor | None = None) -> tf.Tensor:
-        """Render ``ws`` ([N, num_ws, w_dim]).
+                 noise_seeds: tf.Tensor | None = None,
+                 dtype: tf.DType = tf.float32) -> tf.Tensor:
+        """Render ``ws`` ([N, num_ws, w_dim]); the image is float32 whatever ``dtype``.
 
         With ``noise_mode="random"``, sample ``i`` draws its noise from ``noise_seeds[i]``
         (int32 [N]; zeros when None), so a face's noise does not depend on its batch.
+        ``dtype`` is that of the feature maps and convolutions (``models.precision``); styles,
+        demodulation and the 3-channel image skips stay float32.
         """
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
@@ -96,12 +99,12 @@ class SynthesisNetwork(NamedModule):
         w_idx = 0
         for block in self.blocks:
             if block.const is not None:
-                x = tf.tile(block.const[None], [n, 1, 1, 1])
+                x = tf.cast(tf.tile(block.const[None], [n, 1, 1, 1]), dtype)
             for layer in block.layers:
                 noise = self._noise(layer, n, noise_mode, noise_seeds, w_idx)
                 x = layer(x, ws[:, w_idx], noise)
                 w_idx += 1
-            rgb = block.torgb(x, ws[:, w_idx])
+            rgb = tf.cast(block.torgb(x, ws[:, w_idx]), tf.float32)
             img = rgb if img is None else ops.upsample_2d(img) + rgb
         return img
 
@@ -129,6 +132,19 @@ class Generator(NamedModule):
         self.synthesis = self.add_child("synthesis", SynthesisNetwork(cfg, rng))
         self.w_avg = self.add_var("w_avg", np.zeros([cfg.w_dim]), trainable=False)
         self._compiled: dict[str, tf.types.experimental.GenericFunction] = {}
+        # The precision :meth:`synthesize` renders in unless told otherwise (models.precision).
+        self.precision = "float32"
+
+    @property
+    def compute_dtype(self) -> tf.DType:
+        """The dtype of :attr:`precision`, for the eager and differentiable paths (projector,
+        refine, encoder training) that call :attr:`synthesis` directly."""
+        return tf.bfloat16 if self.precision == "bfloat16" else tf.float32
+
+    def use_precision(self, precision: str) -> None:
+        """Render in ``precision`` from now on (``float32`` or ``bfloat16``; ``float16`` is a
+        training recipe and renders in float32)."""
+        self.precision = render_precision(precision)
 
     @property
     def num_ws(self) -> int:
@@ -172,26 +188,41 @@ class Generator(NamedModule):
                                  tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)],
                 reduce_retracing=True)
         else:
-            mode = key.split(":", 1)[1]
-            fn = tf.function(lambda ws, seed: self.synthesis(ws, mode, seed),
+            _, mode, precision = key.split(":")
+            dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
+            fn = tf.function(lambda ws, seed: self.synthesis(ws, mode, seed, dtype),
                              input_signature=[ws_spec, seed_spec], reduce_retracing=True)
         self._compiled[key] = fn
         return fn
 
     def map_compiled(self, z: np.ndarray | tf.Tensor, truncation_psi: float = 1.0,
-                     truncation_cutoff: int | None = None) -> tf.Tensor:
-        """Compiled :meth:`map`."""
+                     truncation_cutoff: int | None = None,
+                     reproducible: bool = True) -> tf.Tensor:
+        """Compiled :meth:`map`; ``reproducible`` maps row by row, so that a z record's w does
+        not depend on its batch (see :meth:`synthesize`)."""
         cutoff = self.num_ws if truncation_cutoff is None else int(truncation_cutoff)
-        return self._compiled_fn("map")(tf.convert_to_tensor(z, tf.float32),
-                                        tf.constant(truncation_psi, tf.float32),
-                                        tf.constant(cutoff, tf.int32))
+        fn = self._compiled_fn("map")
+        z = tf.convert_to_tensor(z, tf.float32)
+        psi, cut = tf.constant(truncation_psi, tf.float32), tf.constant(cutoff, tf.int32)
+        if not reproducible or int(z.shape[0]) <= 1:
+            return fn(z, psi, cut)
+        return tf.concat([fn(z[i:i + 1], psi, cut) for i in range(int(z.shape[0]))], axis=0)
 
     def synthesize(self, ws: np.ndarray | tf.Tensor, noise_mode: str = "const",
-                   noise_seeds: Sequence[int] | np.ndarray | int = 0) -> tf.Tensor:
+                   noise_seeds: Sequence[int] | np.ndarray | int = 0,
+                   precision: str | None = None, reproducible: bool = True) -> tf.Tensor:
         """Compiled synthesis of w+ ``ws`` [N, num_ws, w_dim] (a [N, w_dim] w is broadcast).
 
         ``noise_seeds``: one int per sample, or one for all, used when ``noise_mode`` is
-        ``"random"`` (seeds are taken modulo 2**31).
+        ``"random"`` (seeds are taken modulo 2**31). ``precision``: that of a face record being
+        re-rendered; None renders in :attr:`precision`.
+
+        ``reproducible`` (for every face that gets a record) renders the faces one by one:
+        the CPU's matrix and convolution kernels treat the last rows of a batch with other
+        code than the first (measured: rows 7–8 of 8 round differently), so a face's pixels
+        would depend on its place in its batch, and re-rendering it alone would differ by a
+        grey level here and there. Statistics over many faces (metrics, PCA, directions)
+        pass False and render the whole batch at once, about twice as fast at 64 px.
         """
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
@@ -203,7 +234,13 @@ class Generator(NamedModule):
                              f"[N, {self.cfg.w_dim}], got {list(ws.shape)}")
         seeds = np.broadcast_to(np.asarray(noise_seeds, dtype=np.int64) % (2 ** 31),
                                 [ws.shape[0]]).astype(np.int32)
-        return self._compiled_fn("synth:" + noise_mode)(ws, tf.constant(seeds))
+        precision = self.precision if precision is None else render_precision(precision)
+        fn = self._compiled_fn(f"synth:{noise_mode}:{precision}")
+        n = int(ws.shape[0])
+        if not reproducible or n <= 1:
+            return fn(ws, tf.constant(seeds))
+        return tf.concat([fn(ws[i:i + 1], tf.constant(seeds[i:i + 1])) for i in range(n)],
+                         axis=0)
 
 
 def truncate(ws: tf.Tensor, w_avg: tf.Tensor, psi: float | tf.Tensor,

@@ -135,13 +135,16 @@ def modulated_conv2d(x: tf.Tensor, weight: tf.Tensor, styles: tf.Tensor, weight_
     ``input_gain`` scales the input as well (the activation gain the previous layer left out, see
     ``layers.SynthesisLayer``); it does not enter the demodulation.
     """
+    # Styles and demodulation coefficients are computed in float32 whatever the activations'
+    # dtype (in float32 this is the same arithmetic as casting first); only the full-size
+    # products and the convolution run in ``x.dtype``.
     dtype = x.dtype
-    weight = tf.cast(weight, dtype)
-    styles = tf.cast(styles, dtype) * tf.cast(weight_gain, dtype)
-    x = x * (styles * tf.cast(input_gain, dtype))[:, None, None, :]
-    x = conv2d_up(x, weight) if up else conv2d(x, weight)
+    styles = tf.cast(styles, tf.float32) * weight_gain
+    x = x * tf.cast(styles * input_gain, dtype)[:, None, None, :]
+    w = tf.cast(weight, dtype)
+    x = conv2d_up(x, w) if up else conv2d(x, w)
     if demodulate:
         wsq = tf.reduce_sum(tf.square(weight), axis=[0, 1])  # [in, out], or [out, in] when up
         dcoefs = tf.math.rsqrt(tf.matmul(tf.square(styles), wsq, transpose_b=up) + 1e-8)
-        x = x * dcoefs[:, None, None, :]
+        x = x * tf.cast(dcoefs, dtype)[:, None, None, :]
     return x

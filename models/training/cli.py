@@ -6,10 +6,35 @@ job's resources come from :mod:`models.training.submit`, shared with ``ligan dat
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from models.cli import CommandError
+from models.precision import SETTINGS
 from models.runtime import configure_tensorflow
+
+log = logging.getLogger("ligan.train")
+
+
+def precision_option(parser: argparse.ArgumentParser) -> None:
+    """``--precision`` of every trainer (models.precision)."""
+    parser.add_argument("--precision", choices=SETTINGS, default=None,
+                        help="float32; bfloat16 (for CPUs with AMX or AVX-512 BF16); float16 "
+                             "(the discriminator's highest-resolution blocks, for GPUs; the "
+                             "encoder and attribute trainers run it as float32); auto picks by "
+                             "the hardware. Default: the run's own when resuming, else "
+                             "LIGAN_PRECISION")
+
+
+def training_precision(args: argparse.Namespace, settings, gan: bool) -> str:
+    """The precision a trainer runs in, logged with the reason it was chosen."""
+    from models.precision import render_precision
+    from models.training.run import run_precision
+
+    precision = run_precision(args.run_dir, args.precision, settings.precision)
+    name = precision.name if gan else render_precision(precision)
+    log.info("precision %s (%s)", name, precision.reason)
+    return name
 
 
 def register(sub: argparse._SubParsersAction, settings) -> None:
@@ -66,9 +91,7 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
                           "rare groups; may be switched on when resuming")
     gan.add_argument("--balance-power", type=float, default=0.5,
                      help="0: the data as it is; 1: every group equally often")
-    gan.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
-                     help="float16 in the discriminator's highest-resolution blocks (default: on "
-                          "when a GPU is present; a resumed run keeps its setting)")
+    precision_option(gan)
     gan.add_argument("--metrics", type=Path, default=None, metavar="REAL",
                      help="held-out real faces (folder or TFRecord shards): compute the quality "
                           "metrics at every snapshot")
@@ -121,6 +144,7 @@ def _register_encoder(tsub: argparse._SubParsersAction) -> None:
                           "earlier snapshot of the same generator) instead of random weights")
     enc.add_argument("--no-export", action="store_true",
                      help="do not add the finished encoder to the bundle")
+    precision_option(enc)
     enc.add_argument("--no-progress", action="store_true")
     enc.set_defaults(handler=_train_encoder)
 
@@ -188,7 +212,7 @@ def _train_encoder(args: argparse.Namespace, settings) -> int:
             channel_max=args.channel_max, seed=args.seed, tick_steps=args.tick_steps,
             snapshot_steps=args.snapshot_steps, max_minutes=args.max_minutes,
             deterministic=args.deterministic, progress=not args.no_progress,
-            export=not args.no_export,
+            export=not args.no_export, precision=training_precision(args, settings, gan=False),
             resume_from=str(args.resume_from) if args.resume_from else None)
         summary = EncoderTrainer(cfg, args.run_dir).train()
     except (ValueError, BundleError) as exc:
@@ -206,10 +230,10 @@ def _train_encoder(args: argparse.Namespace, settings) -> int:
 def _train_stylegan2(args: argparse.Namespace, settings) -> int:
     configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
     from models.bundle import BundleError
-    from models.training.stylegan2 import (TrainConfig, Trainer, choose_strategy,
-                                           default_mixed_precision)
+    from models.training.stylegan2 import TrainConfig, Trainer, choose_strategy
 
     try:
+        precision = training_precision(args, settings, gan=True)
         cfg = TrainConfig(
             data=str(args.data), resolution=args.resolution, batch_size=args.batch,
             total_kimg=args.kimg, z_dim=args.z_dim, w_dim=args.w_dim,
@@ -223,8 +247,7 @@ def _train_stylegan2(args: argparse.Namespace, settings) -> int:
             balance_power=args.balance_power,
             resume_from=str(args.resume_from) if args.resume_from else None,
             metrics_real=str(args.metrics.resolve()) if args.metrics else None,
-            mixed_precision=default_mixed_precision(args.run_dir)
-            if args.mixed_precision is None else args.mixed_precision,
+            precision=precision,
             metrics_samples=args.metrics_samples, metrics_psi=args.metrics_psi,
             metrics_attributes=str(args.metrics_attributes.resolve())
             if args.metrics_attributes else None,

@@ -20,11 +20,13 @@ import tensorflow as tf
 from models.bundle import add_part, load_bundle, module_arrays
 from models.encoder import ENCODER_PART, Encoder, EncoderConfig
 from models.images import make_grid, save_png, to_uint8
+from models.precision import render_precision
 from models.training.data import training_dataset
 from models.training.optim import Adam
 from models.training.run import StopFlag, log, prepare_run_dir, step_loop
 
-RESUMABLE = {"steps", "snapshot_steps", "tick_steps", "max_minutes", "progress", "export"}
+RESUMABLE = {"steps", "snapshot_steps", "tick_steps", "max_minutes", "progress", "export",
+             "precision"}
 
 
 @dataclasses.dataclass
@@ -52,8 +54,12 @@ class EncoderTrainConfig:
     # A bundle whose encoder is the starting point (fine-tuning after the generator trained
     # further); its architecture must match this run's. None: random initialisation.
     resume_from: str | None = None
+    # models.precision: float32 or bfloat16 for encoder, generator and discriminator features.
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
+        if render_precision(self.precision) != self.precision:
+            raise ValueError(f"the encoder trains in float32 or bfloat16, not {self.precision}")
         if self.batch_size < 2:
             raise ValueError(f"batch size must be at least 2, got {self.batch_size}")
         if not 0.0 <= self.real_fraction < 1.0:
@@ -74,6 +80,8 @@ class EncoderTrainer:
         self.enc_cfg = EncoderConfig.for_bundle(self.bundle, channel_base=cfg.channel_base,
                                                 channel_max=cfg.channel_max)
         self.encoder = Encoder(self.enc_cfg, seed=cfg.seed)
+        self.dtype = tf.bfloat16 if cfg.precision == "bfloat16" else tf.float32
+        self.encoder.compute_dtype = self.dtype
         if cfg.resume_from:
             self._load_pretrained(cfg.resume_from)
         # W's statistics always come from this bundle's generator (the encoder predicts
@@ -115,15 +123,16 @@ class EncoderTrainer:
         ws = tf.where(tf.range(num_ws)[None, :, None] >= cutoff, w2[:, None], w[:, None])
         ws = g.w_avg + cfg.psi * (ws - g.w_avg)
         seeds = self.rng.uniform_full_int([n], dtype=tf.int32)
-        return tf.stop_gradient(g.synthesis(ws, "random", seeds)), ws
+        return tf.stop_gradient(g.synthesis(ws, "random", seeds, self.dtype)), ws
 
     def _losses(self, images: tf.Tensor, true_ws: tf.Tensor | None) -> dict[str, tf.Tensor]:
         cfg, g, d = self.cfg, self.bundle.generator, self.bundle.discriminator
         ws = self.encoder(images)
-        recon = g.synthesis(ws, "const")
+        recon = g.synthesis(ws, "const", None, self.dtype)
         out = {"pixel": tf.reduce_mean(tf.square(recon - images))}
         if d is not None and cfg.perceptual_weight > 0:
-            pairs = zip(d.perceptual_features(recon), d.perceptual_features(images))
+            pairs = zip(d.perceptual_features(recon, self.dtype),
+                        d.perceptual_features(images, self.dtype))
             out["perceptual"] = tf.add_n([tf.reduce_mean(tf.reduce_sum(tf.square(a - b), -1))
                                           for a, b in pairs]) / len(d.blocks + [d.epilogue])
         if true_ws is not None:
@@ -175,7 +184,8 @@ class EncoderTrainer:
         self.manager.save(checkpoint_number=step)
         g = self.bundle.generator
         z = np.random.RandomState(7).randn(6, g.cfg.z_dim).astype(np.float32)
-        images = g.synthesize(g.map_compiled(z, self.cfg.psi))
-        recon = g.synthesize(self.encoder(images))
+        images = g.synthesize(g.map_compiled(z, self.cfg.psi, reproducible=False),
+                              reproducible=False)
+        recon = g.synthesize(self.encoder(images), reproducible=False)
         grid = make_grid(to_uint8(np.concatenate([images.numpy(), recon.numpy()])), cols=6)
         save_png(grid, self.run_dir / "samples" / f"reconstruction{step:08d}.png")

@@ -165,8 +165,8 @@ def generated_images(generator, samples: int, psi: float = 0.7, seed: int = 0,
     for start in range(0, samples, batch_size):
         n = min(batch_size, samples - start)
         z = rng.randn(n, generator.cfg.z_dim).astype(np.float32)
-        ws = generator.map_compiled(z, psi)
-        yield from to_uint8(generator.synthesize(ws, "const").numpy())
+        ws = generator.map_compiled(z, psi, reproducible=False)
+        yield from to_uint8(generator.synthesize(ws, "const", reproducible=False).numpy())
 
 
 def _resize(image: np.ndarray, resolution: int | None) -> np.ndarray:

@@ -33,7 +33,8 @@ def bundle_renderer(bundle, batch_size: int = 32) -> Renderer:
         out = []
         for start in range(0, len(faces), batch_size):
             ws = encode(faces[start:start + batch_size])
-            out.append(to_uint8(bundle.generator.synthesize(ws, "const").numpy()))
+            images = bundle.generator.synthesize(ws, "const", reproducible=False)
+            out.append(to_uint8(images.numpy()))
         return np.concatenate(out)
 
     return render

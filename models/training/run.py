@@ -14,6 +14,8 @@ from typing import Any, Callable, Iterator
 
 from tqdm import tqdm
 
+from models.precision import Precision, check_precision, resolve_precision
+
 log = logging.getLogger("ligan.train")
 
 
@@ -39,6 +41,24 @@ def prepare_run_dir(run_dir: Path, config: Any, resumable: set[str]) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
     log.setLevel(logging.INFO)
+
+
+def run_precision(run_dir: str | Path, setting: str | None,
+                  default: str = "auto") -> Precision:
+    """The precision of a run: ``setting`` when given (``--precision``), else the one an
+    existing run folder was trained in (so that resuming keeps it), else ``default`` (the
+    LIGAN_PRECISION setting) resolved for this machine."""
+    if setting is not None:
+        return resolve_precision(setting)
+    cfg_path = Path(run_dir) / "config.json"
+    if cfg_path.is_file():
+        saved = json.loads(cfg_path.read_text())
+        if saved.get("precision"):
+            return Precision(check_precision(saved["precision"], False), "kept from the run")
+        if saved.get("mixed_precision") is not None:  # run folders from before ``precision``
+            return Precision("float16" if saved["mixed_precision"] else "float32",
+                             "kept from the run")
+    return resolve_precision(default)
 
 
 def append_jsonl(path: Path, entry: dict[str, Any]) -> None:

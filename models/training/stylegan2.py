@@ -26,6 +26,7 @@ from tqdm import tqdm
 from models.bundle import save_bundle
 from models.faces.alignment import FRAMINGS
 from models.images import make_grid, save_png, to_uint8
+from models.precision import check_precision
 from models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from models.training.augment import augment, parse_policy
 from models.training.balance import balance_weights, check_balance
@@ -39,10 +40,11 @@ FP16_BLOCKS = 4
 FP16_CLAMP = 256.0
 
 # Settings that may change when a run is resumed; everything else must match config.json.
+# (``mixed_precision`` is the boolean that ``precision`` replaced; older run folders hold it.)
 RESUMABLE = {"total_kimg", "snapshot_kimg", "tick_kimg", "max_minutes", "progress",
              "metrics_real", "metrics_samples", "metrics_psi", "metrics_attributes",
              "metrics_inception",
-             "mixed_precision", "framing", "balance", "balance_power"}
+             "precision", "mixed_precision", "framing", "balance", "balance_power"}
 
 
 @dataclasses.dataclass
@@ -94,9 +96,10 @@ class TrainConfig:
     metrics_psi: float = 0.7
     metrics_attributes: str | None = None  # a bundle whose attribute model classifies
     metrics_inception: str | None = None  # Keras Inception-v3 weights file: FID too
-    # float16 in the discriminator's FP16_BLOCKS highest-resolution blocks (StyleGAN2-ADA's
-    # recipe); the CLI turns it on by default when a GPU is present.
-    mixed_precision: bool = False
+    # models.precision: float32; bfloat16 (G synthesis and D blocks, for CPUs with bfloat16
+    # units); float16 (the discriminator's FP16_BLOCKS highest-resolution blocks, StyleGAN2-ADA's
+    # GPU recipe). Weights and optimiser state are float32 in all three, so a run may switch.
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         if self.batch_size < 2:
@@ -104,6 +107,7 @@ class TrainConfig:
         if self.total_kimg <= 0:
             raise ValueError(f"total kimg must be positive, got {self.total_kimg}")
         parse_policy(self.augment)
+        check_precision(self.precision, allow_auto=False)
         if self.framing not in FRAMINGS:
             raise ValueError(f"unknown framing {self.framing!r}; known: {', '.join(FRAMINGS)}")
         if self.balance:
@@ -166,19 +170,6 @@ def discriminate_mixed(D: Discriminator, images: tf.Tensor) -> tf.Tensor:
     return D.epilogue(x)
 
 
-def default_mixed_precision(run_dir: str | os.PathLike) -> bool:
-    """The mixed-precision setting of an existing run (so that resuming keeps it), else on
-    exactly when TensorFlow sees a GPU."""
-    import json
-
-    cfg_path = Path(run_dir) / "config.json"
-    if cfg_path.is_file():
-        saved = json.loads(cfg_path.read_text()).get("mixed_precision")
-        if saved is not None:
-            return bool(saved)
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
 class Trainer:
     """One StyleGAN2 run in one run folder."""
 
@@ -194,6 +185,7 @@ class Trainer:
         if cfg.deterministic:
             tf.config.experimental.enable_op_determinism()
         self.policy = parse_policy(cfg.augment)
+        self.dtype = tf.bfloat16 if cfg.precision == "bfloat16" else tf.float32
         files, _ = source_files(cfg.data)  # fail on missing data before a run folder is made
         self.sampling_weights, self.balance_report = (
             balance_weights(files, cfg.balance, cfg.balance_power) if cfg.balance else (None, None))
@@ -278,13 +270,13 @@ class Trainer:
 
     def _render(self, ws: tf.Tensor) -> tf.Tensor:
         seeds = self.rng.uniform_full_int([tf.shape(ws)[0]], dtype=tf.int32)
-        return self.G.synthesis(ws, "random", seeds)
+        return self.G.synthesis(ws, "random", seeds, self.dtype)
 
     def _d_logits(self, images: tf.Tensor) -> tf.Tensor:
         images = augment(images, self.policy, self.rng) if self.policy else images
-        if not self.cfg.mixed_precision:
-            return self.D(images)
-        return discriminate_mixed(self.D, images)
+        if self.cfg.precision == "float16":
+            return discriminate_mixed(self.D, images)
+        return self.D(images, self.dtype)
 
     def _replica_step(self, real: tf.Tensor, ema_beta: tf.Tensor, do_pl: bool,
                       do_r1: bool) -> dict[str, tf.Tensor]:
@@ -388,6 +380,7 @@ class Trainer:
         start_nimg = int(self.nimg.numpy())
         if restored:
             log.info("resumed from %s at %.1f kimg", restored, start_nimg / 1000)
+        log.info("precision: %s", cfg.precision)
         total = int(cfg.total_kimg * 1000)
         if self.balance_report:
             report = self.balance_report
@@ -460,7 +453,8 @@ class Trainer:
         run's bundle; returns the bundle path."""
         self.manager.save(checkpoint_number=nimg)
         z = np.random.RandomState(123).randn(16, self.cfg.z_dim).astype(np.float32)
-        images = self.G_ema.synthesize(self.G_ema.map_compiled(z), "const").numpy()
+        ws = self.G_ema.map_compiled(z, reproducible=False)
+        images = self.G_ema.synthesize(ws, "const", reproducible=False).numpy()
         save_png(make_grid(to_uint8(images), cols=4), self.run_dir / "samples" /
                  f"fakes{nimg:010d}.png")
         quality = self.quality_metrics(nimg) if self.cfg.metrics_real else None

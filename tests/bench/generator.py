@@ -45,6 +45,19 @@ The reference is never part of this repository. To enable it, outside the repo::
     git clone <NVIDIA stylegan2-ada-pytorch repository> /work/ref/stylegan2-ada-pytorch
     python3 -m venv /work/ref/venv && /work/ref/venv/bin/pip install torch==2.13.0 numpy
 
+**Precision** (``--precision float32 bfloat16``, see ``models/precision.py``): every config is
+measured in each precision given; the bfloat16 rows' ``% bound`` is against the *bfloat16*
+convolution peak measured in the same run, and a line ``bf16/fp32 X.XX`` per config gives the
+ratio of images per second. With both precisions, a **quality guard** renders the default
+bundle's first 256 seeds in each and prints the mean dlib identity distance between the two
+renders of each face (goal < 0.05; dlib's same-person threshold is 0.6) and the mean absolute
+pixel difference. On a CPU without bfloat16 units (no AMX, no AVX-512 BF16) bfloat16 is
+emulated and slower than float32; ``auto`` then never picks it.
+
+Rendering is timed batched (``reproducible=False``): the throughput of the kernels. Faces that
+get records are rendered one by one so that a face never depends on its batch (see
+``Generator.synthesize``); at batch 1 the two are the same.
+
 Progress goes to stderr; the summary table goes to stdout; ``--json`` writes every number.
 """
 from __future__ import annotations
@@ -69,6 +82,9 @@ QUICK_PEAK_SHAPES = [(4, 32, 32, 256, 256)]
 GOAL_REF_RATIO = 1.5
 GOAL_BOUND_PCT = 70.0
 GOAL_BOUND_MIN_BATCH = 8
+PRECISIONS = ("float32", "bfloat16")
+QUALITY_SEEDS = 256
+GOAL_QUALITY_DISTANCE = 0.05
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,17 +160,20 @@ def _build_generator(res: int, channel_base: int, channel_max: int) -> Any:
     return Generator(cfg, seed=0)
 
 
-def child_ours(args: argparse.Namespace, res: int, batch: int) -> dict[str, Any]:
+def child_ours(args: argparse.Namespace, res: int, batch: int, bf16: int = 0) -> dict[str, Any]:
     """Time compiled mapping + synthesis for one config."""
     import numpy as np
 
     tf = _start_tensorflow()
     g = _build_generator(res, args.channel_base, args.channel_max)
+    precision = "bfloat16" if bf16 else "float32"
+    g.use_precision(precision)
     base = _rss_mb()
     z = np.random.default_rng(0).standard_normal((batch, Z_DIM)).astype(np.float32)
 
     def step() -> np.ndarray:
-        return g.synthesize(g.map_compiled(z, truncation_psi=1.0), "const").numpy()
+        ws = g.map_compiled(z, truncation_psi=1.0, reproducible=False)
+        return g.synthesize(ws, "const", reproducible=False).numpy()
 
     img = step()  # traces and compiles both functions
     assert img.shape == (batch, res, res, 3), img.shape
@@ -163,8 +182,10 @@ def child_ours(args: argparse.Namespace, res: int, batch: int) -> dict[str, Any]
     peak_rss = _peak_rss_mb()  # before the conv peak below allocates its own tensors
     # The conv peak again, in this process right after the timing, so that the "% local"
     # column compares against a peak measured under the same machine load.
-    local = measure_conv_peak(tf, QUICK_PEAK_SHAPES if args.quick else PEAK_SHAPES[:1], runs=3)
-    return {"resolution": res, "batch": batch, "images_per_s": calls * batch / elapsed,
+    local = measure_conv_peak(tf, QUICK_PEAK_SHAPES if args.quick else PEAK_SHAPES[:1], runs=3,
+                              dtype=precision)
+    return {"resolution": res, "batch": batch, "precision": precision,
+            "images_per_s": calls * batch / elapsed,
             "peak_rss_mb": round(peak_rss, 1), "base_rss_mb": round(base, 1),
             "calls": calls, "seconds": round(elapsed, 3), "num_ws": g.num_ws,
             "local_peak_gflops_per_s": local["peak_gflops_per_s"],
@@ -194,13 +215,14 @@ def child_naive(args: argparse.Namespace, res: int) -> dict[str, Any]:
 
 
 def measure_conv_peak(tf: Any, shapes: list[tuple[int, int, int, int, int]],
-                      runs: int) -> dict[str, Any]:
-    """Best FLOP/s of a plain compiled 3×3 ``tf.nn.conv2d`` over ``shapes`` (NHW, Cin, Cout)."""
+                      runs: int, dtype: str = "float32") -> dict[str, Any]:
+    """Best FLOP/s of a plain compiled 3×3 ``tf.nn.conv2d`` over ``shapes`` (NHW, Cin, Cout),
+    in ``dtype`` (float32 or bfloat16)."""
     conv = tf.function(lambda x, w: tf.nn.conv2d(x, w, strides=1, padding="SAME"))
     per_shape = []
     for n, h, w, cin, cout in shapes:
-        x = tf.random.normal([n, h, w, cin], seed=1)
-        k = tf.random.normal([3, 3, cin, cout], seed=2)
+        x = tf.cast(tf.random.normal([n, h, w, cin], seed=1), dtype)
+        k = tf.cast(tf.random.normal([3, 3, cin, cout], seed=2), dtype)
         conv(x, k).numpy()  # trace + warm-up
         best = float("inf")
         for _ in range(runs):
@@ -213,11 +235,39 @@ def measure_conv_peak(tf: Any, shapes: list[tuple[int, int, int, int, int]],
     return {"peak_gflops_per_s": max(s["gflops_per_s"] for s in per_shape), "shapes": per_shape}
 
 
-def child_peak(args: argparse.Namespace) -> dict[str, Any]:
+def child_peak(args: argparse.Namespace, bf16: int = 0) -> dict[str, Any]:
     """The machine's convolution peak: several large shapes, best of a few runs each."""
     tf = _start_tensorflow()
     return measure_conv_peak(tf, QUICK_PEAK_SHAPES if args.quick else PEAK_SHAPES,
-                             runs=2 if args.quick else 4)
+                             runs=2 if args.quick else 4,
+                             dtype="bfloat16" if bf16 else "float32")
+
+
+def child_quality(args: argparse.Namespace, seeds: int) -> dict[str, Any]:
+    """The default bundle's first ``seeds`` seeds rendered in float32 and in bfloat16: mean dlib
+    identity distance between the two renders of each face, and the mean pixel difference."""
+    import numpy as np
+
+    _start_tensorflow()
+    from models.bundle import load_bundle
+    from models.faces.identity import aligned_face_embedding, identity_distance
+    from models.generate import z_from_seed
+    from models.images import to_uint8
+
+    bundle = load_bundle(REPO / "models" / "bundles" / "default")
+    g = bundle.generator
+    z = np.stack([z_from_seed(s, g.cfg.z_dim) for s in range(seeds)])
+    ws = g.map_compiled(z, 0.7, reproducible=False)
+    images = {p: to_uint8(g.synthesize(ws, precision=p, reproducible=False).numpy())
+              for p in ("float32", "bfloat16")}
+    distances = [float(identity_distance(aligned_face_embedding(a)[0],
+                                         aligned_face_embedding(b)[0]))
+                 for a, b in zip(images["float32"], images["bfloat16"])]
+    diff = np.abs(images["float32"].astype(int) - images["bfloat16"].astype(int))
+    return {"seeds": seeds, "mean_identity_distance": float(np.mean(distances)),
+            "max_identity_distance": float(np.max(distances)),
+            "mean_abs_pixel_difference": float(diff.mean()),
+            "max_abs_pixel_difference": int(diff.max())}
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,23 +327,27 @@ def measure_all(args: argparse.Namespace) -> dict[str, Any]:
     skipped = reference_status(args)
     if skipped:
         _log(f"[bench] reference comparison SKIPPED: {skipped}")
-    _log("[bench] peak convolution FLOP/s ...")
-    peaks = [_run_json(_child_cmd(args, "peak"), "peak FLOP/s measurement")]
-    _log(f"[bench]   {peaks[0]['peak_gflops_per_s']:.1f} GFLOP/s")
+    peaks: dict[str, list[dict[str, Any]]] = {}
+    for precision in args.precision:
+        _log(f"[bench] peak convolution FLOP/s in {precision} ...")
+        peaks[precision] = [_run_json(_child_cmd(args, "peak", _bf16(precision)),
+                                      f"peak FLOP/s measurement ({precision})")]
+        _log(f"[bench]   {peaks[precision][0]['peak_gflops_per_s']:.1f} GFLOP/s")
     naive: dict[int, dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
     for res in args.resolutions:
         _log(f"[naive] res={res} per-sample ...")
         naive[res] = _run_json(_child_cmd(args, "naive", res), f"naive res={res}")
         _log(f"[naive]   {naive[res]['images_per_s']:.3f} img/s")
-        for batch in args.batches:
-            _log(f"[ours] res={res} batch={batch} ...")
-            row = _run_json(_child_cmd(args, "ours", res, batch), f"ours res={res} batch={batch}")
+        for batch, precision in ((b, p) for b in args.batches for p in args.precision):
+            what = f"res={res} batch={batch} {precision}"
+            _log(f"[ours] {what} ...")
+            row = _run_json(_child_cmd(args, "ours", res, batch, _bf16(precision)), f"ours {what}")
             _log(f"[ours]   {row['images_per_s']:.3f} img/s, peak RSS {row['peak_rss_mb']:.0f} MB")
             row["naive_images_per_s"] = naive[res]["images_per_s"]
             row["ours_over_naive"] = row["images_per_s"] / naive[res]["images_per_s"]
             row["reference"] = None
-            if not skipped:
+            if not skipped and precision == "float32":
                 _log(f"[ref]  res={res} batch={batch} ...")
                 try:
                     ref = run_reference(args, res, batch)
@@ -307,21 +361,61 @@ def measure_all(args: argparse.Namespace) -> dict[str, Any]:
                 row["reference"] = ref
             rows.append(row)
     if not args.quick:  # again at the end: the bound uses the best of both, against noise
-        _log("[bench] peak convolution FLOP/s again ...")
-        peaks.append(_run_json(_child_cmd(args, "peak"), "peak FLOP/s measurement"))
-        _log(f"[bench]   {peaks[-1]['peak_gflops_per_s']:.1f} GFLOP/s")
-    # The bound uses the best conv FLOP/s seen anywhere in the run, the per-config ones included.
-    peak = max([p["peak_gflops_per_s"] for p in peaks]
-               + [r["local_peak_gflops_per_s"] for r in rows])
+        for precision in args.precision:
+            _log(f"[bench] peak convolution FLOP/s in {precision} again ...")
+            peaks[precision].append(_run_json(_child_cmd(args, "peak", _bf16(precision)),
+                                              f"peak FLOP/s measurement ({precision})"))
+            _log(f"[bench]   {peaks[precision][-1]['peak_gflops_per_s']:.1f} GFLOP/s")
+    # Each precision's bound uses the best conv FLOP/s seen anywhere in the run in that
+    # precision, the per-config ones included.
+    peak = {p: max([m["peak_gflops_per_s"] for m in peaks[p]]
+                   + [r["local_peak_gflops_per_s"] for r in rows if r["precision"] == p])
+            for p in args.precision}
     for row in rows:
+        best = peak[row["precision"]]
         row["achieved_gflops_per_s"] = row["images_per_s"] * row["flops_per_image"] / 1e9
-        row["flop_bound_images_per_s"] = peak * 1e9 / row["flops_per_image"]
-        row["flop_bound_pct"] = 100.0 * row["achieved_gflops_per_s"] / peak
+        row["flop_bound_images_per_s"] = best * 1e9 / row["flops_per_image"]
+        row["flop_bound_pct"] = 100.0 * row["achieved_gflops_per_s"] / best
         row["local_flop_bound_pct"] = (100.0 * row["achieved_gflops_per_s"]
                                        / row["local_peak_gflops_per_s"])
-    return {"peak_conv": {"peak_gflops_per_s": peak, "measurements": peaks},
+    quality = None
+    if set(args.precision) == set(PRECISIONS) and not args.quick:
+        _log(f"[quality] default bundle, {QUALITY_SEEDS} seeds in both precisions ...")
+        quality = _run_json(_child_cmd(args, "quality", QUALITY_SEEDS), "quality guard")
+    return {"peak_conv": {"peak_gflops_per_s": peak["float32" if "float32" in peak
+                                                    else args.precision[0]],
+                          "by_precision": peak, "measurements": peaks},
             "naive": {str(r): v for r, v in naive.items()}, "results": rows,
-            "reference_skipped": skipped}
+            "reference_skipped": skipped, "quality": quality}
+
+
+def _bf16(precision: str) -> int:
+    return int(precision == "bfloat16")
+
+
+def precision_lines(report: dict[str, Any]) -> list[str]:
+    """``bf16/fp32`` per config, the peaks, and the quality guard."""
+    rows = {(r["resolution"], r["batch"], r["precision"]): r for r in report["results"]}
+    lines = []
+    for (res, batch, precision), row in rows.items():
+        full = rows.get((res, batch, "float32"))
+        if precision == "bfloat16" and full:
+            ratio = row["images_per_s"] / full["images_per_s"]
+            lines.append(f"{res}px b{batch}: bf16/fp32 {ratio:.2f} "
+                         f"({row['flop_bound_pct']:.0f} % of the bfloat16 conv peak)")
+    peaks = report["peak_conv"]["by_precision"]
+    if len(peaks) > 1:
+        lines.append("conv peak: " + ", ".join(f"{p} {v:.0f} GFLOP/s" for p, v in peaks.items())
+                     + f" (bf16/fp32 {peaks['bfloat16'] / peaks['float32']:.2f})")
+    q = report.get("quality")
+    if q:
+        verdict = "met" if q["mean_identity_distance"] < GOAL_QUALITY_DISTANCE else "NOT met"
+        lines.append(f"quality guard ({q['seeds']} seeds of the default bundle): mean dlib "
+                     f"identity distance float32 vs bfloat16 {q['mean_identity_distance']:.4f} "
+                     f"(max {q['max_identity_distance']:.4f}; goal < {GOAL_QUALITY_DISTANCE}: "
+                     f"{verdict}), mean |pixel difference| {q['mean_abs_pixel_difference']:.2f}"
+                     f" grey levels (max {q['max_abs_pixel_difference']})")
+    return lines
 
 
 def goal_verdicts(rows: list[dict[str, Any]]) -> list[str]:
@@ -336,7 +430,7 @@ def goal_verdicts(rows: list[dict[str, Any]]) -> list[str]:
                      + (f"; below: {', '.join(below)}" if below else ""))
     else:
         lines.append(f"goal ours/ref >= {GOAL_REF_RATIO}x: not checked (no reference numbers)")
-    big = [r for r in rows if r["batch"] >= GOAL_BOUND_MIN_BATCH]
+    big = [r for r in rows if r["batch"] >= GOAL_BOUND_MIN_BATCH and r["precision"] == "float32"]
     if not big:
         return lines + [f"goal >= {GOAL_BOUND_PCT:.0f} % of FLOP bound: no config with batch "
                         f">= {GOAL_BOUND_MIN_BATCH}"]
@@ -351,7 +445,7 @@ def goal_verdicts(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    head = (f"{'res':>4} {'batch':>5} {'ours img/s':>10} {'peak MB':>8} {'base MB':>8} "
+    head = (f"{'res':>4} {'batch':>5} {'prec':>5} {'ours img/s':>10} {'peak MB':>8} {'base MB':>8} "
             f"{'ours/naive':>10} {'ref img/s':>9} {'ref MB':>7} {'ours/ref':>8} "
             f"{'GFLOP/img':>9} {'GFLOP/s':>8} {'% bound':>7} {'% local':>7}")
     lines = [head, "-" * len(head)]
@@ -362,20 +456,22 @@ def format_table(report: dict[str, Any]) -> str:
         ratio = (f"{r['ours_over_reference']:7.2f}x" if r.get("ours_over_reference")
                  else f"{'-':>8}")
         lines.append(
-            f"{r['resolution']:>4} {r['batch']:>5} {r['images_per_s']:10.2f} "
+            f"{r['resolution']:>4} {r['batch']:>5} {r['precision'][:4]:>5} "
+            f"{r['images_per_s']:10.2f} "
             f"{r['peak_rss_mb']:8.0f} {r['base_rss_mb']:8.0f} {r['ours_over_naive']:9.1f}x "
             f"{ref_ips} {ref_mb} {ratio} {r['flops_per_image'] / 1e9:9.2f} "
             f"{r['achieved_gflops_per_s']:8.1f} {r['flop_bound_pct']:6.1f}% "
             f"{r['local_flop_bound_pct']:6.1f}%")
     peak = report["peak_conv"]
+    first = next(iter(peak["measurements"].values()))[0]
     lines.append(f"peak conv: {peak['peak_gflops_per_s']:.1f} GFLOP/s (tf.nn.conv2d 3x3, best of "
-                 f"{', '.join(str(s['shape']) for s in peak['measurements'][0]['shapes'])}; "
+                 f"{', '.join(str(s['shape']) for s in first['shapes'])}; "
                  f"'% local' uses the peak measured in each config's process right after it)")
     naive = ", ".join(f"{r}px {v['images_per_s']:.3f}" for r, v in report["naive"].items())
     lines.append(f"naive per-sample img/s (batch 1): {naive}")
     if report["reference_skipped"]:
         lines.append(f"reference: SKIPPED ({report['reference_skipped']})")
-    return "\n".join(lines + goal_verdicts(report["results"]))
+    return "\n".join(lines + precision_lines(report) + goal_verdicts(report["results"]))
 
 
 def _machine() -> dict[str, Any]:
@@ -401,10 +497,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ada-root", help="checkout of NVlabs/stylegan2-ada-pytorch")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                    help="PyTorch threads for the reference (default: all cores, like ours)")
+    p.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["float32"],
+                   help="precisions to measure (both: bf16/fp32 ratios and the quality guard)")
     p.add_argument("--json", help="write every number to this file")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 32 px, batch 1 and 2, tiny channels, ~1 s each, no reference")
-    p.add_argument("--child", choices=["ours", "naive", "peak"], help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=["ours", "naive", "peak", "quality"],
+                   help=argparse.SUPPRESS)
     p.add_argument("--child-args", type=int, nargs="*", default=[], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -416,7 +515,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.child:
-        child = {"ours": child_ours, "naive": child_naive, "peak": child_peak}[args.child]
+        child = {"ours": child_ours, "naive": child_naive, "peak": child_peak,
+                 "quality": child_quality}[args.child]
         print(json.dumps(child(args, *args.child_args)), flush=True)
         return
     t0 = time.perf_counter()
@@ -427,6 +527,7 @@ def main(argv: list[str] | None = None) -> None:
         settings={"resolutions": args.resolutions, "batches": args.batches,
                   "seconds": args.seconds, "channel_base": args.channel_base,
                   "channel_max": args.channel_max, "reference_threads": args.threads,
+                  "precision": args.precision,
                   "quick": args.quick},
         machine=_machine(), goals=goal_verdicts(report["results"]),
         total_seconds=round(time.perf_counter() - t0, 1))

@@ -15,6 +15,10 @@ the same run, so figures from machines under different load can be compared. The
 page of 24 fillers under 5 s. On an untrained bundle the times are real but the similarities
 mean nothing (its faces are noise, dlib finds no face in them: "undetected").
 
+With ``--precision float32 bfloat16`` (models/precision.py) the whole measurement runs in each
+precision (generator, encoder, projector, refine and the discriminator's features), and lines
+``bf16/fp32`` give the ratio of the encoder's seconds per photo and of a page of fillers.
+
 Run from the repository root::
 
     .venv/bin/python tests/bench/inversion.py --bundle models/bundles/default
@@ -78,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated inversion methods to measure (the encoder always "
                          "runs: fillers start from its latents)")
     ap.add_argument("--quick", action="store_true", help="tiny bundle, 2 photos, few steps")
+    ap.add_argument("--precision", nargs="+", default=["float32"],
+                    choices=("float32", "bfloat16"), help="precisions to measure in")
     ap.add_argument("--json", type=Path, help="write every number here")
     args = ap.parse_args(argv)
     if args.quick:
@@ -88,20 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no photos matching {args.pattern} in {args.photos}", file=sys.stderr)
         return 2
 
-    import numpy as np
-
     from models.runtime import configure_tensorflow
 
     configure_tensorflow(0, 1)
     from models.bundle import load_bundle
-    from models.encoder import ENCODER_PART, shared_encoder
-    from models.faces import aligned_face_embedding
-    from models.faces.identity import identity_distance
-    from models.fillers import filler_page, render
-    from models.images import pixel_mse, ssim
-    from models.inversion import align_photo, invert_photo
-    from models.latent import LatentPCA
-    from models.refine import refine
+    from models.encoder import ENCODER_PART
 
     if args.bundle is None:
         if not args.quick:
@@ -112,9 +109,38 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bundle {args.bundle} has no encoder; train one with 'ligan train encoder'",
               file=sys.stderr)
         return 2
-    g = bundle.generator
     say(f"bundle {args.bundle} ({bundle.resolution} px, {bundle.hash[:12]}), "
         f"{len(photos)} photos")
+    reports = {}
+    for precision in args.precision:
+        bundle.generator.use_precision(precision)
+        bundle.cache.pop("encoder", None)  # the inference encoder takes the new precision
+        reports[precision] = measure(bundle, photos, args, precision)
+    if len(reports) == 2:
+        full, half = reports["float32"], reports["bfloat16"]
+        enc = half["methods"]["encoder"]["seconds"]["mean"] / \
+            full["methods"]["encoder"]["seconds"]["mean"]
+        page = max(p["seconds"] for p in full["pages"]) / max(p["seconds"] for p in half["pages"])
+        print(f"bf16/fp32 speed: encoder {1 / enc:.2f}, page of {args.per_page} fillers {page:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(reports, indent=2))
+    return 0
+
+
+def measure(bundle, photos: list[Path], args: argparse.Namespace, precision: str) -> dict:
+    """Every number of the benchmark with the bundle rendering in ``precision``; printed."""
+    import numpy as np
+
+    from models.encoder import shared_encoder
+    from models.faces import aligned_face_embedding
+    from models.faces.identity import identity_distance
+    from models.fillers import filler_page, render
+    from models.images import pixel_mse, ssim
+    from models.inversion import align_photo, invert_photo
+    from models.latent import LatentPCA
+    from models.refine import refine
+
+    g = bundle.generator
 
     center = g.w_avg.numpy()[None].repeat(g.num_ws, 0)
     render(g, center[None])  # warm the graphs
@@ -168,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                       "identity_mean": float(np.mean(distances)) if distances else None})
 
     print(f"inversion benchmark — bundle {bundle.resolution} px ({bundle.hash[:12]}), "
-          f"{len(photos)} photos from {args.photos.name}/{args.pattern}")
+          f"{len(photos)} photos from {args.photos.name}/{args.pattern}, {precision}")
     print(f"  rendering one face: {one_face * 1000:.1f} ms (the unit of the × columns); "
           f"building the encoder once: {warm_encoder:.2f} s (not in the times below)")
     print(f"  {'method':18s} {'MSE':>8s} {'worst':>8s} {'SSIM':>6s} {'worst':>6s} "
@@ -195,13 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     goal_page = max(p["seconds"] for p in pages)
     print(f"  goals (default model, development CPU): encoder {goal_enc:.2f} s/photo "
           f"(< 0.5 s), slowest page on average {goal_page:.2f} s (< 5 s for 24)")
-    if args.json:
-        args.json.write_text(json.dumps({
-            "bundle_hash": bundle.hash, "resolution": bundle.resolution,
+    return {"bundle_hash": bundle.hash, "resolution": bundle.resolution, "precision": precision,
             "photos": [p.name for p in photos], "render_one_face_s": one_face,
-            "build_encoder_s": warm_encoder,
-            "methods": report_methods, "pages": pages}, indent=2))
-    return 0
+            "build_encoder_s": warm_encoder, "methods": report_methods, "pages": pages}
 
 
 def _timed(fn):

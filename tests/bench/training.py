@@ -11,9 +11,17 @@ Two numbers per resolution, measured separately:
 
 The ratio loading ÷ training must exceed 1: the loader is then never the bottleneck (it runs on
 other threads while the step computes, so the real margin is larger than the ratio suggests
-when the CPU is not saturated). Run from the repository root::
+when the CPU is not saturated).
+
+With ``--precision float32 bfloat16`` (models/precision.py) every configuration is trained in
+both, and so is the **encoder** (``EncoderTrainer`` steps on a bundle of the same generator);
+each gets a line ``bf16/fp32 X.XX`` (images per second) and the run measures the 3×3
+convolution peak in both precisions, so that the ratio can be read against what the CPU's
+bfloat16 units give (bf16/fp32 of the peak; about 1 on CPUs without AMX or AVX-512 BF16, where
+bfloat16 is emulated). Run from the repository root::
 
     .venv/bin/python tests/bench/training.py                 # 64 and 128 px
+    .venv/bin/python tests/bench/training.py --resolutions 64 --precision float32 bfloat16
     .venv/bin/python tests/bench/training.py --quick         # 32 px, a few steps (the test)
 """
 from __future__ import annotations
@@ -66,7 +74,8 @@ def loading_rate(data: Path, resolution: int, batch: int, batches: int) -> float
 
 
 def training_rate(data: Path, run_dir: Path, resolution: int, batch: int, steps: int,
-                  channel_base: int, channel_max: int, mixed_precision: bool) -> float:
+                  channel_base: int, channel_max: int, precision: str) -> float:
+    """Images per second of G+D steps; leaves the run's bundle in ``run_dir/bundle``."""
     import tensorflow as tf
 
     from models.training.data import training_dataset
@@ -74,7 +83,7 @@ def training_rate(data: Path, run_dir: Path, resolution: int, batch: int, steps:
 
     cfg = TrainConfig(data=str(data), resolution=resolution, batch_size=batch, total_kimg=1,
                       z_dim=256, w_dim=256, mapping_layers=4, channel_base=channel_base,
-                      channel_max=channel_max, progress=False, mixed_precision=mixed_precision)
+                      channel_max=channel_max, progress=False, precision=precision)
     trainer = Trainer(cfg, run_dir)
     real = next(iter(training_dataset(data, resolution, batch, seed=0)))
     beta = tf.constant(trainer.ema_beta(10_000), tf.float32)
@@ -85,7 +94,64 @@ def training_rate(data: Path, run_dir: Path, resolution: int, batch: int, steps:
         stats = trainer._step_fn(step % cfg.pl_interval == 0, step % cfg.r1_interval == 0)(
             real, beta)
     float(stats["loss/G"])  # wait for the last step
+    rate = steps * batch / (time.perf_counter() - t0)
+    if not (run_dir / "bundle").exists():
+        trainer.export_bundle(0)
+    return rate
+
+
+def encoder_rate(data: Path, bundle: Path, run_dir: Path, batch: int, steps: int,
+                 channel_base: int, channel_max: int, precision: str) -> float:
+    """Images per second of encoder training steps (half generated, half real faces)."""
+    from models.training.data import training_dataset
+    from models.training.encoder import EncoderTrainConfig, EncoderTrainer
+
+    cfg = EncoderTrainConfig(bundle=str(bundle), data=str(data), batch_size=batch,
+                             channel_base=channel_base, channel_max=channel_max,
+                             progress=False, export=False, precision=precision)
+    trainer = EncoderTrainer(cfg, run_dir)
+    real = next(iter(training_dataset(data, trainer.enc_cfg.resolution, trainer.n_real, 0)))
+    trainer._train_step(real)  # compile outside the clock
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        stats = trainer._train_step(real)
+    float(stats["total"])
     return steps * batch / (time.perf_counter() - t0)
+
+
+def conv_peak(dtype: str, shape: tuple[int, int, int, int] = (16, 64, 64, 128)) -> float:
+    """GFLOP/s of a compiled 3×3 convolution in ``dtype`` (best of 3)."""
+    import tensorflow as tf
+
+    n, h, w, c = shape
+    x = tf.cast(tf.random.normal([n, h, w, c], seed=1), dtype)
+    k = tf.cast(tf.random.normal([3, 3, c, c], seed=2), dtype)
+    conv = tf.function(lambda x, k: tf.nn.conv2d(x, k, strides=1, padding="SAME"))
+    conv(x, k).numpy()
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        conv(x, k).numpy()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n * h * w * c * c * 9 / best / 1e9
+
+
+def ratio_lines(report: dict) -> list[str]:
+    """``bf16/fp32`` per configuration, and the same ratio of the convolution peak."""
+    lines = []
+    for kind, rows in (("G+D", report["results"]), ("encoder", report["encoder"])):
+        by = {(r["resolution"], r["precision"]): r["train_img_s"] for r in rows}
+        for (res, precision), rate in by.items():
+            if precision == "bfloat16" and (res, "float32") in by:
+                lines.append(f"{kind} {res} px, channel max {report['channel_max']}: "
+                             f"bf16/fp32 {rate / by[(res, 'float32')]:.2f}")
+    peak = report["conv_peak_gflops"]
+    if {"float32", "bfloat16"} <= set(peak):
+        lines.append(f"3×3 conv peak: float32 {peak['float32']:.0f}, bfloat16 "
+                     f"{peak['bfloat16']:.0f} GFLOP/s (bf16/fp32 "
+                     f"{peak['bfloat16'] / peak['float32']:.2f}: what this CPU's bfloat16 units "
+                     f"give at best)")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=16, help="timed training steps")
     parser.add_argument("--channel-base", type=int, default=4096)
     parser.add_argument("--channel-max", type=int, default=128)
-    parser.add_argument("--mixed-precision", action="store_true")
+    parser.add_argument("--precision", nargs="+", default=["float32"],
+                        choices=("float32", "bfloat16", "float16"),
+                        help="precisions to train in (several: bf16/fp32 ratios)")
+    parser.add_argument("--encoder-steps", type=int, default=None,
+                        help="timed encoder steps per precision (default: --steps; 0: none)")
     parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
     args = parser.parse_args(argv)
     if args.quick:
@@ -104,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         resolutions, batch, steps, images = args.resolutions or [64, 128], args.batch, \
             args.steps, 512
+    encoder_steps = args.encoder_steps if args.encoder_steps is not None else (
+        2 if args.quick else steps)
 
     from models.runtime import configure_tensorflow
 
@@ -113,23 +185,42 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"cpus": len(os.sched_getaffinity(0)),
                     "gpus": len(tf.config.list_physical_devices("GPU")), "batch": batch,
                     "steps": steps, "channel_base": args.channel_base,
-                    "channel_max": args.channel_max, "mixed_precision": args.mixed_precision,
-                    "results": []}
+                    "channel_max": args.channel_max, "precision": args.precision,
+                    "results": [], "encoder": [], "conv_peak_gflops": {}}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         report["data"] = write_shard(data, images)
         print(f"training throughput on {report['cpus']} CPU(s), {report['gpus']} GPU(s); "
               f"batch {batch}, channel base {args.channel_base}, max {args.channel_max}; "
               f"data: {report['data']}")
-        print(f"{'px':>5} {'train img/s':>12} {'load img/s':>12} {'load/train':>11}")
+        for dtype in sorted({p if p != "float16" else "float32" for p in args.precision}):
+            report["conv_peak_gflops"][dtype] = round(conv_peak(dtype), 1)
+        print(f"{'px':>5} {'precision':>9} {'train img/s':>12} {'load img/s':>12} "
+              f"{'load/train':>11}")
         for res in resolutions:
-            train = training_rate(data, Path(tmp) / f"run{res}", res, batch, steps,
-                                  args.channel_base, args.channel_max, args.mixed_precision)
             load = loading_rate(data, res, batch, max(4, images // batch))
-            row = {"resolution": res, "train_img_s": round(train, 2), "load_img_s": round(load, 1),
-                   "ratio": round(load / train, 1)}
-            report["results"].append(row)
-            print(f"{res:>5} {train:>12.2f} {load:>12.1f} {load / train:>10.1f}×")
+            for precision in args.precision:
+                run = Path(tmp) / f"run{res}-{precision}"
+                train = training_rate(data, run, res, batch, steps, args.channel_base,
+                                      args.channel_max, precision)
+                row = {"resolution": res, "precision": precision, "train_img_s": round(train, 2),
+                       "load_img_s": round(load, 1), "ratio": round(load / train, 1)}
+                report["results"].append(row)
+                print(f"{res:>5} {precision:>9} {train:>12.2f} {load:>12.1f} "
+                      f"{load / train:>10.1f}×")
+            if encoder_steps:
+                bundle = Path(tmp) / f"run{res}-{args.precision[0]}" / "bundle"
+                for precision in args.precision:
+                    if precision == "float16":
+                        continue
+                    rate = encoder_rate(data, bundle, Path(tmp) / f"enc{res}-{precision}",
+                                        max(batch // 2, 2), encoder_steps, args.channel_base,
+                                        args.channel_max, precision)
+                    report["encoder"].append({"resolution": res, "precision": precision,
+                                              "train_img_s": round(rate, 2)})
+                    print(f"{res:>5} {precision:>9} {rate:>12.2f}  (encoder steps)")
+        for line in ratio_lines(report):
+            print(line)
     slow = [r for r in report["results"] if r["ratio"] <= 1]
     print("the loader is " + ("the bottleneck at " + ", ".join(f"{r['resolution']} px"
                                                                for r in slow)

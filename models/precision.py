@@ -1,0 +1,104 @@
+"""Numeric precision of the heavy tensor work: which one to use on this machine, and why.
+
+Three precisions exist. Weights, optimiser state, the mapping network, ``w_avg``, losses,
+logits and the demodulation statistics always stay float32; only the convolutions and the
+activations around them change:
+
+* ``float32`` — exact: the importer parity with NVIDIA's code and bit-for-bit face records;
+* ``bfloat16`` — the synthesis and discriminator/encoder/attribute convolutions in bfloat16, for
+  CPUs whose matrix units compute it natively (Intel AMX, AVX-512 BF16). bfloat16 has float32's
+  exponent range, so it needs no loss scaling and no clamping;
+* ``float16`` — StyleGAN2-ADA's GPU recipe: the discriminator's highest-resolution blocks in
+  float16 with activations clamped between blocks (training only; rendering stays float32).
+
+``auto`` resolves to one of them from the hardware (:func:`resolve_precision`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Iterable
+
+PRECISIONS = ("float32", "bfloat16", "float16")
+SETTINGS = ("auto",) + PRECISIONS
+# CPU flags (as /proc/cpuinfo spells them) of native bfloat16 arithmetic.
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+CPUINFO = Path("/proc/cpuinfo")
+
+
+class PrecisionError(ValueError):
+    """A precision name LiGAN does not know."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Precision:
+    """A resolved precision and the reason it was chosen (for logs and health answers)."""
+
+    name: str
+    reason: str
+
+    @property
+    def compute_dtype(self):
+        """The dtype rendering and the convolutions of training run in (float16 is used only
+        by training's discriminator blocks, so rendering under it is float32)."""
+        import tensorflow as tf
+
+        return tf.bfloat16 if self.name == "bfloat16" else tf.float32
+
+
+def check_precision(name: str, allow_auto: bool = True) -> str:
+    """``name`` lower-cased if it is a known precision (or ``auto``), else PrecisionError."""
+    value = str(name).strip().lower()
+    known = SETTINGS if allow_auto else PRECISIONS
+    if value not in known:
+        raise PrecisionError(f"precision must be one of {', '.join(known)}, got {name!r}")
+    return value
+
+
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """The CPU feature flags of the first processor in ``cpuinfo`` (the text of
+    /proc/cpuinfo; read from the system when None; empty where there is none)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = CPUINFO.read_text(errors="replace")
+        except OSError:
+            return frozenset()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def resolve_precision(setting: str = "auto", *, flags: Iterable[str] | None = None,
+                      gpus: int | None = None) -> Precision:
+    """The precision to run in for ``setting``.
+
+    ``auto`` picks float16 mixed precision when TensorFlow sees a GPU, bfloat16 on CPUs with
+    native bfloat16 units (:data:`BF16_CPU_FLAGS`), float32 otherwise. ``flags`` and ``gpus``
+    default to this machine's; tests pass them to simulate another machine.
+    """
+    setting = check_precision(setting)
+    if setting != "auto":
+        return Precision(setting, "set explicitly")
+    if gpus is None:
+        import tensorflow as tf
+
+        gpus = len(tf.config.list_physical_devices("GPU"))
+    if gpus:
+        return Precision("float16", f"auto: {gpus} GPU(s) visible")
+    have = sorted(set(BF16_CPU_FLAGS) & set(cpu_flags() if flags is None else flags))
+    if have:
+        return Precision("bfloat16", f"auto: the CPU computes bfloat16 natively "
+                                     f"({', '.join(have)})")
+    return Precision("float32", f"auto: the CPU has no native bfloat16 units "
+                                f"(none of {', '.join(BF16_CPU_FLAGS)}), so bfloat16 would "
+                                f"only be emulated")
+
+
+def render_precision(precision: Precision | str) -> str:
+    """The precision faces are *rendered* in under ``precision`` (float16 is a training-only
+    recipe; rendering then stays float32)."""
+    name = precision.name if isinstance(precision, Precision) else check_precision(precision,
+                                                                                  False)
+    return "bfloat16" if name == "bfloat16" else "float32"
