@@ -11,7 +11,8 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from backend_server.validation import MAX_BODY_BYTES, BadRequest, RequestError, parse_json_body
+from backend_server.validation import BadRequest, RequestError, parse_json_body
+from setup.strict_json import MAX_JSON_BODY_BYTES, use_strict_json
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +21,8 @@ _TOP_LEVEL = {"type", "params"}
 
 def create_app(backend) -> Flask:
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.json.sort_keys = False
+    app.config["MAX_CONTENT_LENGTH"] = MAX_JSON_BODY_BYTES
+    use_strict_json(app)
     expected = f"Bearer {backend.secret}".encode("utf-8")
 
     def error(status: int, message: str, **headers):
@@ -83,7 +84,7 @@ def create_app(backend) -> Flask:
             404: f"no such endpoint {request.path[:100]!r}; the API is POST /tasks, "
                  f"GET|DELETE /tasks/<id>, GET /health",
             405: f"{request.method} is not allowed on {request.path[:100]!r}",
-            413: f"the body is larger than {MAX_BODY_BYTES} bytes; task requests are small "
+            413: f"the body is larger than {MAX_JSON_BODY_BYTES} bytes; task requests are small "
                  f"JSON objects (files are passed by their path in the results folder)",
         }
         return error(exc.code or 500, messages.get(exc.code, exc.description or exc.name))

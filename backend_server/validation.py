@@ -10,14 +10,13 @@ Status codes (see docs/backend.md):
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-MAX_BODY_BYTES = 1 << 20  # task requests are small; uploads travel as files, never in JSON
+from setup.strict_json import loads_strict
 
 
 class RequestError(Exception):
@@ -51,27 +50,15 @@ class Unprocessable(RequestError):
     status = 422
 
 
-def _reject_constant(name: str):
-    raise BadRequest(f"the body is not valid JSON: {name} is not a JSON number; send a finite "
-                     f"number")
-
-
 def parse_json_body(data: bytes) -> Any:
     """Strict JSON: NaN, Infinity and -Infinity (which Python's parser accepts) are refused."""
     if not data:
         raise BadRequest("the body is empty; send a JSON object like "
                          '{"type": "random", "params": {"amount": 8}}')
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest("the body is not UTF-8 text; send JSON") from None
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise BadRequest("the body nests too deeply; send a flat JSON object") from None
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column "
-                         f"{exc.colno})") from None
+        return loads_strict(data)
+    except ValueError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
 class Params:

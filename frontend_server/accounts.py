@@ -8,13 +8,23 @@ from frontend_server.context import admin_required, current_user, frontend
 from frontend_server.errors import ApiError
 from frontend_server.limits import limiter, login_key
 from frontend_server.store import StoreError
+from setup.strict_json import MAX_JSON_BODY_BYTES, loads_strict
 
 bp = Blueprint("accounts", __name__, url_prefix="/web")
 
 
 def json_body() -> dict:
-    """The request's JSON object, or a 400 that says so."""
-    body = request.get_json(silent=True)
+    """The request's JSON object, or a 400/413 that says what is wrong with it (strict JSON:
+    no NaN or Infinity, no deep nesting; see setup/strict_json.py)."""
+    if not request.is_json:
+        raise ApiError(400, "Send a JSON object (Content-Type: application/json).")
+    if (request.content_length or 0) > MAX_JSON_BODY_BYTES:
+        raise ApiError(413, f"The request is over {MAX_JSON_BODY_BYTES // 1024} KiB; requests "
+                            f"are small JSON objects (photos are uploaded as files).")
+    try:
+        body = loads_strict(request.get_data(cache=True))
+    except ValueError as exc:
+        raise ApiError(400, f"The body is not valid JSON: {exc}.") from None
     if not isinstance(body, dict):
         raise ApiError(400, "Send a JSON object (Content-Type: application/json).")
     return body

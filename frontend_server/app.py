@@ -16,6 +16,7 @@ from frontend_server.daemon import DaemonClient
 from frontend_server.errors import register_error_handlers
 from frontend_server.limits import limiter
 from frontend_server.store import Store
+from setup.strict_json import use_strict_json
 
 WEB_UI = Path(__file__).resolve().parent.parent / "web_ui"
 TOKEN_ENV = "LIGAN_DAEMON_TOKEN"
@@ -55,7 +56,6 @@ def create_app(settings, daemon_url: str = "", daemon_token: str | None = None) 
         MAX_CONTENT_LENGTH=settings.upload_max_mb * 1024 * 1024 + 64 * 1024,
         LIGAN_UPLOAD_MAX_MB=settings.upload_max_mb,
         WTF_CSRF_TIME_LIMIT=None,          # the token lives as long as the login session
-        JSON_SORT_KEYS=False,
         SEND_FILE_MAX_AGE_DEFAULT=0,
     )
     # The daemon sets X-Forwarded-For/-Proto/-Host on every proxied request (replacing what a
@@ -63,6 +63,7 @@ def create_app(settings, daemon_url: str = "", daemon_token: str | None = None) 
     # client's address is that many hops plus the daemon's from the right.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies + DAEMON_HOPS,
                             x_proto=1, x_host=1)
+    use_strict_json(app)
     app.extensions["ligan"] = Frontend(settings, Store(database_path(settings)),
                                        DaemonClient(daemon_url, token))
     CSRFProtect(app)

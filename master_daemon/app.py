@@ -10,7 +10,6 @@ waitress; :func:`run_embedded` is ``ligan up``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import secrets
@@ -35,6 +34,7 @@ from master_daemon.monitor import Monitor
 from master_daemon.proxy import Proxy
 from master_daemon.store import Store
 from setup.config import to_env
+from setup.strict_json import MAX_JSON_BODY_BYTES, dumps_strict, loads_strict
 
 log = logging.getLogger("ligan.daemon")
 EVENTS_SALT = "ligan-events"
@@ -49,7 +49,7 @@ def events_token(token: str, sid: str) -> str:
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data), status=status, mimetype="application/json")
+    return Response(dumps_strict(data), status=status, mimetype="application/json")
 
 
 def create_app(manager: Manager, hub: EventHub, token: str, proxy: Proxy,
@@ -67,10 +67,13 @@ def create_app(manager: Manager, hub: EventHub, token: str, proxy: Proxy,
         raw = request.get_data(cache=True)
         if not raw:
             return {}
+        if len(raw) > MAX_JSON_BODY_BYTES:
+            raise ApiError(413, f"the body is over {MAX_JSON_BODY_BYTES // 1024} KiB; task "
+                                f"requests are small JSON objects")
         try:
-            return json.loads(raw, parse_constant=_no_constant)
+            return loads_strict(raw)
         except ValueError as e:
-            raise ApiError(400, f"the body is not JSON: {e}") from None
+            raise ApiError(400, f"the body is not valid JSON: {e}") from None
 
     @app.errorhandler(ApiError)
     def api_error(e: ApiError) -> Response:
@@ -132,7 +135,7 @@ def create_app(manager: Manager, hub: EventHub, token: str, proxy: Proxy,
         if request.method != "POST":
             return _json({"error": "callbacks are POSTed"}, 405)
         try:
-            body = json.loads(request.get_data() or b"null", parse_constant=_no_constant)
+            body = loads_strict(request.get_data() or b"null")
         except ValueError:
             body = None
         status, answer = manager.callback(bid, kind, request.headers.get("Authorization", ""),
@@ -164,10 +167,6 @@ def create_app(manager: Manager, hub: EventHub, token: str, proxy: Proxy,
         return proxy.forward(request)
 
     return app
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _stream(manager: Manager, hub: EventHub, sid: str, after: int | None,

@@ -45,6 +45,11 @@ except Exception:  # pragma: no cover - jobs.slurm always imports; keep the daem
     PENDING_STUCK = frozenset()
 
 
+# Backend answers that refuse a task for good: sending it again cannot help (a malformed or
+# too large body, a face that does not exist, an unusable value), so the task fails with the
+# backend's reason instead of being held and re-sent.
+REFUSED = (400, 404, 413, 422)
+
 class ApiError(Exception):
     """An answer other than success: ``status`` and a readable ``error``."""
 
@@ -281,7 +286,7 @@ class Manager:
                     self._add_task(t)
                 status, answer = self._send(t, synchronous=True)
                 with self._lock:
-                    if status in (400, 404, 409, 422):
+                    if status in REFUSED + (409,):
                         self._drop_task(t)
                         return status, answer
                     if t.backend_id:
@@ -472,12 +477,12 @@ class Manager:
                     return
                 t = todo[0]
             status, _ = self._send(t, synchronous=False)
-            if status not in (202, 400, 404, 409, 422):  # a refused task failed; go on
+            if status not in (202, 409) + REFUSED:  # a refused task failed; go on
                 return
 
     def _send(self, t: Task, synchronous: bool) -> tuple[int, dict[str, Any]]:
         """POST one task to the session's current backend (send lock held). On 202 the task
-        is mapped to the backend's task id; a refusal (400/404/422, or 409 from a backend that
+        is mapped to the backend's task id; a refusal (:data:`REFUSED`, or 409 from a backend that
         is not shutting down) is returned when ``synchronous``, and fails the task otherwise;
         anything else leaves it held (status 0 returned)."""
         with self._lock:
@@ -502,7 +507,7 @@ class Manager:
                 log.info("task %s (%s) of session %s forwarded to backend %s as %s",
                          t.task_id, t.type, t.session_id, bid, t.backend_task_id)
                 return 202, answer
-        refused = status in (400, 404, 422)
+        refused = status in REFUSED
         if status == 409:  # a conflict with the task, or the backend shuts down: ask which
             h_status, health = self.client.call("GET", address, "/health", secret)
             refused = h_status == 200 and health.get("status") == "ok"

@@ -636,3 +636,20 @@ def test_behind_https_cookies_are_secure_and_client_addresses_come_from_the_prox
         second.login("henry", PASSWORD, 200)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("path", ["/web/login", "/web/tasks", "/web/lineups",
+                                  "/web/research/tasks"])
+def test_json_bodies_are_strict_everywhere(stack, alice, path):
+    """Deep nesting, NaN and Infinity are refused with 400 and a message on every JSON route
+    (they gave a 500 with a RecursionError, a 502, or a lineup that never reopened)."""
+    headers = {"Content-Type": "application/json"}
+    deep = alice.post(path, 400, data="[" * 5000 + "]" * 5000, headers=headers).json()
+    assert "nests too deeply" in deep["error"]
+    for word in ("NaN", "Infinity", "-Infinity"):
+        body = '{"type": "random", "params": {"amount": %s}, "name": "x", "password": %s}' % (
+            word, word)
+        answer = alice.post(path, 400, data=body, headers=headers).json()
+        assert f"{word} is not a JSON number" in answer["error"], answer
+    big = alice.post(path, 413, data='{"pad": "%s"}' % ("x" * (1 << 20)), headers=headers)
+    assert "over 1024 KiB" in big.json()["error"]

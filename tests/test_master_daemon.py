@@ -182,6 +182,16 @@ def test_tokens_secrets_and_unknown_things(daemons):
     r = d.api("POST", f"/api/sessions/{SID}/tasks", json={"type": "random",
                                                           "params": {"amount": 1, "x": 1}})
     assert r.status_code == 400, r.text
+    # strict JSON and one body limit at the edge: refused with a reason, nothing queued
+    before = len(d.api("GET", f"/api/sessions/{SID}/tasks").json()["tasks"])
+    for body, status, words in (
+            ('{"type": "random", "params": {"amount": NaN}}', 400, "NaN is not a JSON number"),
+            ("[" * 5000 + "]" * 5000, 400, "nests too deeply"),
+            ('{"type": "random", "params": {"pad": "%s"}}' % ("x" * (1 << 20)), 413,
+             "over 1024 KiB")):
+        r = d.api("POST", f"/api/sessions/{SID}/tasks", data=body)
+        assert r.status_code == status and words in r.json()["error"], r.text
+    assert len(d.api("GET", f"/api/sessions/{SID}/tasks").json()["tasks"]) == before
 
 
 def test_cancel_a_task(daemons):
