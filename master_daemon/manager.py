@@ -779,6 +779,17 @@ class Manager:
             s.state, s.reason = FAILED, words
             self._emit_session(s)
 
+    def _stop_idle(self, s: Session, reason: str, to_cancel: list[Backend]) -> None:
+        """Stop an unused session: its live backends are cancelled, ``reason`` says why."""
+        for b in self.backends.values():
+            if b.session_id == s.session_id and b.live:
+                b.stop_requested = reason
+                self.store.put_backend(b)
+                to_cancel.append(b)
+        s.state, s.reason, s.queued_at, s.backend_id = STOPPED, reason, None, ""
+        log.info("session %s stopped: %s", s.session_id, reason)
+        self._emit_session(s)
+
     def _check_session(self, s: Session, now: float, to_cancel: list[Backend]) -> None:
         cur = self._current(s)
         unfinished = self._unfinished(s.session_id)
@@ -790,20 +801,20 @@ class Manager:
         idle = self.settings.session_idle_timeout
         since = max(s.last_activity, cur.ready_at or 0.0)
         if idle and cur.state == B_READY and not unfinished and now - since >= idle:
-            reason = f"idle for {int(now - since)} s (limit {int(idle)} s)"
-            for b in self.backends.values():
-                if b.session_id == s.session_id and b.live:
-                    b.stop_requested = reason
-                    self.store.put_backend(b)
-                    to_cancel.append(b)
-            s.state, s.reason, s.queued_at, s.backend_id = STOPPED, reason, None, ""
-            log.info("session %s stopped: %s", s.session_id, reason)
-            self._emit_session(s)
+            self._stop_idle(s, f"idle for {int(now - since)} s (limit {int(idle)} s)",
+                            to_cancel)
             return
         if cur.state == B_READY and any(not t.backend_id for t in unfinished):
             self.kick(s.session_id)  # a send that failed for a passing reason: try again
-        renew_at = (cur.ends or float("inf")) - self.settings.backend_renew_before
+        before = self.settings.backend_renew_before
+        renew_at = (cur.ends or float("inf")) - before
         if cur.state == B_READY and not cur.renewed_by and now >= renew_at:
+            if not unfinished and now - s.last_activity >= before:
+                # Nobody used the session for a whole renewal window: let it go instead of
+                # renewing an unused backend for ever; the next task starts a fresh one.
+                self._stop_idle(s, f"idle for {int(now - s.last_activity)} s when its backend "
+                                   f"neared its time limit (not renewed)", to_cancel)
+                return
             log.info("backend %s of session %s ends at %s: submitting its replacement",
                      cur.backend_id, s.session_id, time.strftime("%H:%M:%S",
                                                                   time.localtime(cur.ends)))

@@ -190,13 +190,18 @@ def _server_settings(env: Mapping[str, str]) -> dict:
     secure = (env.get("LIGAN_SECURE_COOKIES") or "0").strip().lower()
     if secure not in ("0", "1", "true", "false", "yes", "no"):
         raise SettingsError(f"LIGAN_SECURE_COOKIES must be 0 or 1, got {secure!r}")
+    time_limit = _int(env, "LIGAN_BACKEND_TIME_LIMIT", 28800, minimum=60)
+    renew_before = _int(env, "LIGAN_BACKEND_RENEW_BEFORE", 900)
+    if renew_before >= time_limit:
+        raise SettingsError(f"LIGAN_BACKEND_RENEW_BEFORE ({renew_before} s) must be shorter than "
+                            f"LIGAN_BACKEND_TIME_LIMIT ({time_limit} s): a backend would be "
+                            f"replaced as soon as it starts, and its replacement too")
     return dict(
         host=host, port=port, public_url=public_url or f"http://{host}:{port}",
         scheduler=scheduler,
         max_backends=_int(env, "LIGAN_MAX_BACKENDS", 2, minimum=1),
         session_idle_timeout=_float(env, "LIGAN_SESSION_IDLE_TIMEOUT", 1800.0),
-        backend_time_limit=_int(env, "LIGAN_BACKEND_TIME_LIMIT", 28800, minimum=60),
-        backend_renew_before=_int(env, "LIGAN_BACKEND_RENEW_BEFORE", 900),
+        backend_time_limit=time_limit, backend_renew_before=renew_before,
         callback_host=(env.get("LIGAN_CALLBACK_HOST") or "").strip(),
         slurm_partition=(env.get("LIGAN_SLURM_PARTITION") or "").strip(),
         slurm_account=(env.get("LIGAN_SLURM_ACCOUNT") or "").strip(),

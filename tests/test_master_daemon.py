@@ -337,6 +337,29 @@ def test_renewal_before_the_time_limit_keeps_queued_tasks(tmp_path, tiny_bundle_
         _kill_jobs(tmp_path)
 
 
+def test_an_idle_session_is_stopped_at_the_renewal_point_not_renewed(tmp_path,
+                                                                    tiny_bundle_dir):
+    """A session nobody used during a whole renewal window is let go when its backend nears
+    its time limit (it renewed for ever before, 21 jobs in 16 minutes)."""
+    d = start_daemon(tmp_path, tiny_bundle_dir, frontend_command=None, max_backends=1,
+                     session_idle_timeout=0, backend_time_limit=90, backend_renew_before=80)
+    try:
+        d.api("PUT", "/api/sessions/i-1")
+        wait_state(d, "i-1", "ready", READY_S)
+        m = d.daemon.manager
+        with m._lock:  # as if the user had last done something long ago
+            m.sessions["i-1"].last_activity -= 1000
+        state = wait_state(d, "i-1", "stopped", 30)
+        assert "not renewed" in state["reason"], state
+        assert not current_backend(d, "i-1")
+        assert [b for b in m.backends.values() if b.session_id == "i-1"][0].renewed_by == ""
+        post_task(d, "i-1", "random", {"amount": 1, "seed": 1})  # the next task starts one
+        wait_state(d, "i-1", "ready", READY_S)
+    finally:
+        d.stop(cancel_backends=True)
+        _kill_jobs(tmp_path)
+
+
 # -- proxy -------------------------------------------------------------------------------------
 ECHO_APP = textwrap.dedent('''
     import json, sys
