@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from typing import Callable, Sequence
 
@@ -25,7 +26,8 @@ def run(build_parser: Callable[[Settings], argparse.ArgumentParser],
     except SettingsError as exc:
         return fail(str(exc))
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
-    args = build_parser(settings).parse_args(argv)
+    args = build_parser(settings).parse_args(attach_negative_values(
+        sys.argv[1:] if argv is None else argv))
     try:
         return int(args.handler(args, settings) or 0)
     except CommandError as exc:
@@ -33,6 +35,24 @@ def run(build_parser: Callable[[Settings], argparse.ArgumentParser],
     except KeyboardInterrupt:
         print("ligan: interrupted", file=sys.stderr)
         return 130
+
+
+# A value that starts with a minus sign but is a list of numbers ("-2,-1,0,1,2", "-0.5,0.5"):
+# argparse takes any such word for an option unless it is a single negative number.
+_NUMBER_LIST = re.compile(r"^-\d*\.?\d+(,\s*-?\d*\.?\d+)+$")
+
+
+def attach_negative_values(argv: Sequence[str]) -> list[str]:
+    """``--opt -2,-1,0`` → ``--opt=-2,-1,0``, so that documented lists of strengths or offsets
+    parse as written."""
+    out: list[str] = []
+    for word in argv:
+        if (out and _NUMBER_LIST.match(word) and out[-1].startswith("--")
+                and "=" not in out[-1]):
+            out[-1] = f"{out[-1]}={word}"
+        else:
+            out.append(word)
+    return out
 
 
 def subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:

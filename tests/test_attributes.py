@@ -9,6 +9,8 @@ edits) end to end, not that any real attribute is recognised.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import shutil
 import types
@@ -17,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED
+from setup.config import load_settings
+from tests.conftest import SHARED, ligan
 
 SMILING = "Smiling"
 
@@ -405,7 +408,7 @@ def test_celeba_faces_are_aligned_and_split_by_identity(tmp_path):
 def _run_cli(argv: list[str], bundle=None) -> int:
     from models.attributes.cli import register, register_train
 
-    settings = types.SimpleNamespace(bundle=bundle, tf_intra_threads=0, tf_inter_threads=1)
+    settings = dataclasses.replace(load_settings({}), bundle=bundle)
     parser = argparse.ArgumentParser(prog="ligan")
     sub = parser.add_subparsers(dest="command", required=True)
     register(sub, settings)
@@ -456,6 +459,13 @@ def test_cli_generate_filter_and_edit(trained_bundle, tmp_path, capsys):
                      str(trained_bundle), "--attribute", "smiling", "--layers", "coarse",
                      "--outdir", str(out)]) == 0
     assert (out / "strip.png").is_file()
+    # The documented strengths, negative ones first, as a user types them into the real command.
+    r = ligan("attributes", "edit", f"{records}#{face_id}", "--bundle", str(trained_bundle),
+              "--attribute", "smiling", "--strengths", "-2,-1,0,1,2", "--outdir",
+              str(tmp_path / "strip"))
+    assert r.returncode == 0, r.stderr
+    strip = [json.loads(x) for x in (tmp_path / "strip" / "records.jsonl").read_text().splitlines()]
+    assert [rec["parameters"]["strength"] for rec in strip] == [-2, -1, 0, 1, 2]
 
 
 # -- head pose (landmarks, no learned head) ------------------------------------------------------
