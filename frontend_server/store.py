@@ -54,11 +54,31 @@ def check_name(name: str) -> str:
     return name
 
 
-def check_password(password: str) -> str:
+# zxcvbn's scale: 3 = "safely unguessable" (about 10^8 guesses or more), the least a password
+# guarding suspects' photos should take.
+MIN_PASSWORD_SCORE = 3
+
+
+def check_password(password: str, name: str = "") -> str:
+    """``password`` if it is long and hard enough to guess, else a StoreError that says why.
+
+    Strength is zxcvbn's estimate (common passwords, dictionary words, names, dates, keyboard
+    patterns and repeats, and the user's own name), not a rule about character classes.
+    """
     if not isinstance(password, str) or len(password) < 8:
         raise StoreError("A password needs at least 8 characters.")
     if len(password) > 1024:
         raise StoreError("A password may have at most 1024 characters.")
+    from zxcvbn import zxcvbn
+
+    # zxcvbn's cost grows with length; the first 100 characters decide for long passphrases.
+    verdict = zxcvbn(password[:100], user_inputs=[name] if name else [])
+    if verdict["score"] < MIN_PASSWORD_SCORE:
+        feedback = verdict["feedback"]
+        why = feedback.get("warning") or "It is too easy to guess."
+        hint = " ".join(feedback.get("suggestions") or [])
+        raise StoreError(f"That password is too weak: {why.rstrip('.')}. "
+                         f"{hint or 'Use a few uncommon words or a longer phrase.'}")
     return password
 
 
@@ -88,7 +108,7 @@ class Store:
     def add_user(self, name: str, password: str, is_admin: bool = False) -> dict:
         """Create a user; raises :class:`StoreError` for a taken or malformed name."""
         name = check_name(name)
-        password_hash = _hasher.hash(check_password(password))
+        password_hash = _hasher.hash(check_password(password, name))
         try:
             with self._db() as db:
                 cur = db.execute("INSERT INTO users (name, password_hash, is_admin, created) "

@@ -308,6 +308,10 @@ def test_admin_creates_users_and_others_cannot(stack):
     assert "already a user called 'dave'" in err.json()["error"]
     err = admin.post("/web/users", 422, json={"name": "eve", "password": "short"})
     assert "at least 8 characters" in err.json()["error"]
+    for weak, why in (("password", "top-10 common password"), (" " * 8, "Repeats"),
+                      ("eve12345", "too weak"), ("qwertyuiop", "too weak")):
+        err = admin.post("/web/users", 422, json={"name": "eve", "password": weak})
+        assert "too weak" in err.json()["error"] and why in err.json()["error"], (weak, err.json())
     assert "dave" in [u["name"] for u in admin.get("/web/users").json()["users"]]
     Browser(stack[0].url).login("dave", "a long password")
     dave = Browser(stack[0].url)
