@@ -59,12 +59,42 @@ def _list_users(args, settings) -> int:
     return 0
 
 
+def watch_lifeline() -> None:
+    """Exit when the master daemon that started this server is gone.
+
+    The daemon passes the read end of a pipe (``LIFELINE_ENV``) whose write end only it
+    holds; reading it blocks until the daemon's process ends, however it ended, then returns
+    end-of-file. A frontend started by hand has no lifeline and keeps running.
+    """
+    import os
+    import signal
+    import threading
+
+    from setup.config import LIFELINE_ENV
+
+    fd = os.environ.pop(LIFELINE_ENV, "")
+    if not fd.isdigit():
+        return
+
+    def watch() -> None:
+        try:
+            while os.read(int(fd), 1):
+                pass
+        except OSError:
+            pass
+        logging.getLogger(__name__).warning("the master daemon is gone: stopping")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="ligan-lifeline", daemon=True).start()
+
+
 def _serve(args, settings) -> int:
     import waitress
 
     from frontend_server.app import create_app
 
     app = create_app(settings, args.daemon_url)
+    watch_lifeline()
     logging.getLogger(__name__).info("frontend serving on http://%s:%d", args.host, args.port)
     waitress.serve(app, host=args.host, port=args.port, threads=8, ident="ligan-frontend",
                    clear_untrusted_proxy_headers=False)

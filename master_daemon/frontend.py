@@ -21,6 +21,8 @@ from typing import Sequence
 
 import requests
 
+from setup.config import LIFELINE_ENV
+
 log = logging.getLogger("ligan.daemon.frontend")
 CHECKOUT = Path(__file__).resolve().parent.parent
 DEFAULT_COMMAND = (sys.executable, "-m", "frontend_server", "serve", "--host", "127.0.0.1",
@@ -43,6 +45,7 @@ class FrontendSupervisor:
         self._ready = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lifeline: tuple[int, int] | None = None  # (read, write) ends; see _spawn
 
     def start(self) -> "FrontendSupervisor":
         self._thread = threading.Thread(target=self._run, name="ligan-frontend", daemon=True)
@@ -61,11 +64,17 @@ class FrontendSupervisor:
         pythonpath = env.get("PYTHONPATH")
         env["PYTHONPATH"] = str(CHECKOUT) + (os.pathsep + pythonpath if pythonpath else "")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # A lifeline: the frontend holds the read end and exits when it reads end-of-file,
+        # which happens when this process is gone however it died (kill -9 included), so an
+        # orphaned frontend never keeps the port and the database.
+        if self._lifeline is None:
+            self._lifeline = os.pipe()
+        env[LIFELINE_ENV] = str(self._lifeline[0])
         out = open(self.log_path, "ab")
         try:
             return subprocess.Popen(self.argv, cwd=CHECKOUT, env=env, stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+                                    start_new_session=True, pass_fds=(self._lifeline[0],))
         finally:
             out.close()
 

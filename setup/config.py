@@ -95,6 +95,11 @@ class Settings:
         return self.home / "results"
 
 
+# Handed by the master daemon to the frontend server it starts: the read end of a pipe whose
+# write end only the daemon holds, so that the frontend ends when the daemon does.
+LIFELINE_ENV = "LIGAN_LIFELINE_FD"
+
+
 def to_env(settings: Settings) -> dict[str, str]:
     """The environment variables that give ``settings`` back through :func:`load_settings`:
     how a process passes its whole configuration — also values set in code, as tests do — to a

@@ -444,3 +444,57 @@ def test_ligan_daemon_serve_is_registered():
 
     r = ligan("daemon", "serve", "--help")
     assert r.returncode == 0 and "--cancel-on-exit" in r.stdout
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "\tZ" not in Path(f"/proc/{pid}/status").read_text().split("State:")[1][:4]
+    except (OSError, IndexError):
+        return False
+
+
+def _get_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_the_frontend_exits_when_its_daemon_is_killed(tmp_path):
+    """kill -9 of the daemon orphaned its frontend, which kept the port and the database."""
+    import subprocess
+
+    from master_daemon.app import free_port
+    from master_daemon.testing import daemon_settings
+    from setup.config import to_env
+    from tests.conftest import ligan_command
+
+    port = free_port()
+    env = dict(os.environ, **to_env(daemon_settings(tmp_path, port=port)))
+    daemon = subprocess.Popen(ligan_command() + ["daemon", "serve"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: _get_ok(f"http://127.0.0.1:{port}/healthz"), 60, "the daemon up")
+        frontend = wait_until(lambda: [c for c in _children(daemon.pid)
+                                       if b"frontend_server" in Path(f"/proc/{c}/cmdline")
+                                       .read_bytes()], 60, "the frontend started")[0]
+        daemon.kill()
+        daemon.wait(10)
+        wait_until(lambda: not _alive(frontend), 20, "the orphaned frontend gone")
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        _kill_jobs(tmp_path)
