@@ -60,6 +60,21 @@ def test_parse_filter_phrases(text, trait, expected):
     assert (c.values if c.values is not None else c.present) == expected
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("man with beard", "gender in {male}, beard"),
+    ("a woman without glasses", "gender in {female}, not glasses"),
+    ("men with beards and glasses", "gender in {male}, beard, glasses"),
+    ("women who are smiling, 20-29", "gender in {female}, smiling, age_group in {20-29}"),
+    ("an Asian man wearing glasses", "ethnicity in {asian}, gender in {male}, glasses"),
+    ("Asians", "ethnicity in {asian}"),
+])
+def test_parse_filter_takes_plain_wording(text, expected):
+    """'man with beard' was refused; only 'men, beard' worked."""
+    from models.attributes import parse_filter
+
+    assert parse_filter(text).describe() == expected
+
+
 @pytest.mark.parametrize("text, fragment", [
     ("", "empty"),
     ("   ", "empty"),
@@ -70,6 +85,8 @@ def test_parse_filter_phrases(text, trait, expected):
     ("men, women", "asked for twice"),
     ("beard, clean-shaven", "asked for twice"),
     ("no men", "unknown filter phrase"),
+    ("man with bread", "did you mean 'beard'"),
+    ("people", "says nothing about the faces"),
 ])
 def test_parse_filter_rejects_bad_phrases_clearly(text, fragment):
     from models.attributes import FilterError, parse_filter

@@ -97,8 +97,64 @@ def _age_groups(lo: int, hi: int | None, phrase: str) -> frozenset[str]:
     return frozenset(AGE_GROUPS[lo // 10:min(hi, last) // 10 + 1])
 
 
+# Plain wording ("a man with a beard, wearing glasses, who is smiling") → the phrases below:
+# these words separate phrases, or start a negated one.
+_SEPARATORS = re.compile(r"\b(?:with|who is|who are|who has|who have|having|has|have|wearing|"
+                         r"wears|in (?:his|her|their))\b")
+_WITHOUT = re.compile(r"\bwithout\b")
+_FILLER_WORDS = {"a", "an", "the", "some", "any", "people", "person", "persons", "faces", "face"}
+
+
+def _plain(text: str) -> str:
+    """Plain wording as comma-separated phrases: "man with beard" → "man, beard", "woman
+    without glasses" → "woman, without glasses"."""
+    text = _WITHOUT.sub(", without ", text.lower())
+    return _SEPARATORS.sub(",", text)
+
+
+def _split_noun(phrase: str) -> list[str]:
+    """Adjectives before a gender noun are phrases of their own: "asian man" → "asian", "man";
+    "smiling young women" → "smiling young", "women" (read again below)."""
+    words = phrase.split()
+    if len(words) > 1 and words[-1] in GENDER_WORDS:
+        rest = [w for w in words[:-1] if w not in _FILLER_WORDS]
+        if not rest:
+            return [words[-1]]
+        if rest[0] in ("no", "not", "non", "without"):  # "no men": refused whole, below
+            return [phrase]
+        head = " ".join(rest)
+        # several adjectives ("smiling young") are several phrases unless they are one known
+        # phrase ("black hair", "pale skin")
+        pieces = [head] if _singular(head) in TRAIT_WORDS or head in ETHNICITY_WORDS else rest
+        return pieces + [words[-1]]
+    return [phrase]
+
+
+def _known_phrases() -> list[str]:
+    return sorted(set(GENDER_WORDS) | set(ETHNICITY_WORDS) | set(TRAIT_WORDS) | set(POSE_WORDS)
+                  | {"clean-shaven", "old"})
+
+
+def _singular(p: str) -> str:
+    """``beards`` → ``beard`` when only the plural is unknown (men/women are known words)."""
+    if p in TRAIT_WORDS or p in GENDER_WORDS or p in ETHNICITY_WORDS:
+        return p
+    for cut in ("es", "s"):
+        if p.endswith(cut) and (p[:-len(cut)] in TRAIT_WORDS or p[:-len(cut)] in ETHNICITY_WORDS):
+            return p[:-len(cut)]
+    return p
+
+
 def _parse_phrase(phrase: str) -> Constraint:
-    p = " ".join(phrase.lower().split())
+    words = phrase.lower().split()
+    while len(words) > 1 and words[0] in _FILLER_WORDS:
+        words = words[1:]
+    words = [w for i, w in enumerate(words) if i == 0 or w not in ("a", "an", "the")]
+    p = " ".join(words)
+    if p in _FILLER_WORDS:
+        raise FilterError(f"{phrase.strip()!r} says nothing about the faces; name a trait, "
+                          f"e.g. 'women, 20-29, no glasses'")
+    p = _singular(p)
     if p in GENDER_WORDS:
         return Constraint("gender", values=frozenset([GENDER_WORDS[p]]))
     if p in POSE_WORDS:
@@ -120,10 +176,15 @@ def _parse_phrase(phrase: str) -> Constraint:
         return Constraint("beard", present=not present)
     if p == "old" and present:
         return Constraint("young", present=False)
+    p = _singular(p)
     if p in TRAIT_WORDS:
         return Constraint(TRAIT_WORDS[p], present=present)
+    import difflib
+
+    near = difflib.get_close_matches(p, _known_phrases(), n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]!r}? " if near else ""
     raise FilterError(
-        f"unknown filter phrase {phrase.strip()!r}; use men/women, an age group like 40-49, "
+        f"unknown filter phrase {phrase.strip()!r}; {hint}use men/women, an age group like 40-49, "
         f"30-49, 40s or 70+, an ethnicity ({', '.join(sorted(set(ETHNICITY_WORDS)))}) or a "
         f"trait ({', '.join(sorted(set(TRAIT_WORDS)))}), optionally with no/not/without, or a "
         f"head pose ({', '.join(sorted(POSE_WORDS))})")
@@ -134,7 +195,8 @@ def parse_filter(text: str) -> FilterSpec:
     if not isinstance(text, str) or not text.strip():
         raise FilterError("the filter is empty; say what faces you want, e.g. "
                           "'women, 20-29, no glasses'")
-    phrases = [p for p in re.split(r",|;|\band\b", text) if p.strip()]
+    phrases = [q for p in re.split(r",|;|\band\b", _plain(text)) for q in _split_noun(p)
+               if q.strip()]
     by_trait: dict[str, Constraint] = {}
     for phrase in phrases:
         c = _parse_phrase(phrase)
