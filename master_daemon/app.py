@@ -254,11 +254,23 @@ class Daemon:
                                                env=to_env(dataclasses.replace(
                                                    settings, bundle=self.manager.bundle)))
         self.proxy = Proxy(lambda: self.frontend.url if self.frontend else None,
-                           trusted_proxies=settings.trusted_proxies)
+                           trusted_proxies=settings.trusted_proxies,
+                           public_url=self._public_url())
         self.app = create_app(self.manager, self.hub, self.token, self.proxy)
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+
+    def _public_url(self) -> str:
+        """LIGAN_PUBLIC_URL, or this daemon's own address when it was left to its default
+        (``http://<host>:<port>``, here with the port actually listened on). Empty when the
+        daemon listens on every interface without one: links then follow the request."""
+        s = self.settings
+        if s.public_url != f"http://{s.host}:{s.port}":
+            return s.public_url  # set explicitly
+        if self.host in ("0.0.0.0", "::", ""):
+            return ""
+        return f"http://{self.host}:{self.port}"
 
     def _callback_host(self) -> str:
         if self.settings.callback_host:

@@ -5,8 +5,10 @@ Method, path, query, body and end-to-end headers pass through; hop-by-hop header
 §7.6.1, and any named in ``Connection``) do not. ``X-Forwarded-For``/``-Proto``/``-Host`` say
 who asked: the frontend builds links and logs addresses from them. With ``trusted_proxies`` > 0
 (``LIGAN_TRUSTED_PROXIES``: a reverse proxy sits in front of the daemon) the incoming
-``X-Forwarded-*`` values are kept and extended; otherwise they are replaced, so a browser cannot
-forge them. One pooled ``requests.Session`` keeps connections to the frontend open, which keeps
+``X-Forwarded-*`` values are kept and extended; otherwise they are replaced — the address by the
+client's, the scheme and host by those of ``LIGAN_PUBLIC_URL`` (never the request's own ``Host``
+header, which any client sets at will and which would end up in the frontend's redirects) — so a
+browser cannot forge them. One pooled ``requests.Session`` keeps connections to the frontend open, which keeps
 the proxy's cost per request at about a millisecond (tests/bench/master_daemon.py measures it).
 When the frontend does not answer, the browser gets a 502 that says so (JSON for API and JSON
 requests, a small page otherwise).
@@ -18,7 +20,7 @@ import http.cookiejar
 import json
 import logging
 from typing import Callable, Iterator
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from flask import Request, Response
@@ -41,9 +43,11 @@ class Proxy:
     is none) and streams the answer back."""
 
     def __init__(self, target: Callable[[], str | None], trusted_proxies: int = 0,
-                 timeout_s: float = 300.0, pool_size: int = 64):
+                 timeout_s: float = 300.0, pool_size: int = 64, public_url: str = ""):
         self.target = target
         self.trusted_proxies = trusted_proxies
+        public = urlsplit(public_url) if public_url else None
+        self.public = (public.scheme, public.netloc) if public and public.netloc else None
         self.timeout_s = timeout_s
         self.http = requests.Session()
         self.http.trust_env = False  # never through an environment proxy: it is on loopback
@@ -57,18 +61,19 @@ class Proxy:
         drop = _hop_headers(request.headers.get("Connection")) | {"host", "content-length"}
         out = {k: v for k, v in request.headers.items() if k.lower() not in drop}
         remote = request.remote_addr or ""
+        scheme, host = self.public or (request.scheme, request.host)
         if self.trusted_proxies > 0:
             prior = request.headers.get("X-Forwarded-For")
             out["X-Forwarded-For"] = f"{prior}, {remote}" if prior else remote
-            out["X-Forwarded-Proto"] = request.headers.get("X-Forwarded-Proto", request.scheme)
-            out["X-Forwarded-Host"] = request.headers.get("X-Forwarded-Host", request.host)
+            out["X-Forwarded-Proto"] = request.headers.get("X-Forwarded-Proto", scheme)
+            out["X-Forwarded-Host"] = request.headers.get("X-Forwarded-Host", host)
         else:
             for k in list(out):
                 if k.lower().startswith("x-forwarded-"):
                     del out[k]
             out["X-Forwarded-For"] = remote
-            out["X-Forwarded-Proto"] = request.scheme
-            out["X-Forwarded-Host"] = request.host
+            out["X-Forwarded-Proto"] = scheme
+            out["X-Forwarded-Host"] = host
         return out
 
     def forward(self, request: Request) -> Response:

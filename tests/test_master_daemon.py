@@ -415,6 +415,9 @@ def test_proxy_passes_method_body_headers_and_status(proxied):
     assert "X-Drop" not in h
     assert h["X-Forwarded-For"] == "127.0.0.1"  # a browser cannot forge it
     assert h["X-Forwarded-Proto"] == "http" and h["X-Forwarded-Host"] == d.url.split("//")[1]
+    # a forged Host header never reaches the frontend's links and redirects
+    forged = requests.get(f"{d.url}/x", headers={"Host": "evil.example"}, timeout=10).json()
+    assert forged["headers"]["X-Forwarded-Host"] == d.url.split("//")[1]
     assert r.raw.headers.getlist("Set-Cookie") == ["a=1; Path=/", "b=2; Path=/"]
     for method in ("POST", "DELETE", "PATCH"):
         r = requests.request(method, f"{d.url}/teapot", data="x", timeout=10)
