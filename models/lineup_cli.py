@@ -84,6 +84,26 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     itp.add_argument("--count", type=int, default=8, help="faces along the way, ends included")
     itp.set_defaults(handler=_interpolate)
 
+    lineup = sub.add_parser("lineup", help="measure a lineup's fairness from mock witnesses",
+                            description="Lineup fairness measures (no model needed).")
+    lsub = lineup.add_subparsers(dest="lineup_command", metavar="ACTION", required=True)
+    ana = lsub.add_parser(
+        "analyse", help="functional and effective size, suspect bias, from a CSV of choices",
+        description="Read the choices of mock witnesses (a CSV file with a header row and a "
+                    "'choice' column: the position each one picked, 1-based) and report the "
+                    "functional size (Wells et al. 1979), Malpass's effective size and its "
+                    "null-foil adjustment (1981), Tredoux's E' with 95 % intervals (1998), and "
+                    "the share choosing the suspect with an exact binomial test against chance. "
+                    "See docs/fairness.md.")
+    ana.add_argument("--choices", type=Path, required=True, metavar="CHOICES.csv",
+                     help="CSV file with a 'choice' column")
+    ana.add_argument("--size", type=int, required=True, metavar="K",
+                     help="number of lineup members (nominal size)")
+    ana.add_argument("--suspect-position", type=int, required=True, metavar="S",
+                     help="the suspect's position, 1 to K")
+    ana.add_argument("--json", action="store_true", help="print one JSON object")
+    ana.set_defaults(handler=_analyse)
+
 
 def resolve_face(bundle, reference: str, args, log, outdir: Path, label: str):
     """A face reference → (w+, its record) — inverting a photo when needed."""
@@ -232,4 +252,24 @@ def _interpolate(args: argparse.Namespace, settings) -> int:
             log.write(rec.to_json() + "\n")
     save_png(make_grid(images, cols=min(args.count, 8)), args.outdir / "interpolation.png")
     print(f"wrote {args.count} faces from {rec_a.id} to {rec_b.id} in {args.outdir}")
+    return 0
+
+
+def _analyse(args: argparse.Namespace, settings) -> int:
+    """``ligan lineup analyse``: NumPy only — no TensorFlow, no bundle."""
+    import json
+
+    from models.fairness import analyse_choices, format_table, read_choices_csv
+
+    if args.size < 2:
+        raise CommandError(f"--size must be at least 2, got {args.size}")
+    if not 1 <= args.suspect_position <= args.size:
+        raise CommandError(f"--suspect-position must be from 1 to {args.size}, got "
+                           f"{args.suspect_position}")
+    try:
+        choices, _ = read_choices_csv(args.choices, size=args.size)
+        result = analyse_choices(choices, args.size, args.suspect_position)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    print(json.dumps(result.to_dict()) if args.json else format_table(result))
     return 0
