@@ -55,6 +55,10 @@ class FillerPage:
     undetected: int  # candidates in which dlib found no face (they fill a page only as a last
     # resort, after every face, embedded from the box where the face should be)
     seconds: float
+    # each filler's distance to the suspect's reconstruction (the face at the centre)
+    reconstruction_distances: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.zeros(0))
+    reference: str = "face"  # what ``distances`` measure against: "photo" or "face"
 
 
 def check_filler_args(per_page: int, page: int, radius: float | None, radius_growth: float,
@@ -86,8 +90,11 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
                 should_stop: Callable[[], bool] | None = None) -> FillerPage:
     """One page of fillers around ``center_ws`` ([num_ws, w_dim]), most similar first.
 
-    ``reference_embedding``: the suspect's identity (from the photo); by default that of the
-    face rendered at ``center_ws``. ``layers``: the w+ entries the offsets move (all by default).
+    ``reference_embedding``: the suspect's identity from the photo
+    (:func:`models.inversion.record_photo_identity`): ranking, the near-clone guard and each
+    filler's ``identity_distance`` measure against it, and ``identity_distance_reconstruction``
+    against the face rendered at ``center_ws`` beside it. None (a generated suspect): both are
+    the face at ``center_ws``. ``layers``: the w+ entries the offsets move (all by default).
     ``radius``: page 1's radius; by default the bundle's calibrated one (see :func:`page_radius`).
     """
     check_filler_args(per_page, page, radius, radius_growth, near_clone_threshold)
@@ -97,8 +104,9 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
     if center.shape != (g.num_ws, g.cfg.w_dim):
         raise ValueError(f"the suspect's latent must be [{g.num_ws}, {g.cfg.w_dim}], got "
                          f"{list(center.shape)}")
-    if reference_embedding is None:
-        reference_embedding, _ = aligned_face_embedding(render(g, center[None])[0])
+    reconstruction, _ = aligned_face_embedding(render(g, center[None])[0])
+    to_photo = reference_embedding is not None
+    reference = np.asarray(reference_embedding, np.float32) if to_photo else reconstruction
     radius_here = page_radius(pca, center, page, radius, radius_growth, layers)
     rng = np.random.default_rng([seed, page])
     kept: list[tuple[float, np.ndarray, np.ndarray]] = []  # (distance, w+, image): faces
@@ -119,11 +127,11 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
             if count == 0:
                 faceless.append((w, img))
                 continue
-            dist = float(identity_distance(emb, reference_embedding))
+            dist = float(identity_distance(emb, reference))
             if dist < near_clone_threshold:
                 near_clones += 1
                 continue
-            kept.append((dist, w, img))
+            kept.append((dist, w, img, emb))
         candidates += n
     kept.sort(key=lambda item: item[0])
     kept = kept[:per_page]
@@ -134,25 +142,30 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
         if len(kept) >= per_page:
             break
         emb, _ = aligned_face_embedding(img)
-        dist = float(identity_distance(emb, reference_embedding))
+        dist = float(identity_distance(emb, reference))
         if dist < near_clone_threshold:
             near_clones += 1
         else:
-            kept.append((dist, w, img))
+            kept.append((dist, w, img, emb))
     kept = kept[:found] + sorted(kept[found:], key=lambda item: item[0])
+    recon_distances = [float(identity_distance(emb, reconstruction)) for *_, emb in kept]
     records = [face_record(bundle, latent_space="w+",
                           latent=latent_to_list(w), operation="fillers",
                           parameters={"page": page, "radius": radius_here, "rank": rank,
                                       "sampler_seed": seed, "identity_distance": dist,
+                                      "identity_reference": "photo" if to_photo else "face",
+                                      "identity_distance_reconstruction": round(recon, 4),
                                       "face_detected": rank < found,
                                       "near_clone_threshold": near_clone_threshold,
                                       "layers": list(layers) if layers is not None else None},
                           parents=list(parents), owner=owner)
-               for rank, (dist, w, _) in enumerate(kept)]
-    images = np.stack([img for _, _, img in kept]) if kept else \
+               for rank, ((dist, w, _, _), recon) in enumerate(zip(kept, recon_distances))]
+    images = np.stack([img for _, _, img, _ in kept]) if kept else \
         np.zeros((0, g.cfg.resolution, g.cfg.resolution, 3), np.uint8)
     return FillerPage(page=page, radius=radius_here, records=records, images=images,
-                      distances=np.asarray([dist for dist, _, _ in kept]),
+                      distances=np.asarray([dist for dist, *_ in kept]),
+                      reconstruction_distances=np.asarray(recon_distances),
+                      reference="photo" if to_photo else "face",
                       candidates=candidates, near_clones=near_clones, undetected=len(faceless),
                       seconds=time.monotonic() - started)
 

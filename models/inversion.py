@@ -14,7 +14,8 @@ from typing import Callable, Literal
 import numpy as np
 
 from models.encoder import ENCODER_PART, shared_encoder
-from models.faces import FFHQ_FRAMING, Framing, align_face, find_face, load_image
+from models.faces import (FFHQ_FRAMING, Framing, align_face, aligned_face_embedding, find_face,
+                          load_image)
 from models.images import to_uint8
 from models.projector import ProgressFn, ProjectionResult, project
 from models.records import FaceRecord, face_record, latent_to_list
@@ -70,9 +71,29 @@ def invert_photo(bundle, photo: str | os.PathLike | bytes, *, face_index: int | 
                         operation="invert",
                         parameters={"method": method, "space": space, "steps": result.steps,
                                     "align": align_mode, "face_index": face_index,
-                                    "photo": source_name, "stopped": result.stopped},
+                                    "photo": source_name, "stopped": result.stopped,
+                                    PHOTO_IDENTITY: photo_identity(aligned)},
                         owner=owner)
     return Inversion(record=record, aligned=aligned, projection=result, warnings=warnings)
+
+
+# The parameter of a face record that holds the dlib identity embedding of the photo the face
+# was made from (inversion, refine): fillers measure their likeness to the suspect against the
+# photo itself, not against its reconstruction, whatever later task starts from the record.
+PHOTO_IDENTITY = "photo_identity"
+
+
+def photo_identity(aligned: np.ndarray) -> list | None:
+    """The identity embedding of an aligned photo as a list for a record (None when dlib finds
+    no face in it: then nothing can be measured against the photo)."""
+    embedding, found = aligned_face_embedding(aligned)
+    return latent_to_list(embedding) if found else None
+
+
+def record_photo_identity(record: FaceRecord) -> np.ndarray | None:
+    """The embedding of the photo ``record`` was made from, or None (not from a photo)."""
+    value = record.parameters.get(PHOTO_IDENTITY)
+    return np.asarray(value, np.float32) if value else None
 
 
 def read_record(reference: str) -> FaceRecord:

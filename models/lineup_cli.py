@@ -191,6 +191,7 @@ def _style_layers(bundle, spec: str) -> list[int] | None:
 def _fillers(args: argparse.Namespace, settings) -> int:
     from models.bundle import BundleError
     from models.fillers import check_filler_args, filler_page
+    from models.inversion import record_photo_identity
     from models.images import make_grid, save_png
     from models.latent import LatentPCA
 
@@ -210,7 +211,8 @@ def _fillers(args: argparse.Namespace, settings) -> int:
     with open(args.outdir / "records.jsonl", "a", encoding="utf-8") as log:
         center, suspect = resolve_face(bundle, args.suspect, args, log, args.outdir, "suspect")
         for p in range(args.pages):
-            page = filler_page(bundle, pca, center, page=p, per_page=args.per_page,
+            page = filler_page(bundle, pca, center, reference_embedding=record_photo_identity(
+                                   suspect), page=p, per_page=args.per_page,
                                radius=args.radius, radius_growth=args.radius_growth,
                                near_clone_threshold=args.near_clone_threshold, layers=layers,
                                seed=args.seed, parents=[suspect.id])
@@ -221,7 +223,8 @@ def _fillers(args: argparse.Namespace, settings) -> int:
             if len(page.images):
                 save_png(make_grid(page.images, cols=6), args.outdir / f"page{p + 1:02d}.png")
             dist = page.distances
-            summary = (f"identity distance {dist.min():.3f}–{dist.max():.3f} (mean "
+            to = "the suspect's photo" if page.reference == "photo" else "the suspect"
+            summary = (f"identity distance to {to} {dist.min():.3f}–{dist.max():.3f} (mean "
                        f"{dist.mean():.3f})" if len(dist) else "no faces kept")
             print(f"page {p + 1} (radius {page.radius:.3g}): {len(page.records)} fillers, "
                   f"{summary}; {page.near_clones} near-clones left out of {page.candidates} "

@@ -159,3 +159,41 @@ def test_pages_use_the_calibrated_radius_and_stay_within_the_largest_norm(bundle
     # A suspect already beyond the largest norm keeps page 1's radius on every page.
     tight = dataclasses.replace(calibrated, filler_max_norm=centre_norm / 2)
     assert page_radius(tight, center, 5) == 2.5
+
+
+def test_fillers_are_measured_against_the_suspect_photo_not_its_reconstruction(default_bundle):
+    """The UI showed 0.41–0.56 (to the reconstruction) where the photo was 0.65–0.76 away."""
+    from models.faces import aligned_face_embedding
+    from models.faces.identity import identity_distance
+    from models.inversion import PHOTO_IDENTITY, invert_photo, record_photo_identity
+    from models.latent import LatentPCA
+    from tests.conftest import SHARED
+
+    photo = SHARED / "faces" / "london" / "005_03.jpg"
+    if not photo.is_file():
+        pytest.skip(f"{photo} is absent (shared test photos)")
+    inv = invert_photo(default_bundle, str(photo), steps=0)
+    target, found = aligned_face_embedding(inv.aligned)
+    assert found
+    # The reconstruction's record keeps the photo's identity for every later task.
+    np.testing.assert_allclose(inv.record.parameters[PHOTO_IDENTITY], target, atol=1e-6)
+    reference = record_photo_identity(inv.record)
+    page = filler_page(default_bundle, LatentPCA.from_bundle(default_bundle),
+                       np.asarray(inv.record.latent, np.float32), reference_embedding=reference,
+                       per_page=4, seed=0)
+    assert page.reference == "photo" and len(page.records) == 4
+    recon, _ = aligned_face_embedding(inv.projection.image)
+    for rec, image, dist, to_recon in zip(page.records, page.images, page.distances,
+                                          page.reconstruction_distances):
+        emb, _ = aligned_face_embedding(image)
+        assert rec.parameters["identity_reference"] == "photo"
+        assert dist == pytest.approx(float(identity_distance(emb, target)), abs=1e-5)
+        assert to_recon == pytest.approx(float(identity_distance(emb, recon)), abs=1e-4)
+        assert rec.parameters["identity_distance_reconstruction"] == pytest.approx(to_recon,
+                                                                                   abs=1e-4)
+    assert not np.allclose(page.distances, page.reconstruction_distances)
+    # A generated suspect (no photo) is measured against its own face, as before.
+    generated = filler_page(default_bundle, LatentPCA.from_bundle(default_bundle),
+                            np.asarray(inv.record.latent, np.float32), per_page=2, seed=0)
+    assert generated.reference == "face"
+    np.testing.assert_allclose(generated.distances, generated.reconstruction_distances)

@@ -18,6 +18,7 @@ const state = {
   page: 0,
   pageSource: null,              // how to ask for another page: {type, params}
   faces: [],                     // faces shown
+  distanceTo: null,              // what the fillers' distances measure against (the photo)
   reconstruction: null,          // the suspect's reconstruction of the last fillers task
   lineup: { id: null, name: '', size: 6, position: null, suspect: null, fillers: [] },
   menuFace: null,
@@ -259,6 +260,7 @@ function showResult(task) {
   if (task.type === 'fillers' || task.type === 'refine') {
     if (recon.length) state.reconstruction = recon[0];
     const distances = result.identity_distances || [];
+    state.distanceTo = result.identity_reference === 'photo' ? 'the photo' : 'the suspect';
     shown.forEach((f, i) => { if (distances[i] !== undefined) f.distance = distances[i]; });
     state.page = result.page || state.pendingPage || 0;
   } else {
@@ -282,7 +284,7 @@ function renderFaces() {
     button.dataset.faceId = face.id;
     const chosen = state.lineup.fillers.some((f) => f.face_id === face.id);
     button.classList.toggle('chosen', chosen);
-    const label = `Face ${i + 1}${face.distance !== undefined ? `, distance ${face.distance.toFixed(2)}` : ''}${chosen ? ', selected' : ''}`;
+    const label = `Face ${i + 1}${face.distance !== undefined ? `, distance to ${state.distanceTo || 'the suspect'} ${face.distance.toFixed(2)}` : ''}${chosen ? ', selected' : ''}`;
     button.setAttribute('aria-label', label);
     button.setAttribute('aria-haspopup', 'menu');
     button.title = describe(face);

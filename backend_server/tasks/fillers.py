@@ -1,5 +1,9 @@
 """``fillers``: a page of faces that resemble a suspect (a photo or any face of the session).
 
+Likeness is measured against the suspect's *photo* when the suspect is a photo or a face made
+from one (its record keeps the photo's identity); ``identity_distances`` are those distances,
+``identity_distances_reconstruction`` the distances to the suspect's reconstruction.
+
 Parameters: ``suspect_face_id`` or ``suspect_photo`` (required); ``page`` (0–99; later pages
 sample a wider ball and are less similar); ``per_page`` (1–60, default 24); ``radius`` (0–100
 standard deviations of W's PCA axes; default: the bundle's calibrated page-1 radius, or 6); ``radius_growth`` (0–10, default 0.5);
@@ -13,6 +17,7 @@ from backend_server.tasks import TaskEnv, TaskType
 from backend_server.tasks._sources import face_or_photo, inversion_params, resolve, save_images
 from backend_server.validation import Params, Unprocessable
 from models.fillers import NEAR_CLONE_THRESHOLD, filler_page
+from models.inversion import record_photo_identity
 from models.latent import PCA_PART, LatentPCA
 from models.research import style_layer_range
 
@@ -42,7 +47,8 @@ def make_page(ctx, bundle, center, suspect) -> None:
     """Render, rank and save one page around ``center`` (w+) with ``bundle``."""
     p = ctx.params
     ctx.progress(40, f"sampling and ranking page {p['page'] + 1}")
-    page = filler_page(bundle, LatentPCA.from_bundle(bundle), center, page=p["page"],
+    page = filler_page(bundle, LatentPCA.from_bundle(bundle), center,
+                       reference_embedding=record_photo_identity(suspect), page=p["page"],
                        per_page=p["per_page"], radius=p["radius"],
                        radius_growth=p["radius_growth"],
                        near_clone_threshold=p["near_clone_threshold"], layers=p["layers"],
@@ -51,7 +57,10 @@ def make_page(ctx, bundle, center, suspect) -> None:
     save_images(ctx, page.records, page.images, f"page{p['page'] + 1:02d}")
     ctx.annotate(page=p["page"], radius=page.radius, candidates=page.candidates,
                  near_clones=page.near_clones, undetected=page.undetected,
-                 identity_distances=[round(float(d), 4) for d in page.distances])
+                 identity_reference=page.reference,
+                 identity_distances=[round(float(d), 4) for d in page.distances],
+                 identity_distances_reconstruction=[round(float(d), 4)
+                                                    for d in page.reconstruction_distances])
 
 
 def validate(params: Params, env: TaskEnv) -> dict:

@@ -13,7 +13,7 @@ from backend_server.tasks.fillers import filler_params, make_page
 from backend_server.validation import NotFound, Params, results_path
 from models.bundle import load_bundle
 from models.images import save_png
-from models.inversion import align_photo
+from models.inversion import PHOTO_IDENTITY, align_photo, photo_identity
 from models.records import face_record, latent_to_list
 from models.refine import MAX_SECONDS, MIN_SECONDS, refine, save_refined
 
@@ -51,7 +51,8 @@ def run(ctx) -> None:
                                      "encoder_steps": result.encoder_steps,
                                      "generator_steps": result.generator_steps,
                                      "error_before": result.initial_error,
-                                     "error_after": result.final_error})
+                                     "error_after": result.final_error,
+                                     PHOTO_IDENTITY: photo_identity(aligned)})
     suspect.image = f"suspect_{suspect.id}.png"
     save_png(result.image, folder / suspect.image)
     ctx.save_faces([suspect], folder)
