@@ -1,16 +1,26 @@
-"""Login, logout, the current user, and user administration (admins only)."""
+"""Login, logout, the current user and their password, and user administration (admins only).
+
+A login is a row of the ``sessions`` table (frontend_server/store.py); the cookie holds only
+its id. Ending logins (logout, an administrator's action) also revokes their event streams at
+the daemon (:func:`revoke_streams`).
+"""
 from __future__ import annotations
+
+import logging
+from typing import Callable
 
 from flask import Blueprint, jsonify, request, session
 from flask_wtf.csrf import generate_csrf
 
-from frontend_server.context import admin_required, current_user, frontend
+from frontend_server.context import admin_required, current_user, frontend, login_required
+from frontend_server.daemon import session_id
 from frontend_server.errors import ApiError
-from frontend_server.limits import limiter, login_key
+from frontend_server.limits import limiter, login_key, password_key
 from frontend_server.store import StoreError
 from setup.strict_json import MAX_JSON_BODY_BYTES, loads_strict
 
 bp = Blueprint("accounts", __name__, url_prefix="/web")
+log = logging.getLogger(__name__)
 
 
 def json_body() -> dict:
@@ -45,19 +55,50 @@ def login():
     name, password = body.get("name"), body.get("password")
     if not isinstance(name, str) or not isinstance(password, str):
         raise ApiError(400, "Send your user name and password.")
-    user = frontend().store.authenticate(name, password)
+    store = frontend().store
+    user = store.authenticate(name, password)
     if user is None:
         raise ApiError(401, "Wrong user name or password.")
+    if user["disabled"]:
+        raise ApiError(403, "This account is disabled; ask an administrator.")
     session.clear()                      # a fresh session (and CSRF secret) at every login
-    session["uid"] = user["id"]
+    session["login"] = store.create_session(user["id"])
     session.permanent = True
     return jsonify(user=user, csrf_token=generate_csrf())
 
 
 @bp.post("/logout")
 def logout():
+    """End the login session for good (the old cookie no longer works) and its event streams."""
+    login = session.get("login")
+    if isinstance(login, str):
+        user_id = frontend().store.end_session(login)
+        if user_id is not None:
+            revoke_streams(user_id, [login])
     session.clear()
     return jsonify(user=None, csrf_token=generate_csrf())
+
+
+@bp.post("/me/password")
+@login_required
+@limiter.limit(lambda: frontend().settings.login_rate_limit, key_func=password_key,
+               deduct_when=lambda response: response.status_code == 403,  # wrong current one
+               error_message="Too many attempts. Wait a minute and try again.")
+def change_password():
+    """``{old_password, new_password}``: the user's own new password; their other logins end."""
+    body = json_body()
+    old, new = body.get("old_password"), body.get("new_password")
+    if not isinstance(old, str) or not isinstance(new, str):
+        raise ApiError(400, "Send old_password and new_password.")
+    store, user = frontend().store, current_user()
+    if not store.check_user_password(user["id"], old):
+        raise ApiError(403, "The current password is wrong.")
+    try:
+        store.set_password(user["id"], new)
+    except StoreError as exc:
+        raise ApiError(422, str(exc)) from None
+    revoke_streams(user["id"], store.end_sessions(user["id"], keep=session["login"]))
+    return jsonify(user=user)
 
 
 @bp.get("/users")
@@ -79,3 +120,92 @@ def add_user():
     except StoreError as exc:
         raise ApiError(422, str(exc)) from None
     return jsonify(user=user), 201
+
+
+@bp.post("/users/<int:user_id>/disable")
+@admin_required
+def disable_user(user_id: int):
+    """Disable an account: it cannot log in, its logins and event streams end."""
+    _not_yourself(user_id, "disable")
+    user, ended = _change(frontend().store.set_disabled, user_id, True)
+    revoke_streams(user_id, ended)
+    return jsonify(user=user)
+
+
+@bp.post("/users/<int:user_id>/enable")
+@admin_required
+def enable_user(user_id: int):
+    user, _ = _change(frontend().store.set_disabled, user_id, False)
+    return jsonify(user=user)
+
+
+@bp.delete("/users/<int:user_id>")
+@admin_required
+def delete_user(user_id: int):
+    """Delete an account and its lineups; its logins and event streams end. The user's
+    results folder (uploads and generated faces) stays on disk."""
+    _not_yourself(user_id, "delete")
+    user, ended = _change(frontend().store.delete_user, user_id)
+    revoke_streams(user_id, ended)
+    return jsonify(user=user)
+
+
+@bp.post("/users/<int:user_id>/password")
+@admin_required
+def reset_password(user_id: int):
+    """``{password}``: a new password for the account; its logins and event streams end."""
+    password = json_body().get("password")
+    if not isinstance(password, str):
+        raise ApiError(400, "Send the new password.")
+    store = frontend().store
+    try:
+        user = store.set_password(user_id, password)
+    except KeyError:
+        raise ApiError(404, "No such user.") from None
+    except StoreError as exc:
+        raise ApiError(422, str(exc)) from None
+    revoke_streams(user_id, store.end_sessions(user_id))
+    return jsonify(user=user)
+
+
+@bp.delete("/users/<int:user_id>/sessions")
+@admin_required
+def end_user_sessions(user_id: int):
+    """Log the user out everywhere: every login session and its event streams end."""
+    store = frontend().store
+    if store.user(user_id) is None:
+        raise ApiError(404, "No such user.")
+    ended = store.end_sessions(user_id)
+    revoke_streams(user_id, ended)
+    return jsonify(ended=len(ended))
+
+
+def _not_yourself(user_id: int, verb: str) -> None:
+    if user_id == current_user()["id"]:
+        raise ApiError(409, f"You cannot {verb} your own account.")
+
+
+def _change(method: Callable[..., tuple[dict, list[str]]], user_id: int,
+            *args: object) -> tuple[dict, list[str]]:
+    """A store change of one account: 404 for an unknown id, 409 for the last administrator."""
+    try:
+        return method(user_id, *args)
+    except KeyError:
+        raise ApiError(404, "No such user.") from None
+    except StoreError as exc:
+        raise ApiError(409, str(exc)) from None
+
+
+def revoke_streams(user_id: int, login_ids: list[str]) -> None:
+    """Tell the daemon to end, and from now on refuse, the event streams of these ended login
+    sessions. The logins are over whatever the daemon answers; a failure is logged."""
+    daemon = frontend().daemon
+    if not login_ids or not daemon.enabled:  # no daemon: no event streams either
+        return
+    try:
+        status, body = daemon.revoke_stream_keys(session_id(user_id), login_ids)
+    except ApiError as exc:
+        status, body = 502, {"error": exc.message}
+    if status != 200:
+        log.error("the daemon did not revoke the event streams of %d ended logins of user "
+                  "%d (%s): %s", len(login_ids), user_id, status, body.get("error"))

@@ -15,7 +15,7 @@ from frontend_server.context import Frontend
 from frontend_server.daemon import DaemonClient
 from frontend_server.errors import register_error_handlers
 from frontend_server.limits import limiter
-from frontend_server.store import Store
+from frontend_server.store import SESSION_LIFETIME_S, Store
 from setup.strict_json import use_strict_json
 
 WEB_UI = Path(__file__).resolve().parent.parent / "web_ui"
@@ -52,7 +52,7 @@ def create_app(settings, daemon_url: str = "", daemon_token: str | None = None) 
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=bool(settings.secure_cookies),
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=SESSION_LIFETIME_S),  # = a login session
         MAX_CONTENT_LENGTH=settings.upload_max_mb * 1024 * 1024 + 64 * 1024,
         LIGAN_UPLOAD_MAX_MB=settings.upload_max_mb,
         WTF_CSRF_TIME_LIMIT=None,          # the token lives as long as the login session

@@ -55,7 +55,8 @@ def _add_user(args, settings) -> int:
 
 def _list_users(args, settings) -> int:
     for user in _store(settings).users():
-        print(f"{user['name']}{' (admin)' if user['is_admin'] else ''}")
+        print(f"{user['name']}{' (admin)' if user['is_admin'] else ''}"
+              f"{' (disabled)' if user['disabled'] else ''}")
     return 0
 
 

@@ -28,11 +28,26 @@ def frontend() -> Frontend:
 
 
 def current_user() -> dict | None:
-    """The logged-in user (looked up once per request; a deleted account is logged out)."""
+    """The user of the request's login session, looked up once per request. The cookie holds
+    only the session's id (``session["login"]``); a session that was ended (logout, an
+    administrator), expired, or whose account was disabled or deleted is logged out."""
     if "user" not in g:
-        uid = session.get("uid")
-        g.user = frontend().store.user(uid) if isinstance(uid, int) else None
+        g.user, g.login_expires = None, 0.0
+        login = session.get("login")
+        found = frontend().store.session_user(login) if isinstance(login, str) else None
+        if found is not None:
+            g.user, g.login_expires = found
+        else:
+            session.pop("login", None)  # a dead login: drop it from the cookie
+            session.pop("uid", None)    # the cookie of a version before server-side sessions
     return g.user
+
+
+def current_login() -> tuple[str, float]:
+    """The logged-in request's login session id and when it expires (Unix time)."""
+    if current_user() is None:
+        raise ApiError(401, "Please log in first.")
+    return session["login"], g.login_expires
 
 
 def login_required(view):

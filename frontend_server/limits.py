@@ -1,7 +1,8 @@
-"""Login rate limiting (flask-limiter, in-memory: the daemon runs exactly one frontend)."""
+"""Rate limits of logins and password changes (flask-limiter, in memory: the daemon runs
+exactly one frontend)."""
 from __future__ import annotations
 
-from flask import request
+from flask import request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
@@ -15,3 +16,8 @@ def login_key() -> str:
     name = body.get("name") if isinstance(body, dict) else None
     name = name.strip().lower()[:64] if isinstance(name, str) else ""
     return f"{get_remote_address()}|{name}"
+
+
+def password_key() -> str:
+    """Wrong current passwords when changing one's password are counted per login session."""
+    return f"password|{session.get('login', '')}"

@@ -1,4 +1,4 @@
-"""Accounts and lineups in SQLite (WAL mode) under ``LIGAN_HOME``.
+"""Accounts, login sessions and lineups in SQLite (WAL mode) under ``LIGAN_HOME``.
 
 SQLite suits the frontend: one process writes (the daemon runs exactly one frontend), the data
 is small, and ``LIGAN_HOME`` is a local disk of the login node (not the shared results folder).
@@ -23,8 +23,17 @@ CREATE TABLE IF NOT EXISTS users (
     name TEXT NOT NULL UNIQUE COLLATE NOCASE,
     password_hash TEXT NOT NULL,
     is_admin INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions(user_id);
 CREATE TABLE IF NOT EXISTS lineups (
     id TEXT PRIMARY KEY,
     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
@@ -39,6 +48,12 @@ CREATE INDEX IF NOT EXISTS lineups_by_user ON lineups(user_id, updated);
 _hasher = PasswordHasher()
 # Verified against when the user name is unknown, so both cases take the same time.
 _DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+#: A login lasts this long from the moment of login (the cookie's PERMANENT_SESSION_LIFETIME).
+SESSION_LIFETIME_S = 12 * 3600
+#: ``last_seen`` is written at most this often per login (not on every request).
+LAST_SEEN_EVERY_S = 60.0
+USER_COLUMNS = "users.id, users.name, users.is_admin, users.created, users.disabled"
 
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
 
@@ -83,13 +98,17 @@ def check_password(password: str, name: str = "") -> str:
 
 
 class Store:
-    """The frontend's database: users (Argon2id password hashes) and their lineups."""
+    """The frontend's database: users (Argon2id password hashes), their login sessions and
+    their lineups."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(users)")}
+            if columns and "disabled" not in columns:  # made before accounts could be disabled
+                db.execute("ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0")
             db.executescript(SCHEMA)
 
     @contextmanager
@@ -120,13 +139,13 @@ class Store:
 
     def user(self, user_id: int) -> dict | None:
         with self._db() as db:
-            row = db.execute("SELECT id, name, is_admin, created FROM users WHERE id = ?",
+            row = db.execute(f"SELECT {USER_COLUMNS} FROM users WHERE id = ?",
                              (user_id,)).fetchone()
         return _user(row) if row else None
 
     def users(self) -> list[dict]:
         with self._db() as db:
-            rows = db.execute("SELECT id, name, is_admin, created FROM users ORDER BY name")
+            rows = db.execute(f"SELECT {USER_COLUMNS} FROM users ORDER BY name")
             return [_user(r) for r in rows]
 
     def count_users(self) -> int:
@@ -134,14 +153,13 @@ class Store:
             return db.execute("SELECT COUNT(*) FROM users").fetchone()[0]
 
     def authenticate(self, name: str, password: str) -> dict | None:
-        """The user if ``password`` is theirs, else None (same cost for unknown names)."""
+        """The user if ``password`` is theirs, else None (same cost for unknown names). A
+        disabled account is returned too (with ``disabled`` true): the caller refuses it."""
         with self._db() as db:
-            row = db.execute("SELECT id, name, is_admin, created, password_hash FROM users "
+            row = db.execute(f"SELECT {USER_COLUMNS}, password_hash FROM users "
                              "WHERE name = ?", ((name or "").strip(),)).fetchone()
         stored = row["password_hash"] if row else _DUMMY_HASH
-        try:
-            _hasher.verify(stored, password or "")
-        except (VerificationError, InvalidHashError):
+        if not _verify(stored, password):
             return None
         if row is None:
             return None
@@ -150,6 +168,120 @@ class Store:
                 db.execute("UPDATE users SET password_hash = ? WHERE id = ?",
                            (_hasher.hash(password), row["id"]))
         return _user(row)
+
+    def check_user_password(self, user_id: int, password: str) -> bool:
+        """Whether ``password`` is the user's current one."""
+        with self._db() as db:
+            row = db.execute("SELECT password_hash FROM users WHERE id = ?",
+                             (user_id,)).fetchone()
+        stored = row["password_hash"] if row else _DUMMY_HASH
+        return _verify(stored, password) and row is not None
+
+    def set_password(self, user_id: int, password: str) -> dict:
+        """Give the user a new password (checked by :func:`check_password`); KeyError if there
+        is no such user."""
+        user = self.user(user_id)
+        if user is None:
+            raise KeyError(user_id)
+        password_hash = _hasher.hash(check_password(password, user["name"]))
+        with self._db() as db:
+            db.execute("UPDATE users SET password_hash = ? WHERE id = ?",
+                       (password_hash, user_id))
+        return user
+
+    def set_disabled(self, user_id: int, disabled: bool) -> tuple[dict, list[str]]:
+        """Disable or enable an account: the user, and the ids of the login sessions that
+        disabling ended. Refuses (StoreError) to disable the last enabled administrator;
+        KeyError if there is no such user."""
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")  # the last-admin check and the change in one step
+            if disabled:
+                self._check_not_last_admin(db, user_id)
+            cur = db.execute("UPDATE users SET disabled = ? WHERE id = ?",
+                             (int(disabled), user_id))
+            if cur.rowcount == 0:
+                raise KeyError(user_id)
+            ended = self._end_sessions(db, user_id) if disabled else []
+            row = db.execute(f"SELECT {USER_COLUMNS} FROM users WHERE id = ?",
+                             (user_id,)).fetchone()
+        return _user(row), ended
+
+    def delete_user(self, user_id: int) -> tuple[dict, list[str]]:
+        """Delete an account with its lineups and login sessions: the user as it was, and the
+        ids of its ended sessions. Refuses (StoreError) to delete the last enabled
+        administrator; KeyError if there is no such user."""
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            self._check_not_last_admin(db, user_id)
+            row = db.execute(f"SELECT {USER_COLUMNS} FROM users WHERE id = ?",
+                             (user_id,)).fetchone()
+            if row is None:
+                raise KeyError(user_id)
+            ended = self._end_sessions(db, user_id)
+            db.execute("DELETE FROM users WHERE id = ?", (user_id,))
+        return _user(row), ended
+
+    @staticmethod
+    def _check_not_last_admin(db: sqlite3.Connection, user_id: int) -> None:
+        row = db.execute("SELECT is_admin, disabled FROM users WHERE id = ?",
+                         (user_id,)).fetchone()
+        if row is None or not row["is_admin"] or row["disabled"]:
+            return
+        others = db.execute("SELECT COUNT(*) FROM users WHERE is_admin = 1 AND disabled = 0 "
+                            "AND id != ?", (user_id,)).fetchone()[0]
+        if others == 0:
+            raise StoreError("This is the last administrator; make another account an "
+                             "administrator first.")
+
+    # -- login sessions -----------------------------------------------------------------------
+
+    def create_session(self, user_id: int) -> str:
+        """A new login session of the user (valid :data:`SESSION_LIFETIME_S`); its id."""
+        session_id = secrets.token_urlsafe(32)
+        now = time.time()
+        with self._db() as db:
+            db.execute("DELETE FROM sessions WHERE expires <= ?", (now,))
+            db.execute("INSERT INTO sessions (id, user_id, created, last_seen, expires) "
+                       "VALUES (?, ?, ?, ?, ?)",
+                       (session_id, user_id, now, now, now + SESSION_LIFETIME_S))
+        return session_id
+
+    def session_user(self, session_id: str) -> tuple[dict, float] | None:
+        """The user of a live login session and when the session expires (Unix time), or None
+        when it is unknown, ended, expired or the account is disabled. Notes the time as the
+        session's ``last_seen`` (written at most once a minute)."""
+        now = time.time()
+        with self._db() as db:
+            row = db.execute(f"SELECT {USER_COLUMNS}, sessions.expires, sessions.last_seen "
+                             "FROM sessions JOIN users ON users.id = sessions.user_id "
+                             "WHERE sessions.id = ? AND sessions.expires > ? "
+                             "AND users.disabled = 0", (session_id, now)).fetchone()
+            if row is None:
+                return None
+            if row["last_seen"] < now - LAST_SEEN_EVERY_S:
+                db.execute("UPDATE sessions SET last_seen = ? WHERE id = ?", (now, session_id))
+        return _user(row), row["expires"]
+
+    def end_session(self, session_id: str) -> int | None:
+        """End one login session (logout); the id of its user, None if it was not live."""
+        with self._db() as db:
+            row = db.execute("SELECT user_id FROM sessions WHERE id = ?",
+                             (session_id,)).fetchone()
+            db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        return row["user_id"] if row else None
+
+    def end_sessions(self, user_id: int, keep: str | None = None) -> list[str]:
+        """End every login session of the user (but ``keep``); the ids of those ended."""
+        with self._db() as db:
+            return self._end_sessions(db, user_id, keep)
+
+    @staticmethod
+    def _end_sessions(db: sqlite3.Connection, user_id: int,
+                      keep: str | None = None) -> list[str]:
+        ids = [r["id"] for r in db.execute("SELECT id FROM sessions WHERE user_id = ? AND id != ?",
+                                           (user_id, keep or ""))]
+        db.executemany("DELETE FROM sessions WHERE id = ?", [(i,) for i in ids])
+        return ids
 
     # -- lineups ------------------------------------------------------------------------------
 
@@ -190,9 +322,16 @@ class Store:
         return cur.rowcount > 0
 
 
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password or "")
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 def _user(row: sqlite3.Row) -> dict:
     return {"id": row["id"], "name": row["name"], "is_admin": bool(row["is_admin"]),
-            "created": row["created"]}
+            "disabled": bool(row["disabled"]), "created": row["created"]}
 
 
 def _lineup(row: sqlite3.Row) -> dict:

@@ -10,7 +10,7 @@ import re
 from flask import Blueprint, jsonify, request, send_from_directory
 
 from frontend_server.accounts import json_body
-from frontend_server.context import current_user, frontend, login_required
+from frontend_server.context import current_login, current_user, frontend, login_required
 from frontend_server.daemon import events_token, session_id
 from frontend_server.errors import ApiError
 from frontend_server.uploads import UPLOAD_ID, save_upload, upload_info
@@ -99,7 +99,9 @@ def events():
 
 
 def _events_url(sid: str) -> str:
-    return f"/events/{sid}?token={events_token(frontend().daemon.token, sid)}"
+    """The stream URL, its token tied to this login session (revoked at logout)."""
+    token = events_token(frontend().daemon.token, sid, *current_login())
+    return f"/events/{sid}?token={token}"
 
 
 @bp.post("/tasks")

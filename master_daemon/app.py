@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -37,15 +38,39 @@ from setup.config import to_env
 from setup.strict_json import MAX_JSON_BODY_BYTES, dumps_strict, loads_strict
 
 log = logging.getLogger("ligan.daemon")
+#: The event token's salt; the frontend signs with its own copy (frontend_server/daemon.py):
+#: the daemon imports nothing from the frontend, the format is in docs/master_daemon.md.
 EVENTS_SALT = "ligan-events"
 EVENTS_MAX_AGE_S = 12 * 3600
+#: A stream key: the SHA-256 (hex) of the frontend's login session id.
+STREAM_KEY = re.compile(r"^[0-9a-f]{64}$")
+MAX_REVOKED_KEYS = 1000  # per request
 KEEPALIVE_S = 15.0
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
-def events_token(token: str, sid: str) -> str:
-    """The ``?token=`` of ``GET /events/<sid>`` (what the frontend makes for its user)."""
-    return URLSafeTimedSerializer(token, salt=EVENTS_SALT).dumps(sid)
+def events_token(token: str, sid: str, key: str = "", exp: float | None = None) -> str:
+    """The ``?token=`` of ``GET /events/<sid>``: ``{"sid", "key", "exp"}`` signed with the
+    daemon token. The frontend makes it for a login: ``key`` the SHA-256 of its login session
+    id (revoked at logout), ``exp`` when that login expires. Tools and tests may leave out
+    ``key`` (no revocation names it) and ``exp`` (12 h from now)."""
+    exp = time.time() + EVENTS_MAX_AGE_S if exp is None else exp
+    claims = {"sid": sid, "key": key, "exp": int(exp)}
+    return URLSafeTimedSerializer(token, salt=EVENTS_SALT).dumps(claims)
+
+
+def read_events_token(serializer: URLSafeTimedSerializer, raw: str) -> dict[str, Any] | None:
+    """The claims of a well signed event token younger than 12 h whose ``exp`` has not come,
+    else None (also for a token of the old format, a bare session id)."""
+    try:
+        claims = serializer.loads(raw, max_age=EVENTS_MAX_AGE_S)
+    except BadSignature:  # SignatureExpired is a BadSignature
+        return None
+    if not (isinstance(claims, dict) and isinstance(claims.get("sid"), str)
+            and isinstance(claims.get("key"), str)
+            and isinstance(claims.get("exp"), (int, float))):
+        return None
+    return claims if claims["exp"] > time.time() else None
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -109,6 +134,22 @@ def create_app(manager: Manager, hub: EventHub, token: str, proxy: Proxy,
             return _json(manager.get_session(sid))
         return _json(manager.stop_session(sid))
 
+    @app.route("/api/sessions/<sid>/revoked-keys", methods=ALL_METHODS)
+    def revoked_keys_route(sid: str) -> Response:
+        """``{"keys": [stream keys]}``: refuse them from now on and end the session's open
+        streams that use them (the frontend calls this when logins end)."""
+        refused = guard(("POST",))
+        if refused:
+            return refused
+        body = api_body()
+        keys = body.get("keys") if isinstance(body, dict) else None
+        if (not isinstance(keys, list) or len(keys) > MAX_REVOKED_KEYS
+                or not all(isinstance(k, str) and STREAM_KEY.match(k) for k in keys)):
+            raise ApiError(400, f'send {{"keys": [...]}}: at most {MAX_REVOKED_KEYS} stream '
+                                f'keys, each the SHA-256 (64 hex digits) of a login session id')
+        hub.revoke(sid, keys, until=time.time() + EVENTS_MAX_AGE_S)
+        return _json({"revoked": len(keys)})
+
     @app.route("/api/sessions/<sid>/tasks", methods=ALL_METHODS)
     def tasks_route(sid: str) -> Response:
         refused = guard(("POST", "GET"))
@@ -145,18 +186,21 @@ def create_app(manager: Manager, hub: EventHub, token: str, proxy: Proxy,
     # -- event streams -----------------------------------------------------------------------
     @app.route("/events/<sid>", methods=["GET"])
     def events_route(sid: str) -> Response:
-        try:
-            signed = serializer.loads(request.args.get("token", ""), max_age=EVENTS_MAX_AGE_S)
-        except BadSignature:  # SignatureExpired is a BadSignature
+        claims = read_events_token(serializer, request.args.get("token", ""))
+        if claims is None:
             return _json({"error": "missing, wrong or expired event token; reload the page"},
                          401)
-        if signed != sid:
+        if claims["sid"] != sid:
             return _json({"error": "this event token is for another session"}, 401)
+        if hub.revoked(claims["key"]):
+            return _json({"error": "this event token was revoked: its login ended; log in "
+                                   "again"}, 401)
         if not manager.has_session(sid):
             return _json({"error": f"no session {sid!r}"}, 404)
         last = request.headers.get("Last-Event-ID") or request.args.get("lastEventId") or ""
         after = int(last) if last.strip().isdigit() else None
-        return Response(_stream(manager, hub, sid, after, keepalive_s),
+        return Response(_stream(manager, hub, sid, after, keepalive_s, claims["key"],
+                                claims["exp"]),
                         mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -170,14 +214,18 @@ def create_app(manager: Manager, hub: EventHub, token: str, proxy: Proxy,
 
 
 def _stream(manager: Manager, hub: EventHub, sid: str, after: int | None,
-            keepalive_s: float) -> Iterator[bytes]:
+            keepalive_s: float, key: str = "", exp: float = float("inf")) -> Iterator[bytes]:
     """The session snapshot (without an ``id:``, so that it does not move the browser's
-    Last-Event-ID), then every held event after ``after`` (a reconnect) or every new one."""
+    Last-Event-ID), then every held event after ``after`` (a reconnect) or every new one.
+    It ends when the daemon stops, when ``key`` is revoked and at ``exp``."""
     last = hub.last_id(sid)  # before the snapshot: nothing published in between is missed
     yield b"retry: 2000\n" + sse("session", manager.get_session(sid))
     cursor = last if after is None else min(after, last)
     while True:
-        events = hub.after(sid, cursor, timeout=keepalive_s)
+        left = exp - time.time()
+        if left <= 0:
+            return
+        events = hub.after(sid, cursor, timeout=min(keepalive_s, left), key=key)
         if events is None:
             return
         if not events:

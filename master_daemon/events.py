@@ -6,6 +6,10 @@ variable, so publishing wakes exactly the browsers of that session. Events are w
 store by a writer thread in batches (one transaction every ``flush_s`` at most), so publishing
 costs no disk write: a crash of the daemon loses at most the last ``flush_s`` of the log, which
 only matters for a replay after the restart.
+
+A connection may be tied to a stream key (the hash of the frontend login it was opened for):
+:meth:`EventHub.revoke` refuses keys (kept in the store until their tokens have expired, so
+across restarts) and ends the connections that wait with them.
 """
 from __future__ import annotations
 
@@ -55,6 +59,7 @@ class EventHub:
         self._channels: dict[str, _Channel] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._revoked: dict[str, float] = store.load_revoked_keys(time.time())  # key → until
         self._pending: list[tuple[str, int, str, str, float]] = []
         self._pending_lock = threading.Lock()
         self._wake = threading.Event()
@@ -111,14 +116,16 @@ class EventHub:
     def last_id(self, sid: str) -> int:
         return self._channel(sid).last_id
 
-    def after(self, sid: str, after_id: int, timeout: float = 0.0) -> list[Event] | None:
+    def after(self, sid: str, after_id: int, timeout: float = 0.0,
+              key: str = "") -> list[Event] | None:
         """Events with an id above ``after_id`` that are still held, waiting up to ``timeout``
-        seconds for one; None once the hub is closed (the daemon stops)."""
+        seconds for one; None once the hub is closed (the daemon stops) or ``key`` is
+        revoked."""
         ch = self._channel(sid)
         with ch.cond:
-            if ch.last_id <= after_id and timeout > 0 and not self._closed:
+            if ch.last_id <= after_id and timeout > 0 and not self._ended(key):
                 ch.cond.wait(timeout)
-            if self._closed:
+            if self._ended(key):
                 return None
             out = []
             for event in reversed(ch.events):
@@ -127,6 +134,28 @@ class EventHub:
                 out.append(event)
             out.reverse()
             return out
+
+    def revoked(self, key: str) -> bool:
+        """Whether the stream key ``key`` was revoked (and its tokens may still be valid)."""
+        until = self._revoked.get(key)
+        return until is not None and until > time.time()
+
+    def _ended(self, key: str) -> bool:
+        return self._closed or self.revoked(key)
+
+    def revoke(self, sid: str, keys: list[str], until: float) -> None:
+        """Refuse the stream ``keys`` until ``until`` (written to the store first) and end the
+        connections of session ``sid`` that use them."""
+        now = time.time()
+        self.store.add_revoked_keys(keys, until, now)
+        with self._lock:
+            live = {k: t for k, t in self._revoked.items() if t > now}
+            live.update(dict.fromkeys(keys, until))
+            self._revoked = live
+            ch = self._channels.get(sid)
+        if ch is not None:
+            with ch.cond:
+                ch.cond.notify_all()
 
     def close(self) -> None:
         """Wake and end every waiting connection; write what is not yet written."""

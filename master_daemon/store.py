@@ -1,11 +1,13 @@
-"""The daemon's state in SQLite: sessions, backend jobs, tasks and the event log.
+"""The daemon's state in SQLite: sessions, backend jobs, tasks, the event log and the revoked
+event-stream keys.
 
 One database file (``$LIGAN_HOME/var/master_daemon.sqlite3``, mode 0600 because it holds the
 per-job secrets) in WAL mode, so readers never wait for the writer and a crash loses at most
 the last write. Records are stored as JSON next to the columns used to find them; the daemon
 keeps the live records in memory and writes every change through (``put_*``), and reads them
 back only when it starts (``load_*``). The event log keeps the newest ``keep_events`` events of
-each session, for ``Last-Event-ID`` replay across restarts.
+each session, for ``Last-Event-ID`` replay across restarts. Revoked stream keys are kept until
+the tokens that carry them have expired.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ CREATE INDEX IF NOT EXISTS tasks_by_session ON tasks (session_id, created);
 CREATE TABLE IF NOT EXISTS events (session_id TEXT NOT NULL, event_id INTEGER NOT NULL,
     name TEXT NOT NULL, data TEXT NOT NULL, at REAL NOT NULL,
     PRIMARY KEY (session_id, event_id));
+CREATE TABLE IF NOT EXISTS revoked_keys (key TEXT PRIMARY KEY, until REAL NOT NULL);
 """
 
 
@@ -117,3 +120,21 @@ class Store:
         rows = self._exec("SELECT event_id, name, data, at FROM events WHERE session_id = ?"
                           " ORDER BY event_id DESC LIMIT ?", (session_id, self.keep_events))
         return list(reversed(rows))
+
+    # -- revoked stream keys -----------------------------------------------------------------
+    def add_revoked_keys(self, keys: list[str], until: float, now: float) -> None:
+        """Revoke ``keys`` until ``until``; forget the revocations that ended before ``now``."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute("DELETE FROM revoked_keys WHERE until <= ?", (now,))
+                self._db.executemany("INSERT OR REPLACE INTO revoked_keys VALUES (?, ?)",
+                                     [(k, until) for k in keys])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def load_revoked_keys(self, now: float) -> dict[str, float]:
+        """The keys revoked still at ``now``, with when each revocation ends."""
+        return dict(self._exec("SELECT key, until FROM revoked_keys WHERE until > ?", (now,)))

@@ -7,6 +7,7 @@ sent); the browser tests in tests/browser/ run against the real master daemon.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -191,6 +192,7 @@ class FakeDaemon:
         app = Flask("fake-daemon")
         self.calls: list[tuple[str, str, dict | None]] = []
         self.tasks: dict[str, dict] = {}
+        self.revoked: list[tuple[str, list[str]]] = []  # (session id, stream keys)
 
         @app.before_request
         def auth():
@@ -211,6 +213,12 @@ class FakeDaemon:
                     "params": body["params"], "state": "queued", "progress": 0}
             self.tasks[task["task_id"]] = task
             return jsonify(task), 202
+
+        @app.post("/api/sessions/<sid>/revoked-keys")
+        def revoke(sid):
+            keys = request.get_json()["keys"]
+            self.revoked.append((sid, keys))
+            return jsonify(revoked=len(keys))
 
         @app.get("/api/sessions/<sid>/tasks/<tid>")
         def get_task(sid, tid):
@@ -259,6 +267,40 @@ def results_dir(home: Path, browser: Browser) -> Path:
     return home / "results" / f"user-{uid}"
 
 
+def cookie_serializer(home: Path):
+    """Flask's signer of the session cookie, with the frontend's key (to read and forge it)."""
+    from flask.json.tag import TaggedJSONSerializer
+    from itsdangerous import URLSafeTimedSerializer
+
+    key = (home / "frontend" / "secret_key").read_text().strip().encode()
+    return URLSafeTimedSerializer(key, salt="cookie-session", serializer=TaggedJSONSerializer(),
+                                  signer_kwargs={"key_derivation": "hmac",
+                                                 "digest_method": hashlib.sha1})
+
+
+def login_id(home: Path, browser: Browser) -> str:
+    """The id of the browser's login session (all its cookie holds of the login)."""
+    return cookie_serializer(home).loads(browser.http.cookies["ligan_session"])["login"]
+
+
+def stream_key(login: str) -> str:
+    return hashlib.sha256(login.encode()).hexdigest()
+
+
+def with_cookie(url: str, cookie: str, csrf: str) -> Browser:
+    """A client that sends exactly this ``ligan_session`` cookie (e.g. one copied earlier)."""
+    b = Browser.__new__(Browser)
+    b.url, b.http, b.csrf = url, requests.Session(), csrf
+    b.http.trust_env = False
+    b.http.hooks["response"].append(validate)
+    b.http.headers["Cookie"] = f"ligan_session={cookie}"
+    return b
+
+
+def user_id(admin: Browser, name: str) -> int:
+    return next(u["id"] for u in admin.get("/web/users").json()["users"] if u["name"] == name)
+
+
 # -- accounts, CSRF, rate limit -------------------------------------------------------------
 
 def test_login_logout_and_wrong_password(stack):
@@ -275,6 +317,187 @@ def test_login_logout_and_wrong_password(stack):
     b.csrf = b.post("/web/logout").json()["csrf_token"]
     assert b.get("/web/me").json()["user"] is None
     b.get("/web/lineups", 401)
+
+
+def test_logout_ends_the_session_for_good(stack):
+    """A copy of the cookie taken before logout must not read or write afterwards (it did for
+    12 h: the signed cookie was the whole session)."""
+    server, _, home = stack
+    b = Browser(server.url)
+    me = b.login("alice")["user"]
+    copied = with_cookie(server.url, b.http.cookies["ligan_session"], b.csrf)
+    assert copied.get("/web/me").json()["user"]["name"] == "alice"
+    copied.get("/web/lineups")
+    b.csrf = b.post("/web/logout").json()["csrf_token"]
+    assert copied.get("/web/me").json()["user"] is None
+    assert copied.get("/web/lineups", 401).json()["error"] == "Please log in first."
+    copied.post("/web/lineups", 401, json={"suspect": {"upload_id": "0" * 32}})
+    copied.get("/web/events", 401)
+    # the cookie holds only the login session's id; one naming a user id (the format before
+    # server-side sessions) logs nobody in
+    b.login("alice")
+    assert set(cookie_serializer(home).loads(b.http.cookies["ligan_session"])) == {
+        "login", "csrf_token", "_permanent"}
+    forged = cookie_serializer(home).dumps({"uid": me["id"], "_permanent": True})
+    assert with_cookie(server.url, forged, b.csrf).get("/web/me").json()["user"] is None
+
+
+def test_the_event_token_names_the_login_by_its_hash_and_logout_revokes_it(stack):
+    """The stream token carries the hash of the login session id (never the id), and logout
+    tells the daemon to end and refuse the streams with that key."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    server, daemon, home = stack
+    b = Browser(server.url)
+    me = b.login("alice")["user"]
+    login = login_id(home, b)
+    assert len(login) >= 43
+    url = b.get("/web/events").json()["events_url"]
+    claims = URLSafeTimedSerializer(DAEMON_TOKEN, salt="ligan-events").loads(
+        url.split("token=", 1)[1])
+    assert claims["sid"] == f"user-{me['id']}" and claims["key"] == stream_key(login)
+    assert login not in json.dumps(claims) and abs(claims["exp"] - time.time() - 12 * 3600) < 60
+    b.post("/web/logout")
+    assert daemon.revoked[-1] == (f"user-{me['id']}", [stream_key(login)])
+
+
+def test_users_change_their_own_password(stack):
+    server, daemon, home = stack
+    assert add_user(home, "hank").returncode == 0
+    hank, elsewhere = Browser(server.url), Browser(server.url)
+    hank.login("hank")
+    elsewhere.login("hank")
+    other = stream_key(login_id(home, elsewhere))
+    new = "violet lanterns drift upstream"
+    err = hank.post("/web/me/password", 403, json={"old_password": "not it", "new_password": new})
+    assert err.json()["error"] == "The current password is wrong."
+    err = hank.post("/web/me/password", 422, json={"old_password": PASSWORD,
+                                                   "new_password": "hank1234"})
+    assert "too weak" in err.json()["error"]
+    hank.post("/web/me/password", 400, json={"old_password": PASSWORD})
+    user = hank.post("/web/me/password", json={"old_password": PASSWORD,
+                                                "new_password": new}).json()["user"]
+    assert user["name"] == "hank"
+    hank.get("/web/lineups")                        # this login goes on
+    elsewhere.get("/web/lineups", 401)              # the other one ended, and its streams
+    assert (f"user-{user['id']}", [other]) in daemon.revoked
+    Browser(server.url).login("hank", PASSWORD, 401)
+    Browser(server.url).post("/web/me/password", 401, json={"old_password": new,
+                                                            "new_password": PASSWORD})
+    guesser = Browser(server.url)           # a stolen cookie cannot guess the password fast
+    guesser.login("hank", new)
+    for _ in range(5):
+        guesser.post("/web/me/password", 403, json={"old_password": "guess",
+                                                     "new_password": new + " again"})
+    err = guesser.post("/web/me/password", 429, json={"old_password": new,
+                                                      "new_password": new + " again"})
+    assert "Too many attempts" in err.json()["error"]
+
+
+def test_administrators_disable_reset_end_sessions_and_delete_accounts(stack):
+    server, daemon, home = stack
+    assert add_user(home, "gail").returncode == 0
+    admin = Browser(server.url)
+    admin_id = admin.login("admin")["user"]["id"]
+    gid = user_id(admin, "gail")
+    gail, tablet = Browser(server.url), Browser(server.url)
+    gail.login("gail")
+    tablet.login("gail")
+    logins = {stream_key(login_id(home, gail)), stream_key(login_id(home, tablet))}
+
+    def revoked_since(n: int) -> set[str]:
+        return {k for sid, keys in daemon.revoked[n:] if sid == f"user-{gid}" for k in keys}
+
+    n = len(daemon.revoked)
+    user = admin.post(f"/web/users/{gid}/disable").json()["user"]
+    assert user["name"] == "gail" and user["disabled"] is True
+    gail.get("/web/lineups", 401)
+    tablet.post("/web/lineups", 401, json={})
+    assert revoked_since(n) == logins
+    err = Browser(server.url).login("gail", PASSWORD, 403)["error"]
+    assert "disabled" in err
+    assert next(u for u in admin.get("/web/users").json()["users"] if u["id"] == gid)["disabled"]
+    assert admin.post(f"/web/users/{gid}/enable").json()["user"]["disabled"] is False
+    gail.login("gail")
+
+    new = "quiet harbour lamps at dusk"
+    err = admin.post(f"/web/users/{gid}/password", 422, json={"password": "password"})
+    assert "too weak" in err.json()["error"]
+    n, key = len(daemon.revoked), stream_key(login_id(home, gail))
+    admin.post(f"/web/users/{gid}/password", json={"password": new})
+    gail.get("/web/lineups", 401)
+    assert revoked_since(n) == {key}
+    Browser(server.url).login("gail", PASSWORD, 401)
+    gail.login("gail", new)
+    tablet.login("gail", new)
+
+    n = len(daemon.revoked)
+    assert admin.request("DELETE", f"/web/users/{gid}/sessions").json() == {"ended": 2}
+    gail.get("/web/lineups", 401)
+    tablet.get("/web/lineups", 401)
+    assert len(revoked_since(n)) == 2
+
+    gail.login("gail", new)
+    n, key = len(daemon.revoked), stream_key(login_id(home, gail))
+    assert admin.request("DELETE", f"/web/users/{gid}").json()["user"]["name"] == "gail"
+    gail.get("/web/lineups", 401)
+    assert revoked_since(n) == {key}
+    Browser(server.url).login("gail", new, 401)
+    assert "gail" not in [u["name"] for u in admin.get("/web/users").json()["users"]]
+    for method, path in (("DELETE", ""), ("POST", "/disable"), ("POST", "/enable"),
+                         ("DELETE", "/sessions")):
+        admin.request(method, f"/web/users/{gid}{path}", 404)
+    admin.post(f"/web/users/{gid}/password", 404, json={"password": new})
+
+    # an administrator's own account; other users may do none of this
+    err = admin.post(f"/web/users/{admin_id}/disable", 409).json()["error"]
+    assert err == "You cannot disable your own account."
+    admin.request("DELETE", f"/web/users/{admin_id}", 409)
+    admin.get("/web/users")
+    alice = Browser(server.url)
+    alice.login("alice")
+    for method, path in (("DELETE", ""), ("POST", "/disable"), ("POST", "/enable"),
+                         ("DELETE", "/sessions")):
+        alice.request(method, f"/web/users/{admin_id}{path}", 403)
+    alice.post(f"/web/users/{admin_id}/password", 403, json={"password": new})
+    admin.get("/web/users")
+
+
+def test_the_last_administrator_cannot_be_disabled_or_deleted(tmp_path):
+    """Checked in the database, in one transaction with the change: two administrators who
+    disable each other at the same moment do not leave the installation without one."""
+    from frontend_server.store import Store, StoreError
+
+    store = Store(tmp_path / "ligan.sqlite3")
+    root = store.add_user("root", PASSWORD, is_admin=True)
+    deputy = store.add_user("deputy", PASSWORD, is_admin=True)
+    store.set_disabled(deputy["id"], True)
+    with pytest.raises(StoreError, match="last administrator"):
+        store.set_disabled(root["id"], True)
+    with pytest.raises(StoreError, match="last administrator"):
+        store.delete_user(root["id"])
+    assert store.set_disabled(root["id"], False)[0]["disabled"] is False  # enabling: no check
+    store.set_disabled(deputy["id"], False)
+    user, ended = store.delete_user(root["id"])
+    assert user["name"] == "root" and ended == []
+
+
+def test_a_database_from_before_disabled_accounts_is_upgraded(tmp_path):
+    import sqlite3
+
+    from frontend_server.store import Store
+
+    path = tmp_path / "ligan.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL "
+                   "UNIQUE COLLATE NOCASE, password_hash TEXT NOT NULL, is_admin INTEGER NOT "
+                   "NULL DEFAULT 0, created REAL NOT NULL)")
+        db.execute("INSERT INTO users (name, password_hash, is_admin, created) "
+                   "VALUES ('old', 'x', 1, 0)")
+    store = Store(path)
+    assert store.users()[0]["disabled"] is False
+    login = store.create_session(store.users()[0]["id"])
+    assert store.session_user(login)[0]["name"] == "old"
 
 
 def test_login_is_rate_limited(stack):
@@ -462,7 +685,7 @@ def test_tasks_are_forwarded_to_the_users_own_session(stack, alice, bob):
     url = started["events_url"]
     assert url.startswith(f"/events/{sid}?token=")
     token = url.split("token=", 1)[1]
-    assert URLSafeTimedSerializer(DAEMON_TOKEN, salt="ligan-events").loads(token) == sid
+    assert URLSafeTimedSerializer(DAEMON_TOKEN, salt="ligan-events").loads(token)["sid"] == sid
     photo = alice.upload(LONDON.read_bytes())["photo"]
     task = alice.post("/web/tasks", 202, json={"type": "fillers", "params": {
         "suspect_photo": photo, "per_page": 6}}).json()
@@ -486,6 +709,8 @@ def test_an_unreachable_daemon_is_a_readable_502(tmp_path):
         b.login("solo")
         err = b.post("/web/session", 502).json()["error"]
         assert "master daemon cannot be reached" in err
+        b.post("/web/logout")           # the login ends even when the daemon cannot be told
+        b.get("/web/lineups", 401)
     finally:
         server.stop()
 

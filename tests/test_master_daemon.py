@@ -296,6 +296,88 @@ def test_queue_limit_then_idle_cancel(tmp_path, tiny_bundle_dir):
         _kill_jobs(tmp_path)
 
 
+# -- revoked event-stream keys -----------------------------------------------------------------
+def test_revoked_stream_keys_end_their_streams_and_stay_refused_after_a_restart(tmp_path):
+    """A logout revokes its login's stream key: open streams with it end at once, its URL is
+    refused from then on (also by a restarted daemon), other keys go on. No backend is started
+    (``max_backends=0``: the session waits in the queue, its stream works)."""
+    import hashlib
+
+    from itsdangerous import URLSafeTimedSerializer
+
+    from master_daemon.app import events_token
+
+    key, other = (hashlib.sha256(login).hexdigest() for login in (b"login-1", b"login-2"))
+    d = start_daemon(tmp_path, None, frontend_command=None, max_backends=0)
+
+    def url(k: str, **kw) -> str:
+        return f"{d.url}/events/k-1?token={events_token(d.token, 'k-1', k, **kw)}"
+
+    try:
+        assert d.api("PUT", "/api/sessions/k-1").json()["state"] == "queued"
+        revoked, kept = EventStream(url(key)), EventStream(url(other))
+        for es in (revoked, kept):
+            assert es.status == 200
+            es.wait_for(lambda e: e["event"] == "session", 10, "the snapshot")
+        r = d.api("POST", "/api/sessions/k-1/revoked-keys", json={"keys": [key]})
+        assert r.status_code == 200 and r.json() == {"revoked": 1}, r.text
+        wait_until(lambda: revoked.closed, 5, "the revoked stream ended")
+        assert not kept.closed
+        again = requests.get(url(key), timeout=10)
+        assert again.status_code == 401 and "revoked" in again.json()["error"]
+        kept.close()
+        # the login's expiry ends a stream too; expired and old-format tokens are refused
+        short = EventStream(url(other, exp=time.time() + 2))
+        assert short.status == 200
+        wait_until(lambda: short.closed, 10, "the stream ended when its login expired")
+        assert requests.get(url(other, exp=time.time() - 1), timeout=10).status_code == 401
+        bare = URLSafeTimedSerializer(d.token, salt="ligan-events").dumps("k-1")
+        assert requests.get(f"{d.url}/events/k-1?token={bare}", timeout=10).status_code == 401
+        # only the daemon token revokes, and only well-formed keys
+        assert requests.post(f"{d.url}/api/sessions/k-1/revoked-keys", json={"keys": [other]},
+                             timeout=10).status_code == 401
+        for body in ({"keys": ["not-a-hash"]}, {"keys": other}, {}, {"keys": [other] * 1001}):
+            assert d.api("POST", "/api/sessions/k-1/revoked-keys", json=body).status_code == 400
+        assert d.api("GET", "/api/sessions/k-1/revoked-keys").status_code == 405
+        port, token = d.daemon.port, d.token
+        d.stop()
+        d = start_daemon(tmp_path, None, frontend_command=None, port=port, token=token,
+                         max_backends=0)
+        assert requests.get(url(key), timeout=10).status_code == 401
+        fine = EventStream(url(other))
+        assert fine.status == 200
+        fine.close()
+    finally:
+        d.stop()
+
+
+def test_logout_ends_the_event_stream_of_the_real_frontend(tmp_path):
+    """The whole contract: the real frontend makes the token and, at logout, revokes its key
+    (the two sides keep their own copy of the token's salt: this shows they agree)."""
+    from tests.test_frontend_api import Browser, add_user
+
+    import dataclasses
+
+    assert add_user(tmp_path, "officer").returncode == 0
+    d = start_daemon(tmp_path, None, wait_frontend_s=60)
+    try:
+        assert d.wait_frontend(60), (tmp_path / "logs" / "frontend.log").read_text()[-3000:]
+        m = d.daemon.manager  # no backend: the session waits in the queue, its stream works
+        m.settings = dataclasses.replace(m.settings, max_backends=0)
+        b = Browser(d.url)
+        b.login("officer")
+        url = d.url + b.post("/web/session").json()["events_url"]
+        es = EventStream(url)
+        assert es.status == 200
+        es.wait_for(lambda e: e["event"] == "session", 10, "the snapshot")
+        b.post("/web/logout")
+        wait_until(lambda: es.closed, 5, "the stream ended at logout")
+        r = requests.get(url, timeout=10)
+        assert r.status_code == 401 and "revoked" in r.json()["error"]
+    finally:
+        d.stop()
+
+
 # -- renewal -----------------------------------------------------------------------------------
 def test_renewal_before_the_time_limit_keeps_queued_tasks(tmp_path, tiny_bundle_dir,
                                                           monkeypatch):

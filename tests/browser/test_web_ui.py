@@ -233,5 +233,75 @@ def test_an_administrator_creates_an_account(page, live):
         context.close()
 
 
+def _logged_in(page, live, name: str, password: str | None = None):
+    """A page of a fresh browser context logged in as ``name`` (and the context)."""
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 800})
+    pg = context.new_page()
+    pg.errors = []
+    pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+    pg.set_default_timeout(30_000)
+    pg.goto(live.url + "/login")
+    pg.fill("#name", name)
+    pg.fill("#password", password or live.password)
+    pg.click("button[type=submit]")
+    pg.wait_for_url(live.url + "/")
+    return context, pg
+
+
+def test_officers_are_told_that_only_administrators_manage_accounts(page, live):
+    context, officer = _logged_in(page, live, "officer")
+    try:
+        officer.goto(live.url + "/admin")
+        officer.get_by_text("Only administrators manage accounts").wait_for()
+        assert officer.locator("#admin-area").is_hidden()
+        assert officer.locator("#own-password").is_visible()   # their own password, though
+        assert officer.errors == []
+    finally:
+        context.close()
+
+
+def test_an_administrator_disables_resets_and_deletes_an_account(page, live):
+    from tests.test_frontend_api import add_user
+
+    assert add_user(live.home, "constable").returncode == 0
+    context, admin = _logged_in(page, live, "admin")
+    try:
+        admin.goto(live.url + "/admin")
+        admin.locator("#user-list").get_by_text("constable").wait_for()
+        assert admin.get_by_role("button", name="Disable: admin").count() == 0   # oneself
+        admin.get_by_role("button", name="Disable: constable").click()
+        admin.get_by_text("constable is disabled and logged out.").wait_for()
+        other = admin.context.browser.new_context()
+        try:
+            login = other.new_page()
+            login.goto(live.url + "/login")
+            login.fill("#name", "constable")
+            login.fill("#password", live.password)
+            login.click("button[type=submit]")
+            login.get_by_text("This account is disabled").wait_for()
+        finally:
+            other.close()
+        admin.get_by_role("button", name="Enable: constable").click()
+        admin.get_by_text("constable may log in again.").wait_for()
+        admin.get_by_role("button", name="Reset password: constable").click()
+        admin.fill("#reset-password", "password")
+        admin.click("#reset-form button[type=submit]")
+        admin.locator("#reset-message").get_by_text("too weak").wait_for()
+        admin.fill("#reset-password", "quiet harbour lamps at dusk")
+        admin.click("#reset-form button[type=submit]")
+        admin.get_by_text("The password of constable was reset").wait_for()
+        admin.once("dialog", lambda dialog: dialog.dismiss())
+        admin.get_by_role("button", name="Delete: constable").click()
+        assert admin.locator("#user-list").get_by_text("constable").count() == 1
+        admin.once("dialog", lambda dialog: dialog.accept())
+        admin.get_by_role("button", name="Delete: constable").click()
+        admin.get_by_text("Deleted constable.").wait_for()
+        admin.wait_for_function("() => !document.getElementById('user-list')"
+                                ".textContent.includes('constable')")
+        assert admin.errors == []
+    finally:
+        context.close()
+
+
 def test_no_script_errors(page):
     assert page.errors == [], "\n".join(page.errors)
