@@ -382,9 +382,10 @@ def test_logout_ends_the_event_stream_of_the_real_frontend(tmp_path):
 def test_renewal_before_the_time_limit_keeps_queued_tasks(tmp_path, tiny_bundle_dir,
                                                           monkeypatch):
     monkeypatch.setenv("LIGAN_BACKEND_GRACE", "1")  # read by the backends at their start
-    # Renewal starts as soon as the first backend is ready (90 - 80 s < start-up time).
+    # Renewal starts as soon as the first backend is ready (150 - 140 s < start-up time); the
+    # replacement has 150 s for the long task (faces that get records render one by one).
     d = start_daemon(tmp_path, tiny_bundle_dir, frontend_command=None, max_backends=1,
-                     session_idle_timeout=0, backend_time_limit=90, backend_renew_before=80,
+                     session_idle_timeout=0, backend_time_limit=150, backend_renew_before=140,
                      backend_grace=1)
     try:
         d.api("PUT", "/api/sessions/r-1")
