@@ -146,14 +146,14 @@ def load_bundle_or_fail(path: Path, parts=("generator",), precision: str = "floa
     """``load_bundle`` with its errors turned into one-line command errors; its generator
     renders in ``precision`` (a LIGAN_PRECISION value, resolved for this machine)."""
     from models.bundle import BundleError, load_bundle
-    from models.precision import render_precision, resolve_precision
+    from models.precision import resolve_precision
 
     try:
         bundle = load_bundle(path, parts=parts)
     except BundleError as exc:
         raise CommandError(str(exc)) from None
     if bundle.generator is not None:
-        bundle.generator.use_precision(render_precision(resolve_precision(precision)))
+        bundle.generator.use_precision(resolve_precision(precision).name)
     return bundle
 
 

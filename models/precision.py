@@ -37,14 +37,6 @@ class Precision:
     name: str
     reason: str
 
-    @property
-    def compute_dtype(self):
-        """The dtype rendering and the convolutions of training run in (float16 is used only
-        by training's discriminator blocks, so rendering under it is float32)."""
-        import tensorflow as tf
-
-        return tf.bfloat16 if self.name == "bfloat16" else tf.float32
-
 
 def check_precision(name: str, allow_auto: bool = True) -> str:
     """``name`` lower-cased if it is a known precision (or ``auto``), else PrecisionError."""
@@ -94,6 +86,15 @@ def resolve_precision(setting: str = "auto", *, flags: Iterable[str] | None = No
     return Precision("float32", f"auto: the CPU has no native bfloat16 units "
                                 f"(none of {', '.join(BF16_CPU_FLAGS)}), so bfloat16 would "
                                 f"only be emulated")
+
+
+def compute_dtype(precision: str):
+    """The TensorFlow dtype the activations of a network run in under ``precision``: bfloat16
+    for ``bfloat16``, float32 otherwise (float16 is applied block by block by the GAN trainer,
+    see ``models.training.stylegan2.discriminate_mixed``)."""
+    import tensorflow as tf
+
+    return tf.bfloat16 if precision == "bfloat16" else tf.float32
 
 
 def render_precision(precision: Precision | str) -> str:

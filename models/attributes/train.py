@@ -24,7 +24,7 @@ from models.attributes.model import (ATTRIBUTES_PART, AttributeConfig, Attribute
                                      attribute_part_config)
 from models.bundle import add_part, manifest_framing, module_arrays, read_manifest
 from models.faces.alignment import FFHQ_FRAMING
-from models.precision import render_precision
+from models.precision import compute_dtype, render_precision
 from models.training.optim import Adam
 from models.training.run import StopFlag, log, prepare_run_dir, step_loop
 
@@ -128,7 +128,7 @@ class AttributeTrainer:
                                          channel_base=cfg.channel_base,
                                          channel_max=cfg.channel_max)
         self.model = AttributeModel(self.model_cfg, seed=cfg.seed)
-        self.model.compute_dtype = tf.bfloat16 if cfg.precision == "bfloat16" else tf.float32
+        self.model.compute_dtype = compute_dtype(cfg.precision)
         self.opt = Adam(self.model.trainable_variables, cfg.lr, betas=(0.9, 0.999))
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.checkpoint = tf.train.Checkpoint(model=self.model, opt=self.opt, step=self.step)

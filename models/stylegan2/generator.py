@@ -6,12 +6,12 @@ vector per layer, ``[N, num_ws, w_dim]``). Images come out NHWC, float32, nomina
 """
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from models.precision import render_precision
+from models.precision import compute_dtype, render_precision
 from models.stylegan2 import ops
 from models.stylegan2.config import GeneratorConfig
 from models.stylegan2.layers import Dense, NamedModule, SynthesisLayer, ToRGB
@@ -139,7 +139,7 @@ class Generator(NamedModule):
     def compute_dtype(self) -> tf.DType:
         """The dtype of :attr:`precision`, for the eager and differentiable paths (projector,
         refine, encoder training) that call :attr:`synthesis` directly."""
-        return tf.bfloat16 if self.precision == "bfloat16" else tf.float32
+        return compute_dtype(self.precision)
 
     def use_precision(self, precision: str) -> None:
         """Render in ``precision`` from now on (``float32`` or ``bfloat16``; ``float16`` is a
@@ -189,7 +189,7 @@ class Generator(NamedModule):
                 reduce_retracing=True)
         else:
             _, mode, precision = key.split(":")
-            dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
+            dtype = compute_dtype(precision)
             fn = tf.function(lambda ws, seed: self.synthesis(ws, mode, seed, dtype),
                              input_signature=[ws_spec, seed_spec], reduce_retracing=True)
         self._compiled[key] = fn
@@ -201,12 +201,9 @@ class Generator(NamedModule):
         """Compiled :meth:`map`; ``reproducible`` maps row by row, so that a z record's w does
         not depend on its batch (see :meth:`synthesize`)."""
         cutoff = self.num_ws if truncation_cutoff is None else int(truncation_cutoff)
-        fn = self._compiled_fn("map")
-        z = tf.convert_to_tensor(z, tf.float32)
         psi, cut = tf.constant(truncation_psi, tf.float32), tf.constant(cutoff, tf.int32)
-        if not reproducible or int(z.shape[0]) <= 1:
-            return fn(z, psi, cut)
-        return tf.concat([fn(z[i:i + 1], psi, cut) for i in range(int(z.shape[0]))], axis=0)
+        return _rows(lambda z: self._compiled_fn("map")(z, psi, cut),
+                     tf.convert_to_tensor(z, tf.float32), one_by_one=reproducible)
 
     def synthesize(self, ws: np.ndarray | tf.Tensor, noise_mode: str = "const",
                    noise_seeds: Sequence[int] | np.ndarray | int = 0,
@@ -236,11 +233,16 @@ class Generator(NamedModule):
                                 [ws.shape[0]]).astype(np.int32)
         precision = self.precision if precision is None else render_precision(precision)
         fn = self._compiled_fn(f"synth:{noise_mode}:{precision}")
-        n = int(ws.shape[0])
-        if not reproducible or n <= 1:
-            return fn(ws, tf.constant(seeds))
-        return tf.concat([fn(ws[i:i + 1], tf.constant(seeds[i:i + 1])) for i in range(n)],
-                         axis=0)
+        return _rows(fn, ws, tf.constant(seeds), one_by_one=reproducible)
+
+
+def _rows(fn, *batch: tf.Tensor, one_by_one: bool) -> tf.Tensor:
+    """``fn(*batch)``, or ``fn`` on one row of every argument at a time, concatenated (see
+    :meth:`Generator.synthesize`: a row's result must not depend on its batch)."""
+    n = int(batch[0].shape[0])
+    if not one_by_one or n <= 1:
+        return fn(*batch)
+    return tf.concat([fn(*(b[i:i + 1] for b in batch)) for i in range(n)], axis=0)
 
 
 def truncate(ws: tf.Tensor, w_avg: tf.Tensor, psi: float | tf.Tensor,

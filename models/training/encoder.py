@@ -20,7 +20,7 @@ import tensorflow as tf
 from models.bundle import add_part, load_bundle, module_arrays
 from models.encoder import ENCODER_PART, Encoder, EncoderConfig
 from models.images import make_grid, save_png, to_uint8
-from models.precision import render_precision
+from models.precision import compute_dtype, render_precision
 from models.training.data import training_dataset
 from models.training.optim import Adam
 from models.training.run import StopFlag, log, prepare_run_dir, step_loop
@@ -80,7 +80,7 @@ class EncoderTrainer:
         self.enc_cfg = EncoderConfig.for_bundle(self.bundle, channel_base=cfg.channel_base,
                                                 channel_max=cfg.channel_max)
         self.encoder = Encoder(self.enc_cfg, seed=cfg.seed)
-        self.dtype = tf.bfloat16 if cfg.precision == "bfloat16" else tf.float32
+        self.dtype = compute_dtype(cfg.precision)
         self.encoder.compute_dtype = self.dtype
         if cfg.resume_from:
             self._load_pretrained(cfg.resume_from)

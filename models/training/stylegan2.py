@@ -26,7 +26,7 @@ from tqdm import tqdm
 from models.bundle import save_bundle
 from models.faces.alignment import FRAMINGS
 from models.images import make_grid, save_png, to_uint8
-from models.precision import check_precision
+from models.precision import check_precision, compute_dtype
 from models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from models.training.augment import augment, parse_policy
 from models.training.balance import balance_weights, check_balance
@@ -185,7 +185,7 @@ class Trainer:
         if cfg.deterministic:
             tf.config.experimental.enable_op_determinism()
         self.policy = parse_policy(cfg.augment)
-        self.dtype = tf.bfloat16 if cfg.precision == "bfloat16" else tf.float32
+        self.dtype = compute_dtype(cfg.precision)
         files, _ = source_files(cfg.data)  # fail on missing data before a run folder is made
         self.sampling_weights, self.balance_report = (
             balance_weights(files, cfg.balance, cfg.balance_power) if cfg.balance else (None, None))
