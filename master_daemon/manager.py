@@ -809,9 +809,11 @@ class Manager:
         before = self.settings.backend_renew_before
         renew_at = (cur.ends or float("inf")) - before
         if cur.state == B_READY and not cur.renewed_by and now >= renew_at:
-            if not unfinished and now - s.last_activity >= before:
+            if idle and not unfinished and now - s.last_activity >= before:
                 # Nobody used the session for a whole renewal window: let it go instead of
-                # renewing an unused backend for ever; the next task starts a fresh one.
+                # renewing an unused backend for ever (each replacement would restart the idle
+                # clock); the next task starts a fresh one. An idle timeout of 0 means the
+                # operator wants sessions kept, so they are renewed.
                 self._stop_idle(s, f"idle for {int(now - s.last_activity)} s when its backend "
                                    f"neared its time limit (not renewed)", to_cancel)
                 return

@@ -423,9 +423,10 @@ def test_renewal_before_the_time_limit_keeps_queued_tasks(tmp_path, tiny_bundle_
 def test_an_idle_session_is_stopped_at_the_renewal_point_not_renewed(tmp_path,
                                                                     tiny_bundle_dir):
     """A session nobody used during a whole renewal window is let go when its backend nears
-    its time limit (it renewed for ever before, 21 jobs in 16 minutes)."""
+    its time limit (it renewed for ever before, 21 jobs in 16 minutes: each replacement
+    restarted the idle clock)."""
     d = start_daemon(tmp_path, tiny_bundle_dir, frontend_command=None, max_backends=1,
-                     session_idle_timeout=0, backend_time_limit=90, backend_renew_before=80)
+                     session_idle_timeout=3600, backend_time_limit=90, backend_renew_before=80)
     try:
         d.api("PUT", "/api/sessions/i-1")
         wait_state(d, "i-1", "ready", READY_S)
