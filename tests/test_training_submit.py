@@ -40,7 +40,7 @@ def _parser(command: str):
 
 @pytest.mark.parametrize("command,argv,run_dir", [
     ("train", ["train", "stylegan2", "--data", "faces", "--run-dir", "runs/a", "--kimg", "5",
-               "--no-mirror", "--no-mixed-precision"], "run_dir"),
+               "--no-mirror", "--precision", "float32"], "run_dir"),
     ("train", ["train", "encoder", "--bundle", "b", "--run-dir", "runs/e"], "run_dir"),
     ("train", ["train", "attributes", "--bundle", "b", "--run-dir", "runs/t"], "run_dir"),
     ("dataset", ["dataset", "build", "photos", "--out", "ds", "--resolution", "128"], "out"),
