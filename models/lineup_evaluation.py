@@ -1,0 +1,313 @@
+"""How well the lineup workflow serves real suspects (``ligan lineup evaluate``).
+
+For each suspect photo, as the web UI does it: align and invert the photo (the encoder alone,
+or with the projector for some steps), make page 1 of fillers around it, and measure what a
+lineup administrator relies on:
+
+- whether the fillers share the suspect's gender, ethnicity group and age group (within one
+  decade), as the bundle's attribute model reads the fillers, against the photo's labels (or,
+  for a photo without labels, against the attribute model's reading of the photo itself);
+- how far the fillers are from the suspect's *photo* by dlib: a fair filler looks alike without
+  being the same person, :data:`LOOKALIKE_BAND`;
+- whether the reconstruction is the same person as the photo to dlib (below 0.6);
+- whether dlib finds a face in each filler, and how long a page takes.
+
+dlib is the independent instrument; the attribute model is the bundle's own. The goals are
+those of the default model (docs/model_card.md) and are printed beside the measurements.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from models.attributes.data import UTK_NAME
+from models.attributes.heads import AGE_GROUPS, ETHNICITIES, GENDERS, age_group
+
+#: dlib distances to the suspect's photo of a filler that "looks alike, not the same person":
+#: photos of one person lie below ~0.41, different real people at 0.54–0.9 (docs/faces.md).
+LOOKALIKE_BAND = (0.45, 0.68)
+#: The goals of the default model, measured on the path the web UI uses (docs/model_card.md).
+GOALS = {"gender": 0.95, "ethnicity": 0.85, "age_group": 0.90, "lookalike": 0.80,
+         "reconstruction_encoder": 0.50, "reconstruction_projector": 0.95, "face_found": 0.99,
+         "page_seconds": 1.5}
+#: Ethnicity labels of other datasets → UTKFace's five groups, which the attribute model knows.
+#: UTKFace's "Others" holds Hispanic, Latino and Middle Eastern faces, so West Asian maps there.
+ETHNICITY_GROUPS = {"white": "white", "black": "black", "asian": "asian",
+                    "east_asian": "asian", "indian": "indian", "south_asian": "indian",
+                    "west_asian": "other", "middle_eastern": "other", "hispanic": "other",
+                    "latino": "other", "other": "other", "others": "other"}
+GENDER_WORDS = {"male": "male", "m": "male", "man": "male", "female": "female", "f": "female",
+                "woman": "female"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SuspectLabels:
+    """What is known of a photo's person (each may be unknown)."""
+
+    gender: str | None = None  # one of GENDERS
+    age: int | None = None  # years
+    ethnicity: str | None = None  # one of ETHNICITIES
+
+    @property
+    def known(self) -> bool:
+        return any(v is not None for v in (self.gender, self.age, self.ethnicity))
+
+
+def _label(value: str, table: dict[str, str], what: str, where: str) -> str | None:
+    text = value.strip().lower().replace(" ", "_").replace("-", "_")
+    if not text:
+        return None
+    if text not in table:
+        raise ValueError(f"{where}: unknown {what} {value!r} (known: "
+                         f"{', '.join(sorted(set(table)))})")
+    return table[text]
+
+
+def read_labels_csv(path: str | os.PathLike) -> dict[str, SuspectLabels]:
+    """A labels CSV (header ``file`` and any of ``gender``, ``age``, ``ethnicity``, as the
+    London set's ``info.csv``) → labels by file name. Errors name the row."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"cannot read the labels file {path}: {exc}") from None
+    if not rows or "file" not in rows[0]:
+        raise ValueError(f"{path}: needs a header with a 'file' column and at least one row")
+    labels: dict[str, SuspectLabels] = {}
+    for i, row in enumerate(rows, start=2):
+        where = f"{path} row {i}"
+        age = (row.get("age") or "").strip()
+        if age and not age.isdigit():
+            raise ValueError(f"{where}: age must be a whole number of years, got {age!r}")
+        labels[Path(row["file"] or "").name] = SuspectLabels(
+            gender=_label(row.get("gender") or "", GENDER_WORDS, "gender", where),
+            age=int(age) if age else None,
+            ethnicity=_label(row.get("ethnicity") or "", ETHNICITY_GROUPS, "ethnicity", where))
+    return labels
+
+
+def utkface_labels(name: str) -> SuspectLabels | None:
+    """UTKFace's ``AGE_GENDER_RACE_*`` file names carry their labels; None for other names."""
+    m = UTK_NAME.match(Path(name).name)
+    if not m:
+        return None
+    return SuspectLabels(gender=GENDERS[int(m.group(2))], age=int(m.group(1)),
+                         ethnicity=ETHNICITIES[int(m.group(3))])
+
+
+def labels_for(photo: str | os.PathLike, table: dict[str, SuspectLabels]) -> SuspectLabels:
+    """A photo's labels: from the labels table, else from a UTKFace file name, else none."""
+    name = Path(photo).name
+    return table.get(name) or utkface_labels(name) or SuspectLabels()
+
+
+@dataclasses.dataclass
+class PhotoEvaluation:
+    """One suspect photo on one inversion path."""
+
+    photo: str
+    steps: int
+    labels: SuspectLabels
+    reference: str = "labels"  # what the traits were compared with: "labels" or "reading"
+    error: str | None = None  # why the photo could not be evaluated
+    reconstruction_distance: float | None = None  # dlib, reconstruction ↔ photo
+    filler_distances: list[float] = dataclasses.field(default_factory=list)  # to the photo
+    face_found: list[bool] = dataclasses.field(default_factory=list)
+    gender_match: list[bool] = dataclasses.field(default_factory=list)
+    ethnicity_match: list[bool] = dataclasses.field(default_factory=list)
+    age_match: list[bool] = dataclasses.field(default_factory=list)
+    inversion_seconds: float = 0.0
+    page_seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["labels"] = dataclasses.asdict(self.labels)
+        return out
+
+
+def _suspect_traits(labels: SuspectLabels, reading: dict | None) -> tuple[dict, str]:
+    """The traits fillers must share: the labels where known, else the photo's reading."""
+    if labels.known or reading is None:
+        return ({"gender": labels.gender, "ethnicity": labels.ethnicity,
+                 "age_group": None if labels.age is None else age_group(labels.age)}, "labels")
+    return ({"gender": reading["gender"]["label"], "ethnicity": reading["ethnicity"]["label"],
+             "age_group": AGE_GROUPS.index(reading["age_group"]["label"])}, "reading")
+
+
+def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels, *, steps: int,
+                   per_page: int = 24, seed: int = 0) -> PhotoEvaluation:
+    """Invert ``photo`` with ``steps`` projector steps (0: the encoder alone), make page 1 of
+    ``per_page`` fillers and measure it. A photo that cannot be used (no face, unreadable)
+    comes back with ``error`` set rather than raising, so one bad photo does not end a run."""
+    from models.attributes.model import ATTRIBUTES_PART, predict_attributes
+    from models.faces import FaceError, aligned_face_embedding, identity_distance
+    from models.fillers import filler_page
+    from models.inversion import invert_photo, record_photo_identity
+
+    result = PhotoEvaluation(photo=str(photo), steps=steps, labels=labels)
+    started = time.monotonic()
+    try:
+        inv = invert_photo(bundle, photo, steps=steps, source_name=Path(photo).name)
+    except (FaceError, ValueError) as exc:
+        result.error = str(exc)
+        return result
+    result.inversion_seconds = time.monotonic() - started
+    photo_embedding = record_photo_identity(inv.record)
+    if photo_embedding is None:
+        result.error = "dlib finds no face in the aligned photo, so nothing can be measured"
+        return result
+    reconstruction, _ = aligned_face_embedding(inv.projection.image)
+    result.reconstruction_distance = float(identity_distance(reconstruction, photo_embedding))
+    page = filler_page(bundle, pca, np.asarray(inv.record.latent, np.float32),
+                       reference_embedding=photo_embedding, per_page=per_page, seed=seed)
+    result.page_seconds = page.seconds
+    result.filler_distances = [round(float(d), 4) for d in page.distances]
+    result.face_found = [bool(r.parameters["face_detected"]) for r in page.records]
+    if bundle.has_part(ATTRIBUTES_PART) and len(page.images):
+        readings = predict_attributes(bundle, np.concatenate([inv.aligned[None], page.images]))
+        wanted, result.reference = _suspect_traits(labels, readings[0])
+        for reading in readings[1:]:
+            if wanted["gender"] is not None:
+                result.gender_match.append(reading["gender"]["label"] == wanted["gender"])
+            if wanted["ethnicity"] is not None:
+                result.ethnicity_match.append(reading["ethnicity"]["label"] == wanted["ethnicity"])
+            if wanted["age_group"] is not None:
+                got = AGE_GROUPS.index(reading["age_group"]["label"])
+                result.age_match.append(abs(got - wanted["age_group"]) <= 1)
+    return result
+
+
+def _share(values: Iterable[bool]) -> dict:
+    values = list(values)
+    return {"share": sum(values) / len(values) if values else None, "n": len(values)}
+
+
+def summarise(results: Sequence[PhotoEvaluation]) -> dict:
+    """Pooled measures of one inversion path (shares over all fillers of all usable photos)."""
+    used = [r for r in results if r.error is None]
+    lo, hi = LOOKALIKE_BAND
+    distances = [d for r in used for d in r.filler_distances]
+    recon = [r.reconstruction_distance for r in used if r.reconstruction_distance is not None]
+    from models.faces import SAME_PERSON_THRESHOLD
+
+    return {
+        "photos": len(results), "photos_used": len(used),
+        "gender": _share(m for r in used for m in r.gender_match),
+        "ethnicity": _share(m for r in used for m in r.ethnicity_match),
+        "age_group": _share(m for r in used for m in r.age_match),
+        "lookalike": _share(lo <= d <= hi for d in distances),
+        "filler_distance_mean": float(np.mean(distances)) if distances else None,
+        "farther_than_band": _share(d > hi for d in distances),
+        "reconstruction": _share(d < SAME_PERSON_THRESHOLD for d in recon),
+        "reconstruction_distance_mean": float(np.mean(recon)) if recon else None,
+        "face_found": _share(f for r in used for f in r.face_found),
+        "page_seconds": statistics.median([r.page_seconds for r in used]) if used else None,
+        "inversion_seconds": (statistics.median([r.inversion_seconds for r in used])
+                              if used else None),
+    }
+
+
+def path_name(steps: int) -> str:
+    return "encoder alone" if steps == 0 else f"projector {steps} steps"
+
+
+def evaluate_lineups(bundle, photos: Sequence[str | os.PathLike],
+                     labels: dict[str, SuspectLabels], *, steps: Sequence[int] = (0, 100),
+                     per_page: int = 24, seed: int = 0,
+                     progress: Callable[[str], None] | None = None) -> dict:
+    """Every photo on every inversion path → ``{"paths": [{"steps", "name", "summary"}],
+    "photos": [per-photo results]}`` (JSON-ready). ``progress`` gets one line per photo."""
+    from models.latent import LatentPCA
+
+    if not photos:
+        raise ValueError("no photos to evaluate")
+    if not 1 <= per_page <= 200:
+        raise ValueError(f"fillers per page must be from 1 to 200, got {per_page}")
+    if not steps or any(s < 0 for s in steps):
+        raise ValueError(f"projector steps must be 0 or more, got {list(steps)}")
+    pca = LatentPCA.from_bundle(bundle)
+    paths, per_photo = [], []
+    for s in steps:
+        results = []
+        for i, photo in enumerate(photos):
+            r = evaluate_photo(bundle, pca, photo, labels_for(photo, labels), steps=s,
+                               per_page=per_page, seed=seed)
+            results.append(r)
+            if progress is not None:
+                what = (f"skipped: {r.error}" if r.error else
+                        f"reconstruction {r.reconstruction_distance:.2f} from the photo, "
+                        f"{len(r.filler_distances)} fillers in {r.page_seconds:.1f} s")
+                progress(f"[{path_name(s)}] {i + 1}/{len(photos)} {Path(photo).name}: {what}")
+        paths.append({"steps": s, "name": path_name(s), "summary": summarise(results)})
+        per_photo.extend(r.to_dict() for r in results)
+    return {"bundle": bundle.hash, "per_page": per_page, "seed": seed,
+            "lookalike_band": list(LOOKALIKE_BAND), "goals": GOALS, "paths": paths,
+            "photos": per_photo}
+
+
+def _percent(entry: dict) -> str:
+    if entry["share"] is None:
+        return "–"
+    return f"{_pc(entry['share'])} of {entry['n']}"
+
+
+def _pc(share: float) -> str:
+    return f"{100 * share:.0f} %"
+
+
+def _number(value: float | None, unit: str = "", digits: int = 2) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}{unit}"
+
+
+def format_table(report: dict) -> str:
+    """The report as a Markdown table: one column per inversion path, the goal last."""
+    lo, hi = report["lookalike_band"]
+    goals = report["goals"]
+    rows = [
+        ("page-1 fillers with the suspect's gender", "gender", _percent,
+         f"≥ {_pc(goals['gender'])}"),
+        ("… same ethnicity group", "ethnicity", _percent, f"≥ {_pc(goals['ethnicity'])}"),
+        ("… age group within one group", "age_group", _percent, f"≥ {_pc(goals['age_group'])}"),
+        (f"fillers' dlib distance to the photo in {lo}–{hi}", "lookalike", _percent,
+         f"≥ {_pc(goals['lookalike'])}"),
+        (f"… farther than {hi}", "farther_than_band", _percent, ""),
+        ("mean distance of fillers to the photo", "filler_distance_mean", _number, ""),
+        ("reconstruction within 0.6 of the photo", "reconstruction", _percent,
+         f"≥ {_pc(goals['reconstruction_encoder'])} encoder, "
+         f"≥ {_pc(goals['reconstruction_projector'])} projector"),
+        ("mean distance of reconstruction to the photo", "reconstruction_distance_mean",
+         _number, ""),
+        ("fillers in which dlib finds a face", "face_found", _percent,
+         f"≥ {_pc(goals['face_found'])}"),
+        ("seconds per page (median, after inversion)", "page_seconds",
+         lambda v: _number(v, " s", 1), f"≤ {goals['page_seconds']} s"),
+        ("seconds per inversion (median)", "inversion_seconds", lambda v: _number(v, " s", 1),
+         ""),
+    ]
+    paths = report["paths"]
+    head = ["measure", *[p["name"] for p in paths], "goal"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for label, key, fmt, goal in rows:
+        lines.append("| " + " | ".join([label, *[fmt(p["summary"][key]) for p in paths], goal])
+                     + " |")
+    first = paths[0]["summary"]
+    skipped = [p for p in report["photos"] if p["error"] and p["steps"] == paths[0]["steps"]]
+    by_reading = sum(1 for p in report["photos"]
+                     if p["reference"] == "reading" and p["steps"] == paths[0]["steps"])
+    notes = [f"{first['photos_used']} of {first['photos']} photos used; page 1 of "
+             f"{report['per_page']} fillers; bundle {report['bundle'][:12]}; traits read by the "
+             f"bundle's attribute model, distances by dlib."]
+    if by_reading:
+        notes.append(f"{by_reading} photo(s) without labels: their fillers are compared with "
+                     f"the attribute model's reading of the photo.")
+    notes += [f"skipped {Path(p['photo']).name}: {p['error']}" for p in skipped]
+    return "\n".join(lines + [""] + notes)

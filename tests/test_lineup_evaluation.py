@@ -1,0 +1,114 @@
+"""``models.lineup_evaluation``: labels, pooled measures, and a real run on London photos."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.lineup_evaluation import (LOOKALIKE_BAND, PhotoEvaluation, SuspectLabels,
+                                      evaluate_lineups, format_table, labels_for,
+                                      read_labels_csv, summarise, utkface_labels)
+
+ROOT = Path(__file__).resolve().parents[1]
+LONDON = ROOT.parent / "shared" / "faces" / "london"
+BUNDLE = ROOT / "models" / "bundles" / "default"
+
+
+def test_labels_csv_reads_the_london_columns_and_maps_ethnicity_to_utkface_groups(tmp_path):
+    path = tmp_path / "info.csv"
+    path.write_text("file,age,gender,ethnicity,expression\n"
+                    "a.jpg,24,female,white,neutral\nb.jpg,28,Male,east_asian,smiling\n"
+                    "c.jpg,,,west_asian,\n")
+    labels = read_labels_csv(path)
+    assert labels["a.jpg"] == SuspectLabels("female", 24, "white")
+    assert labels["b.jpg"] == SuspectLabels("male", 28, "asian")
+    assert labels["c.jpg"] == SuspectLabels(None, None, "other")
+
+
+@pytest.mark.parametrize("body,message", [
+    ("name,age\nx.jpg,3\n", "'file' column"),
+    ("file,age\n", "'file' column"),
+    ("file,age\nx.jpg,old\n", "row 2: age must be a whole number"),
+    ("file,gender\nx.jpg,m\ny.jpg,robot\n", "row 3: unknown gender 'robot'"),
+    ("file,ethnicity\nx.jpg,martian\n", "row 2: unknown ethnicity 'martian'"),
+])
+def test_a_bad_labels_file_is_refused_naming_the_row(tmp_path, body, message):
+    path = tmp_path / "labels.csv"
+    path.write_text(body)
+    with pytest.raises(ValueError, match=message):
+        read_labels_csv(path)
+
+
+def test_utkface_names_carry_labels_and_the_table_comes_first():
+    assert utkface_labels("34_1_3_20170104.jpg.chip.jpg") == SuspectLabels("female", 34, "indian")
+    assert utkface_labels("photo.jpg") is None
+    table = {"34_1_3_20170104.jpg": SuspectLabels("male", 50, None)}
+    assert labels_for("/x/34_1_3_20170104.jpg", table).gender == "male"
+    assert not labels_for("/x/photo.jpg", {}).known
+
+
+def test_summaries_pool_fillers_over_photos_and_leave_out_photos_that_failed():
+    lo, hi = LOOKALIKE_BAND
+    a = PhotoEvaluation("a.jpg", 0, SuspectLabels("male"), reconstruction_distance=0.5,
+                        filler_distances=[lo, hi + 0.01, 0.5], face_found=[True, True, False],
+                        gender_match=[True, False, True], page_seconds=2.0)
+    b = PhotoEvaluation("b.jpg", 0, SuspectLabels("female"), reconstruction_distance=0.7,
+                        filler_distances=[0.6], face_found=[True], gender_match=[True],
+                        page_seconds=4.0)
+    bad = PhotoEvaluation("c.jpg", 0, SuspectLabels(), error="no face")
+    s = summarise([a, b, bad])
+    assert (s["photos"], s["photos_used"]) == (3, 2)
+    assert s["gender"] == {"share": 0.75, "n": 4}
+    assert s["lookalike"] == {"share": 0.75, "n": 4}  # the band's ends count as inside
+    assert s["farther_than_band"]["share"] == 0.25
+    assert s["reconstruction"] == {"share": 0.5, "n": 2}
+    assert s["face_found"]["share"] == 0.75
+    assert s["page_seconds"] == 3.0
+    assert s["ethnicity"] == {"share": None, "n": 0}  # nothing known, nothing claimed
+
+
+def test_arguments_are_checked_before_any_work():
+    with pytest.raises(ValueError, match="no photos"):
+        evaluate_lineups(None, [], {})
+    with pytest.raises(ValueError, match="per page"):
+        evaluate_lineups(None, ["a.jpg"], {}, per_page=0)
+    with pytest.raises(ValueError, match="steps"):
+        evaluate_lineups(None, ["a.jpg"], {}, steps=(-1,))
+
+
+@pytest.fixture(scope="module")
+def london_report():
+    if not LONDON.is_dir():
+        pytest.skip(f"the London photos are not here ({LONDON}); they live in ../shared/faces")
+    from models.bundle import load_bundle
+
+    bundle = load_bundle(BUNDLE)
+    photos = [LONDON / "001_03.jpg", LONDON / "005_03.jpg", ROOT / "web_ui" / "index.html"]
+    lines: list[str] = []
+    report = evaluate_lineups(bundle, photos, read_labels_csv(LONDON / "info.csv"), steps=(0,),
+                              per_page=4, progress=lines.append)
+    return report, lines
+
+
+def test_a_real_run_measures_every_photo_and_reports_what_it_could_not_use(london_report):
+    report, lines = london_report
+    assert len(lines) == 3 and "skipped" in lines[2]
+    used = [p for p in report["photos"] if p["error"] is None]
+    assert len(used) == 2 and report["photos"][2]["error"]
+    for p in used:
+        assert len(p["filler_distances"]) == 4 == len(p["gender_match"]) == len(p["age_match"])
+        assert p["reference"] == "labels" and 0 < p["reconstruction_distance"] < 2
+        assert p["filler_distances"] == sorted(p["filler_distances"])
+    summary = report["paths"][0]["summary"]
+    matches = [m for p in used for m in p["gender_match"]]
+    assert summary["gender"] == {"share": sum(matches) / 8, "n": 8}
+
+
+def test_the_table_prints_the_run_s_values_beside_the_goals(london_report):
+    report, _ = london_report
+    table = format_table(report)
+    summary = report["paths"][0]["summary"]
+    row = next(line for line in table.splitlines() if "suspect's gender" in line)
+    assert f"{100 * summary['gender']['share']:.0f} % of 8" in row and "≥ 95 %" in row
+    assert "| encoder alone |" in table.splitlines()[0]
+    assert "2 of 3 photos used" in table and "skipped index.html" in table
