@@ -212,6 +212,10 @@ class LocalScheduler(Scheduler):
                      tracked.record["name"], self.kill_grace_s)
             self._stop(tracked, "cancel")
 
+    def kill_wait_s(self) -> float | None:
+        """``kill_grace_s``: the time a cancelled local job has between SIGTERM and SIGKILL."""
+        return self.kill_grace_s
+
     def describe(self) -> dict[str, Any]:
         with self._lock:
             running = [j for j, t in self._jobs.items() if not t.record["final"]]

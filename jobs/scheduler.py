@@ -226,6 +226,57 @@ class Scheduler(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """What this scheduler is and how it is configured, for logs and ``ligan status``."""
 
+    def kill_wait_s(self) -> float | None:
+        """Seconds from SIGTERM to SIGKILL when a job is cancelled or reaches its time limit,
+        None when this scheduler cannot tell: the budget a job's clean shutdown must fit in
+        (see :func:`fit_grace`)."""
+        return None
+
+    def running_jobs(self, exclude_prefix: str = "") -> list[dict[str, Any]]:
+        """Unfinished jobs of this install the scheduler knows of whose name does not start
+        with ``exclude_prefix``, for ``ligan status``: dicts with ``job_id``, ``name``,
+        ``user``, ``state``, ``elapsed``, ``time_limit`` and ``node``."""
+        return []
+
+
+def shutdown_reserve_s(kill_wait_s: float) -> float:
+    """The part of ``kill_wait_s`` a backend keeps for after its grace period: stopping the
+    running task at its next step and delivering its ``interrupted`` result, so that the task
+    moves to the session's next backend instead of dying with the job. Half the kill wait, at
+    least 1.5 s and at most 10 s (Slurm's default KillWait of 30 s leaves the default 20 s
+    grace)."""
+    return min(10.0, max(1.5, kill_wait_s / 2))
+
+
+def kill_wait_needed_s(grace_s: float) -> float:
+    """The smallest kill wait that leaves a full ``grace_s`` after :func:`shutdown_reserve_s`."""
+    if grace_s + 1.5 <= 3.0:
+        return grace_s + 1.5
+    if 2 * grace_s <= 20.0:
+        return 2 * grace_s
+    return grace_s + 10.0
+
+
+def fit_grace(grace_s: float, kill_wait_s: float | None) -> tuple[float, str]:
+    """The grace period to give a job whose SIGKILL follows SIGTERM by ``kill_wait_s``
+    seconds (None: unknown, ``grace_s`` kept), and a warning for the operator when
+    ``grace_s`` had to be shortened to fit ("" when it fits)."""
+    if kill_wait_s is None:
+        return grace_s, ""
+    reserve = shutdown_reserve_s(kill_wait_s)
+    fitted = round(max(0.0, min(grace_s, kill_wait_s - reserve)), 3)
+    if fitted >= grace_s:
+        return grace_s, ""
+    warning = (f"LIGAN_BACKEND_GRACE is {grace_s:g} s, but jobs are killed {kill_wait_s:g} s "
+               f"after SIGTERM (Slurm's KillWait) and a backend needs {reserve:g} s of that to "
+               f"hand its interrupted task on to the next job: backends get a grace of "
+               f"{fitted:g} s instead (KillWait = {kill_wait_needed_s(grace_s):g} s or more "
+               f"keeps the full grace)")
+    if kill_wait_s < reserve:
+        warning += (f". KillWait = {kill_wait_s:g} s is too short even for that: a task "
+                    f"running when its job is cancelled may fail instead of moving on")
+    return fitted, warning
+
 
 def make_scheduler(kind: str, **settings: Any) -> Scheduler:
     """The scheduler named ``kind`` (``local`` or ``slurm``) built from ``settings``.

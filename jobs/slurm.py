@@ -228,6 +228,24 @@ def parse_pipe_rows(text: str, wanted: Iterable[str], source: str) -> dict[str, 
     return out
 
 
+def parse_job_list(text: str, exclude_prefix: str = "") -> list[dict[str, Any]]:
+    """The ``ligan-…`` jobs in ``squeue -o "%i|%j|%u|%T|%M|%l|%N|%r"`` output whose name does
+    not start with ``exclude_prefix``."""
+    jobs = []
+    for line in text.splitlines():
+        cells = line.strip().split("|")
+        if len(cells) < 8 or not cells[1].startswith("ligan-"):
+            continue
+        if exclude_prefix and cells[1].startswith(exclude_prefix):
+            continue
+        job_id, name, user, state, elapsed, limit, node, reason = cells[:8]
+        jobs.append({"job_id": job_id, "name": name, "user": user, "state": state,
+                     "elapsed": elapsed, "time_limit": limit,
+                     "node": node if state != "PENDING" else "",
+                     "reason": reason if state == "PENDING" else ""})
+    return jobs
+
+
 def to_job_state(rec: SlurmRecord, time_limit_s: int | None = None,
                  memory_mb: int | None = None) -> JobState:
     """Our :class:`JobState` for a Slurm record, with the reason in words ending in Slurm's own
@@ -280,6 +298,17 @@ def sbatch_error(stderr: str) -> str:
     if main:
         return main[-1] + (f" ({'; '.join(rest)})" if rest else "")
     return "; ".join(lines) or "sbatch failed without a message"
+
+
+_KILL_WAIT = re.compile(r"^\s*KillWait\s*=\s*(\d+)\s*(sec|secs|seconds?)?\s*$",
+                        re.MULTILINE | re.IGNORECASE)
+
+
+def parse_kill_wait(config_text: str) -> int | None:
+    """KillWait in seconds from ``scontrol show config`` (``KillWait = 30 sec``), None when
+    the text has no such line."""
+    m = _KILL_WAIT.search(config_text)
+    return int(m.group(1)) if m else None
 
 
 def slurm_time(seconds: int) -> str:
@@ -345,6 +374,7 @@ class SlurmScheduler(Scheduler):
         self._squeue_json: bool | None = None  # None: not decided yet
         self._sacct_mode: str | None = None  # "json" | "plain" | "completion" | "none"
         self._version: str | None = None
+        self._kill_wait: int | None = None  # KillWait, read once from scontrol
         self._pyslurm, self._pyslurm_why = (None, "not checked yet")
         self._want_pyslurm = use_pyslurm
         self._pyslurm_checked = False
@@ -630,6 +660,31 @@ class SlurmScheduler(Scheduler):
                         "MinJobAge"}.get(self._sacct_mode or "", "finished too long ago or never "
                                                                  "submitted")
 
+    # -- the cluster's kill wait and other jobs ----------------------------------------------
+    def kill_wait_s(self) -> float | None:
+        """The cluster's KillWait (SIGTERM to SIGKILL on ``scancel`` and at the time limit),
+        read once from ``scontrol show config``; None, and asked again next time, while
+        scontrol does not answer."""
+        if self._kill_wait is None:
+            r = self._run(["scontrol", "show", "config"])
+            value = parse_kill_wait(r.stdout) if r.returncode == 0 else None
+            if value is None:
+                log.warning("cannot read KillWait from scontrol show config: %s",
+                            (r.stderr or r.stdout).strip()[:200] or "no KillWait line")
+                return None
+            self._kill_wait = value
+            log.info("the cluster's KillWait is %d s", value)
+        return float(self._kill_wait)
+
+    def running_jobs(self, exclude_prefix: str = "") -> list[dict[str, Any]]:
+        """LiGAN's pending and running jobs on the cluster (names starting ``ligan-``), of
+        every user, but those named ``exclude_prefix…``: one ``squeue``."""
+        r = self._run(["squeue", "-h", "-t", "PENDING,RUNNING,CONFIGURING,COMPLETING",
+                       "-o", "%i|%j|%u|%T|%M|%l|%N|%r"])
+        if r.returncode != 0:
+            raise SchedulerError(f"squeue failed: {(r.stderr or r.stdout).strip()[:300]}")
+        return parse_job_list(r.stdout, exclude_prefix)
+
     # -- cancel and describe -----------------------------------------------------------------
     def cancel(self, job_id: str) -> None:
         r = self._run(["scancel", str(job_id)])
@@ -653,6 +708,7 @@ class SlurmScheduler(Scheduler):
             "gpu_type": self.gpu_type,
             "container": dataclasses.asdict(self.container) if self.container else None,
             "export_env": self.export_env, "script_dir": str(self.script_dir),
+            "kill_wait_s": self._kill_wait,
             "pyslurm": self._pyslurm_why,
             "use_json": self.use_json,
             "squeue": {None: "not used yet", True: "squeue --json",

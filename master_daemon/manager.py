@@ -26,7 +26,8 @@ from hmac import compare_digest
 from pathlib import Path
 from typing import Any, Callable
 
-from jobs.scheduler import JobSpec, JobState, JobStatus, Scheduler, SchedulerError, SubmitError
+from jobs.scheduler import (JobSpec, JobState, JobStatus, Scheduler, SchedulerError,
+                            SubmitError, fit_grace)
 from master_daemon.backend_client import BackendClient
 from master_daemon.events import EventHub
 from master_daemon.models import (B_DRAINING, B_ENDED, B_READY, FAILED, QUEUED,
@@ -89,6 +90,7 @@ class Manager:
         self._kicks: queue.Queue[str | None] = queue.Queue()
         self._dispatcher: threading.Thread | None = None
         self.logs_dir = Path(settings.home) / "logs" / "backends"
+        self._grace: float | None = None  # the backends' grace, fitted to the kill wait
         self._load()
 
     # -- start and stop ----------------------------------------------------------------------
@@ -118,6 +120,7 @@ class Manager:
                      b.job_id, b.session_id, b.address or "(not ready yet)")
 
     def start(self) -> None:
+        self.backend_grace()  # ask the scheduler now, and warn at start, not under the lock
         self._dispatcher = threading.Thread(target=self._dispatch, name="ligan-daemon-send",
                                             daemon=True)
         self._dispatcher.start()
@@ -405,13 +408,34 @@ class Manager:
             self._emit_session(s)
         return b
 
+    def backend_grace(self) -> float:
+        """The grace period backends get (``--grace``): ``LIGAN_BACKEND_GRACE`` shortened to
+        fit the scheduler's kill wait (Slurm's KillWait), so that a backend cancelled with a
+        task running still hands that task on to the session's next backend before SIGKILL.
+        Asked of the scheduler once; a warning says when it was shortened."""
+        if self._grace is not None:
+            return self._grace
+        configured = float(self.settings.backend_grace)
+        try:
+            kill_wait = self.scheduler.kill_wait_s()
+        except SchedulerError as e:
+            log.warning("cannot ask the scheduler how long jobs get between SIGTERM and "
+                        "SIGKILL (%s): backends get the full grace of %g s", e, configured)
+            return configured
+        grace, warning = fit_grace(configured, kill_wait)
+        if warning:
+            log.warning("%s", warning)
+        if kill_wait is not None:
+            self._grace = grace
+        return grace
+
     def _job_spec(self, s: Session, b: Backend) -> JobSpec:
         st = self.settings
         cmd = [*self.python, "-m", "backend_server", "serve", "--bundle", str(self.bundle),
                "--session-id", s.session_id, "--job-id", b.backend_id,
                "--results-dir", s.results_dir,
                "--callback-url", f"{self.callback_base}/{b.backend_id}",
-               "--host", st.backend_host]
+               "--host", st.backend_host, "--grace", f"{self.backend_grace():g}"]
         pythonpath = os.pathsep.join(p for p in (str(CHECKOUT), os.environ.get("PYTHONPATH"))
                                      if p)
         slurm = self.scheduler.kind == "slurm"
