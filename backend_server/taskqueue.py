@@ -23,7 +23,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable
 
-from backend_server.tasks import PLANNED, BackendLimits, TaskEnv, TaskStopped, TaskType
+from backend_server.tasks import BackendLimits, TaskEnv, TaskStopped, TaskType
 from backend_server.validation import Conflict, NotFound, Params, RequestError, Unprocessable
 
 log = logging.getLogger(__name__)
@@ -193,12 +193,8 @@ class TaskQueue:
                                f"{', '.join(sorted(self.registry))}")
         task_type = self.registry.get(type_name)
         if task_type is None:
-            available = ", ".join(sorted(self.registry))
-            if type_name in PLANNED:
-                raise Unprocessable(f"task type {type_name} is not available in this version "
-                                    f"(available: {available})")
             raise Unprocessable(f"unknown task type {type_name[:60]!r}; use one of: "
-                                f"{available}")
+                                f"{', '.join(sorted(self.registry))}")
         if not self.accepting:
             raise Conflict("the backend is shutting down and takes no new tasks; send the task "
                            "to the session's next backend")

@@ -224,11 +224,6 @@ class LocalScheduler(Scheduler):
                 "watched_jobs": running,
                 "limits": "time limit enforced; memory and GPUs not limited for local jobs"}
 
-    def log_paths(self, job_id: str) -> tuple[Path, Path]:
-        """(stdout, stderr) files of a job (the same path twice when they are merged)."""
-        record = json.loads(self._record_path(job_id).read_text())
-        return Path(record["stdout"]), Path(record["stderr"])
-
     # -- watching ----------------------------------------------------------------------------
     def _stop(self, tracked: _Tracked, intent: str) -> None:
         """Record why the job is being stopped, SIGTERM its group, schedule the SIGKILL."""

@@ -52,10 +52,6 @@ class FrontendSupervisor:
         self._thread.start()
         return self
 
-    @property
-    def healthy(self) -> bool:
-        return self._ready.is_set()
-
     def wait_ready(self, timeout: float) -> bool:
         return self._ready.wait(timeout)
 

@@ -76,9 +76,6 @@ class Store:
         self._exec("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?)",
                    (t.task_id, t.session_id, t.created, t.state, json.dumps(to_row(t))))
 
-    def delete_task(self, task_id: str) -> None:
-        self._exec("DELETE FROM tasks WHERE task_id = ?", (task_id,))
-
     def get_task(self, task_id: str) -> Task | None:
         rows = self._exec("SELECT data FROM tasks WHERE task_id = ?", (task_id,))
         return from_row(Task, json.loads(rows[0][0])) if rows else None

@@ -1,7 +1,7 @@
 """A suspect's photo → an aligned face → a latent: the first step of the lineup workflow.
 
-Today the latent comes from the optimisation projector started at ``w_avg``; when a bundle
-carries an encoder (training issue) its output becomes the projector's starting point.
+With an encoder in the bundle its output is the latent (the fast path) or the starting point
+of the optimisation projector; without one the projector starts at ``w_avg``.
 """
 from __future__ import annotations
 

@@ -30,12 +30,6 @@ from backend_server.validation import Params
 
 log = logging.getLogger(__name__)
 
-# Every task type the backend API knows of; those without a module here are refused with 422
-# "task type X is not available in this version".
-PLANNED = ("fillers", "interpolate", "refine", "random", "face", "transition", "style_mix",
-           "attribute_filter", "attribute_edit")
-
-
 class TaskStopped(Exception):
     """Raised inside ``run`` to stop at a step boundary after cancellation or shutdown."""
 
