@@ -105,8 +105,8 @@ def build_config(args: argparse.Namespace, secret: str):
 
 
 def _serve(args: argparse.Namespace, settings) -> int:
-    from models.cli import CommandError
     from models.runtime import configure_tensorflow
+    from setup.entry import CommandError
 
     secret = os.environ.pop(SECRET_ENV, "")
     try:

@@ -1,7 +1,7 @@
 """The ``ligan`` command: one entry point whose subcommands come from each component.
 
 Each component module exposes ``register(subparsers, settings)``; a handler returns the exit
-status. Failures meant for the user raise ``models.cli.CommandError`` and print one line.
+status. Failures meant for the user raise ``setup.entry.CommandError`` and print one line.
 """
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import sys
 from backend_server import cli as backend_cli
 from master_daemon import cli as daemon_cli
 from frontend_server import cli as frontend_cli
-from models import cli as model_cli
-from models import lineup_cli, research_cli
-from models.attributes import cli as attributes_cli
-from models.dataset import cli as dataset_cli
-from models.training import cli as training_cli
 from setup import entry, launcher
+from setup.commands import attributes as attributes_cli
+from setup.commands import bundle as model_cli
+from setup.commands import dataset as dataset_cli
+from setup.commands import lineup as lineup_cli
+from setup.commands import research as research_cli
+from setup.commands import train as training_cli
 
 
 def build_parser(settings) -> argparse.ArgumentParser:

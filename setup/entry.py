@@ -15,12 +15,20 @@ from setup.config import Settings, SettingsError, load_settings
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class CommandError(Exception):
+    """A user-facing failure: printed as ``ligan: error: <message>`` with exit status 2."""
+
+
+def fail(message: str) -> int:
+    """Print ``message`` as the one-line error of a command; returns its exit status, 2."""
+    print(f"ligan: error: {message}", file=sys.stderr)
+    return 2
+
+
 def run(build_parser: Callable[[Settings], argparse.ArgumentParser],
         argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` with the parser ``build_parser`` makes and run the chosen handler
     (``handler(args, settings)`` → exit status)."""
-    from models.cli import CommandError, fail
-
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -423,7 +423,7 @@ def test_celeba_faces_are_aligned_and_split_by_identity(tmp_path):
 
 
 def _run_cli(argv: list[str], bundle=None) -> int:
-    from models.attributes.cli import register, register_train
+    from setup.commands.attributes import register, register_train
 
     settings = dataclasses.replace(load_settings({}), bundle=bundle)
     parser = argparse.ArgumentParser(prog="ligan")
@@ -436,7 +436,7 @@ def _run_cli(argv: list[str], bundle=None) -> int:
 
 
 def test_cli_errors_are_one_clear_line(trained_bundle, tmp_path):
-    from models.cli import CommandError
+    from setup.entry import CommandError
 
     cases = [
         (["attributes", "generate", "--bundle", str(trained_bundle), "--where", "martians"],

@@ -244,7 +244,7 @@ def test_merge_refuses_missing_tasks(built, tmp_path):
 
 def test_cli_report_and_slurm_array_script(built, tmp_path, capsys):
     from jobs.slurm import SlurmScheduler
-    from models.dataset import cli
+    from setup.commands import dataset as cli
     from models.dataset.slurm import array_job_specs
 
     _, out, _ = built
@@ -266,7 +266,7 @@ def test_cli_report_and_slurm_array_script(built, tmp_path, capsys):
 
 
 def test_array_task_from_slurm_environment(monkeypatch):
-    from models.dataset.cli import array_task
+    from setup.commands.dataset import array_task
 
     monkeypatch.delenv("SLURM_ARRAY_TASK_ID", raising=False)
     assert array_task() is None

@@ -13,8 +13,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Names are imported on first use (PEP 562) so that importing ``models.attributes.cli`` for
-# ``ligan --help`` does not load TensorFlow.
+# Names are imported on first use (PEP 562) so that importing ``setup.commands.attributes``
+# for ``ligan --help`` does not load TensorFlow.
 _EXPORTS = {
     "directions": ("Direction", "Directions", "direction_keys", "edit", "fit_directions",
                    "save_directions"),

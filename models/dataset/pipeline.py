@@ -15,7 +15,7 @@ processes (``workers``), with a bounded number of items in flight; a window step
 parent process, in input order, holding at most ``window_size`` kept items — so the output is
 the same for any number of workers, and memory does not grow with the folder. For large folders
 ``load(..., shard_index=i, shard_count=n)`` takes the i-th of n contiguous blocks of the sorted
-file list: one task of a SLURM job array (see :mod:`models.dataset.cli`).
+file list: one task of a SLURM job array (see :mod:`setup.commands.dataset`).
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from models.cli import CommandError
+from setup.entry import CommandError
 
 #: Options that describe the submission, not the command; never passed on to the job.
 SUBMIT_DESTS = ("local", "slurm", "partition", "account", "gpus", "time", "memory", "cpus",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.cli import CommandError
-from models.lineup_cli import face_source_options, prepare, resolve_face
+from setup.commands.lineup import face_source_options, prepare, resolve_face
+from setup.entry import CommandError
 
 
 def register(sub: argparse._SubParsersAction, settings) -> None:

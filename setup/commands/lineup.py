@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.cli import CommandError, load_bundle_or_fail
 from models.runtime import configure_tensorflow
+from setup.commands.bundle import load_bundle_or_fail
+from setup.entry import CommandError
 
 
 def face_source_options(settings) -> argparse.ArgumentParser:

@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from models.runtime import configure_tensorflow
-
-
-class CommandError(Exception):
-    """A user-facing failure: printed as ``ligan: error: <message>`` with exit status 2."""
+from setup.entry import CommandError
 
 
 def register(sub: argparse._SubParsersAction, settings) -> None:
@@ -122,7 +118,7 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     framing.add_argument("framing", choices=("ffhq", "utkface"))
     framing.set_defaults(handler=_set_alignment)
 
-    from models.importers.cli import register as register_import
+    from setup.commands.importers import register as register_import
 
     register_import(bsub, settings)
 
@@ -358,8 +354,3 @@ def _calibrate_and_store(args: argparse.Namespace, bundle, pca) -> None:
                  f"faces break up; later pages grow without a bound)")
     print(f"fillers for {args.path}: page-1 radius {result.radius}{radius_note}; {norm_note}; "
           f"new bundle hash {digest[:12]}")
-
-
-def fail(message: str) -> int:
-    print(f"ligan: error: {message}", file=sys.stderr)
-    return 2

@@ -9,8 +9,8 @@ import argparse
 import json
 from pathlib import Path
 
-from models.cli import CommandError
 from models.runtime import configure_tensorflow
+from setup.entry import CommandError
 
 
 def register_train(tsub: argparse._SubParsersAction) -> None:
@@ -45,7 +45,7 @@ def register_train(tsub: argparse._SubParsersAction) -> None:
     tr.add_argument("--max-minutes", type=float, default=None)
     tr.add_argument("--no-export", action="store_true",
                     help="do not add the finished model to the bundle")
-    from models.training.cli import precision_option
+    from setup.commands.train import precision_option
 
     precision_option(tr)
     tr.add_argument("--no-progress", action="store_true")
@@ -121,7 +121,7 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
 
 
 def _bundle(args, settings):
-    from models.cli import load_bundle_or_fail
+    from setup.commands.bundle import load_bundle_or_fail
 
     configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
     if args.bundle is None:
@@ -142,7 +142,7 @@ def _train(args: argparse.Namespace, settings) -> int:
     configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
     from models.attributes.train import AttributeTrainConfig, AttributeTrainer
     from models.bundle import BundleError
-    from models.training.cli import training_precision
+    from setup.commands.train import training_precision
 
     try:
         cfg = AttributeTrainConfig(

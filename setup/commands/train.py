@@ -9,9 +9,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from models.cli import CommandError
 from models.precision import SETTINGS
 from models.runtime import configure_tensorflow
+from setup.entry import CommandError
 
 log = logging.getLogger("ligan.train")
 
@@ -107,7 +107,7 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     gan.set_defaults(handler=_train_stylegan2)
     _register_encoder(tsub)
     _register_metrics(tsub)
-    from models.attributes.cli import register_train as register_attributes_training
+    from setup.commands.attributes import register_train as register_attributes_training
 
     register_attributes_training(tsub)
     from models.training.submit import make_submittable

@@ -1,6 +1,6 @@
 """``ligan bundle import``: turn a published StyleGAN2 pickle into a LiGAN bundle.
 
-``models.cli.register`` calls :func:`register` with the ``bundle`` sub-parsers.
+``setup.commands.bundle.register`` calls :func:`register` with the ``bundle`` sub-parsers.
 """
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def register(bsub: argparse._SubParsersAction, settings) -> None:
 
 
 def _import(args: argparse.Namespace, settings) -> int:
-    from models.cli import CommandError
     from models.runtime import configure_tensorflow
+    from setup.entry import CommandError
 
     if not args.source.is_file():
         raise CommandError(f"no file at {args.source}")

@@ -12,7 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
-from models.cli import CommandError
+from setup.entry import CommandError
 
 
 def register(sub: argparse._SubParsersAction, settings) -> None:
