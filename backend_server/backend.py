@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from backend_server.callbacks import CallbackSender
-from backend_server.facestore import FaceStore
 from backend_server.tasks import BackendLimits, TaskEnv, TaskType, discover
 from backend_server.taskqueue import TaskQueue
+from models.facestore import FaceStore
 
 log = logging.getLogger(__name__)
 

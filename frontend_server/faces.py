@@ -1,17 +1,44 @@
-"""Read-only lookup of face records in a session's results folder.
+"""Read-only lookup of face records in a user's results folder.
 
-The backend's face store (``backend_server/facestore.py``) writes ``faces.index`` lines
-``<face id> TAB <records file> TAB <byte offset>``; the records themselves are the
-``records.jsonl`` lines (``image`` relative to that file's folder). The frontend only reads:
-it never rebuilds or appends, so it cannot disturb a running backend.
+The format (``faces.index``, ``records.jsonl``) is ``models.facestore``'s; this module keeps the
+frontend's cached view of each folder's index, shared by lineups, exports and the gallery. The
+frontend only reads: it never rebuilds or appends, so it cannot disturb a running backend.
 """
 from __future__ import annotations
 
-import json
-import re
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
-FACE_ID = re.compile(r"^[0-9a-f]{32}$")
+from models import facestore
+from models.facestore import FACE_ID, FaceIndex
+
+_lock = threading.Lock()
+_indexes: "OrderedDict[Path, FaceIndex]" = OrderedDict()
+_MAX_INDEXES = 16
+
+
+def read_index(root: Path) -> FaceIndex:
+    """The face index of results folder ``root`` (cached; only an appended tail is re-read,
+    a torn last line waits until it is complete)."""
+    root = Path(root)
+    with _lock:
+        previous = _indexes.get(root)
+        index = facestore.read_index(root, previous)
+        if index.scanned:                 # no faces.index yet: nothing to keep up with
+            _indexes.pop(root, None)
+            return index
+        _indexes[root] = index
+        _indexes.move_to_end(root)
+        while len(_indexes) > _MAX_INDEXES:
+            _indexes.popitem(last=False)
+        return index
+
+
+def clear_cache() -> None:
+    """Forget every cached index (tests)."""
+    with _lock:
+        _indexes.clear()
 
 
 def find_record(results_dir: Path, face_id: str) -> dict | None:
@@ -19,42 +46,26 @@ def find_record(results_dir: Path, face_id: str) -> dict | None:
     if not FACE_ID.match(face_id or ""):
         return None
     root = results_dir.resolve()
-    index = root / "faces.index"
-    if index.is_file():
-        with open(index, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                parts = line.rstrip("\n").split("\t")
-                if len(parts) == 3 and parts[0] == face_id and parts[2].isdigit():
-                    record = _read_at(root, parts[1], int(parts[2]), face_id)
-                    if record is not None:
-                        return record
-    for path in sorted(root.rglob("records.jsonl")):  # not indexed yet: scan the records
-        with open(path, "rb") as fh:
-            offset = 0
-            for raw in fh:
-                if face_id.encode() in raw:
-                    return _read_at(root, path.relative_to(root).as_posix(), offset, face_id)
-                offset += len(raw)
-    return None
-
-
-def _read_at(root: Path, rel: str, offset: int, face_id: str) -> dict | None:
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
-        return None
-    with open(path, "rb") as fh:
-        fh.seek(offset)
-        try:
-            record = json.loads(fh.readline())
-        except ValueError:
-            return None
-    if not isinstance(record, dict) or record.get("id") != face_id:
-        return None
-    if record.get("image"):
-        image = (path.parent / record["image"]).resolve()
-        record["image"] = image.relative_to(root).as_posix() if image.is_relative_to(root) \
-            else None
+    index = read_index(root)
+    record = facestore.read_record(root, index, face_id)
+    if record is None and not index.scanned:
+        # Not indexed (yet): look in the records themselves, as a rebuilt index would.
+        record = _scan_for(root, face_id)
+    if record is not None and record.get("image") and \
+            not facestore.inside(root, record["image"]):
+        record["image"] = None            # a link that leads out of the folder
     return record
+
+
+def _scan_for(root: Path, face_id: str) -> dict | None:
+    needle = face_id.encode()
+    for path in sorted(root.rglob(facestore.RECORDS_NAME)):
+        rel = path.relative_to(root).as_posix()
+        with open(path, "rb") as fh:
+            for offset, line in facestore.complete_lines(fh):
+                if needle in line and facestore.line_id(line) == face_id:
+                    return facestore.record_at(root, rel, offset, face_id)
+    return None
 
 
 def lineage(results_dir: Path, record: dict, depth: int = 4) -> list[dict]:

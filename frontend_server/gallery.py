@@ -1,9 +1,8 @@
 """The Research area's API (``/web/research/...``): the user's gallery of faces and research tasks.
 
-The gallery reads the backend's face store read-only: ``faces.index`` in the user's results
-folder (``<face id> TAB <records file> TAB <byte offset>``, appended by the backend) and the
-``records.jsonl`` lines it points to (``image`` relative to the records file's folder). Nothing
-here writes to the results folder, so a running backend is never disturbed.
+The gallery reads the backend's face store read-only, through ``models.facestore`` (the
+format's one reader and writer) and ``frontend_server.faces`` (the cached index). Nothing here
+writes to the results folder, so a running backend is never disturbed.
 
 Speed with thousands of faces: the index is parsed once and then only its appended tail is
 read (cached by size and mtime); a listing that only pages or searches by id prefix touches the
@@ -17,7 +16,6 @@ uploads.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 import threading
@@ -32,8 +30,12 @@ from frontend_server.accounts import json_body
 from frontend_server.context import current_user, frontend, login_required
 from frontend_server.daemon import session_id
 from frontend_server.errors import ApiError
+from frontend_server.faces import clear_cache as clear_index_cache
+from frontend_server.faces import read_index
 from frontend_server.work import _check_photo
+from models import facestore
 from models.attributes.filter import FilterError, FilterSpec, matches, parse_filter
+from models.facestore import FACE_ID, FaceIndex
 
 bp = Blueprint("research", __name__, url_prefix="/web/research")
 WEB_UI = Path(__file__).resolve().parent.parent / "web_ui"
@@ -49,9 +51,6 @@ def _research_page():
 bp.record_once(lambda state: state.app.add_url_rule("/research", "research_page",
                                                       _research_page))
 
-INDEX_NAME = "faces.index"
-RECORDS_NAME = "records.jsonl"
-FACE_ID = re.compile(r"^[0-9a-f]{32}$")
 HEX_PREFIX = re.compile(r"^[0-9a-f]{1,32}$")
 #: Research task types the web UI runs (docs/backend.md).
 RESEARCH_TYPES = ("random", "face", "transition", "style_mix", "attribute_filter",
@@ -66,17 +65,7 @@ OPERATIONS = ("generate", "face", "transition", "style_mix", "generate_matching"
 
 
 # -- reading the face store ------------------------------------------------------------------
-
-@dataclass
-class _Index:
-    """One results folder's ``faces.index``: ids in the order they were indexed."""
-
-    size: int = -1
-    mtime: int = -1
-    inode: int = -1
-    order: list[str] = field(default_factory=list)          # face ids, oldest first, unique
-    where: dict[str, tuple[str, int]] = field(default_factory=dict)
-
+# The format is models.facestore's; the index is frontend_server.faces' cached view of it.
 
 @dataclass
 class _Summaries:
@@ -89,93 +78,12 @@ class _Summaries:
 
 
 _lock = threading.Lock()
-_indexes: "OrderedDict[Path, _Index]" = OrderedDict()
 _summaries: "OrderedDict[Path, _Summaries]" = OrderedDict()
-_MAX_INDEXES = 16
 _MAX_SUMMARY_FILES = 256
-
-
-def _remember(cache: OrderedDict, key, value, limit: int) -> None:
-    cache[key] = value
-    cache.move_to_end(key)
-    while len(cache) > limit:
-        cache.popitem(last=False)
-
-
-def read_index(root: Path) -> _Index:
-    """The face index of results folder ``root`` (cached; only an appended tail is re-read).
-
-    Without ``faces.index`` (no backend has indexed yet) every ``records.jsonl`` is scanned,
-    as the backend itself would when it rebuilds the index."""
-    path = root / INDEX_NAME
-    try:
-        st = path.stat()
-    except OSError:
-        return _scan_records(root)
-    with _lock:
-        cached = _indexes.get(path)
-        if cached and (cached.size, cached.mtime) == (st.st_size, st.st_mtime_ns):
-            _indexes.move_to_end(path)
-            return cached
-        if cached is None or st.st_size < cached.size or st.st_ino != cached.inode:
-            cached, start = _Index(inode=st.st_ino), 0    # new, shortened or rebuilt
-        else:
-            start = cached.size
-            cached = _Index(cached.size, cached.mtime, cached.inode, list(cached.order),
-                            dict(cached.where))
-        with open(path, "rb") as fh:
-            fh.seek(start)
-            data = fh.read(st.st_size - start)
-        complete = data[:data.rfind(b"\n") + 1]    # a line still being written waits
-        for line in complete.decode("utf-8", "replace").splitlines():
-            parts = line.split("\t")
-            if len(parts) == 3 and FACE_ID.match(parts[0]) and parts[2].isdigit():
-                if parts[0] not in cached.where:
-                    cached.order.append(parts[0])
-                cached.where[parts[0]] = (parts[1], int(parts[2]))
-        cached.size, cached.mtime = start + len(complete), st.st_mtime_ns
-        if cached.size != st.st_size:
-            cached.mtime = -1                       # read the torn tail again next time
-        _remember(_indexes, path, cached, _MAX_INDEXES)
-        return cached
-
-
-def _scan_records(root: Path) -> _Index:
-    index = _Index()
-    if not root.is_dir():
-        return index
-    for path in sorted(root.rglob(RECORDS_NAME)):
-        rel = path.relative_to(root).as_posix()
-        for offset, summary in sorted(_file_summaries(root, rel).items()):
-            fid = summary["id"]
-            if fid not in index.where:
-                index.order.append(fid)
-            index.where[fid] = (rel, offset)
-    return index
-
-
-def _small_json(line: bytes) -> dict | None:
-    """A record line parsed without its latent: records are written with sorted keys, so
-    ``"latent": [...]`` sits between ``"image"`` and ``"latent_space"`` and holds only numbers;
-    it is cut out before parsing. Other layouts are parsed in full."""
-    start = line.find(b'"latent": ')
-    end = line.find(b'"latent_space": ', start) if start >= 0 else -1
-    try:
-        if start > 0 and end > start:
-            data = json.loads(line[:start] + line[end:])
-        else:
-            data = json.loads(line)
-            if isinstance(data, dict):
-                data.pop("latent", None)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("id"), str) else None
 
 
 def _summary(data: dict, rel: str) -> dict:
     """What the gallery shows and filters on, from a record without its latent."""
-    folder = Path(rel).parent
-    image = data.get("image")
     params = data.get("parameters") if isinstance(data.get("parameters"), dict) else {}
     attributes = params.get("attributes")
     labels = None
@@ -183,7 +91,7 @@ def _summary(data: dict, rel: str) -> dict:
         labels = {k: v.get("label") for k, v in attributes.items() if isinstance(v, dict)}
     return {
         "id": data["id"],
-        "image": (folder / image).as_posix() if isinstance(image, str) and image else None,
+        "image": facestore.image_path(rel, data.get("image")),
         "operation": data.get("operation"),
         "parents": [p for p in data.get("parents") or [] if isinstance(p, str)],
         "created": data.get("created"),
@@ -209,74 +117,50 @@ def _file_summaries(root: Path, rel: str) -> dict[int, dict]:
             cached = _Summaries()
         else:
             cached = _Summaries(cached.size, cached.mtime, cached.end, dict(cached.by_offset))
-        offset = cached.end
+        end = cached.end
         with open(path, "rb") as fh:
-            fh.seek(offset)
-            for line in fh:
-                if not line.endswith(b"\n"):
-                    break
-                data = _small_json(line)
+            for offset, line in facestore.complete_lines(fh, cached.end):
+                data = facestore.record_head(line)
                 if data is not None:
                     cached.by_offset[offset] = _summary(data, rel)
-                offset += len(line)
-        cached.end, cached.size, cached.mtime = offset, st.st_size, st.st_mtime_ns
-        _remember(_summaries, path, cached, _MAX_SUMMARY_FILES)
+                end = offset + len(line)
+        cached.end, cached.size, cached.mtime = end, st.st_size, st.st_mtime_ns
+        _summaries[path] = cached
+        _summaries.move_to_end(path)
+        while len(_summaries) > _MAX_SUMMARY_FILES:
+            _summaries.popitem(last=False)
         return cached.by_offset
 
 
-def _safe_rel(root: Path, rel: str) -> bool:
-    target = (root / rel).resolve()
-    return target.is_relative_to(root.resolve())
-
-
-def face_summary(root: Path, index: _Index, face_id: str) -> dict | None:
+def face_summary(root: Path, index: FaceIndex, face_id: str) -> dict | None:
     """One face's summary, read from its own line only (no cache needed for a page)."""
     entry = index.where.get(face_id)
-    if entry is None or not _safe_rel(root, entry[0]):
+    if entry is None:
         return None
     rel, offset = entry
     cached = _summaries.get(root / rel)
-    if cached is not None and offset in cached.by_offset:
+    if cached is not None and offset in cached.by_offset and facestore.inside(root, rel):
         return cached.by_offset[offset]
-    try:
-        with open(root / rel, "rb") as fh:
-            fh.seek(offset)
-            data = _small_json(fh.readline())
-    except OSError:
-        return None
+    line = facestore.read_line(root, rel, offset)
+    data = facestore.record_head(line) if line else None
     if data is None or data.get("id") != face_id:
         return None
     return _summary(data, rel)
 
 
-def full_record(root: Path, index: _Index, face_id: str, latent: bool = False) -> dict | None:
+def full_record(root: Path, index: FaceIndex, face_id: str, latent: bool = False) -> dict | None:
     """The face's whole record (``image`` relative to the results folder)."""
-    entry = index.where.get(face_id)
-    if entry is None or not _safe_rel(root, entry[0]):
-        return None
-    rel, offset = entry
-    try:
-        with open(root / rel, "rb") as fh:
-            fh.seek(offset)
-            line = fh.readline()
-        data = json.loads(line) if latent else _small_json(line)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("id") != face_id:
-        return None
-    if data.get("image"):
-        data["image"] = (Path(rel).parent / data["image"]).as_posix()
-    return data
+    return facestore.read_record(root, index, face_id, latent=latent)
 
 
-def all_summaries(root: Path, index: _Index) -> list[dict]:
+def all_summaries(root: Path, index: FaceIndex) -> list[dict]:
     """Every indexed face's summary, newest first."""
     files: dict[str, dict[int, dict]] = {}
     out = []
     for fid in reversed(index.order):
         rel, offset = index.where[fid]
         if rel not in files:
-            files[rel] = _file_summaries(root, rel) if _safe_rel(root, rel) else {}
+            files[rel] = _file_summaries(root, rel) if facestore.inside(root, rel) else {}
         summary = files[rel].get(offset)
         if summary is not None and summary["id"] == fid:
             out.append(summary)
@@ -544,8 +428,8 @@ def operations():
 
 def clear_caches() -> None:
     """Forget every cached index and summary (tests)."""
+    clear_index_cache()
     with _lock:
-        _indexes.clear()
         _summaries.clear()
     _manifest_cache.clear()
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from backend_server.callbacks import CallbackSender
-from backend_server.facestore import INDEX_NAME, FaceStore
+from models.facestore import INDEX_NAME, FaceStore
 from backend_server.testing import CallbackReceiver
 from models.records import FaceRecord
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from backend_server.facestore import FaceStore
+from models.facestore import FaceStore
 from models.records import FaceRecord
 from tests.test_frontend_api import Browser, FakeDaemon, Frontend, add_user
 

@@ -49,7 +49,7 @@ class TaskEnv:
     """What a validator may consult."""
 
     bundle: Any
-    faces: Any  # backend_server.facestore.FaceStore
+    faces: Any  # models.facestore.FaceStore
     results_dir: Path
     limits: BackendLimits
     task_id: str

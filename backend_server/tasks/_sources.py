@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from backend_server.facestore import FACE_ID
 from backend_server.validation import BadRequest, NotFound, Params, Unprocessable, results_path
+from models.facestore import FACE_ID
 from models.generate import record_ws
 from models.images import save_png
 
