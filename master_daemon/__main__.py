@@ -1,4 +1,5 @@
-"""``python -m master_daemon serve``: the same as ``ligan daemon serve``."""
+"""``python -m master_daemon serve`` and ``status``: the same as ``ligan daemon serve`` and
+``ligan status``."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +11,9 @@ from setup import entry
 
 def build_parser(settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m master_daemon")
-    cli.register_serve(entry.subcommands(parser), settings)
+    sub = entry.subcommands(parser)
+    cli.register_serve(sub, settings)
+    cli.register_status(sub, settings)
     return parser
 
 

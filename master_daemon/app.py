@@ -1,7 +1,7 @@
 """The master daemon's HTTP side and its assembly.
 
 :func:`create_app` builds the Flask app: the internal API for the frontend server (bearer
-``LIGAN_DAEMON_TOKEN``), the per-session event streams (``GET /events/<sid>?token=``), the
+``LIGAN_DAEMON_TOKEN``; also ``GET /api/status`` for ``ligan status``), the per-session event streams (``GET /events/<sid>?token=``), the
 backend callbacks (``POST /callbacks/<backend id>/<kind>``) and, for every other path and
 method, the reverse proxy to the frontend server. :class:`Daemon` puts it together with the
 store, the scheduler, the monitor thread and the frontend supervisor and serves it with
@@ -21,7 +21,7 @@ import threading
 import time
 from hmac import compare_digest
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from flask import Flask, Response, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -33,6 +33,7 @@ from master_daemon.frontend import DEFAULT_COMMAND, FrontendSupervisor
 from master_daemon.manager import ApiError, Manager
 from master_daemon.monitor import Monitor
 from master_daemon.proxy import Proxy
+from master_daemon.status import attach_log_file, disk, remove_state_file, write_state_file
 from master_daemon.store import Store
 from setup.config import to_env
 from setup.strict_json import MAX_JSON_BODY_BYTES, dumps_strict, loads_strict
@@ -78,8 +79,10 @@ def _json(data: Any, status: int = 200) -> Response:
 
 
 def create_app(manager: Manager, hub: EventHub, token: str, proxy: Proxy,
-               keepalive_s: float = KEEPALIVE_S) -> Flask:
-    """The daemon's WSGI app (see docs/master_daemon.md for every route)."""
+               keepalive_s: float = KEEPALIVE_S,
+               status: Callable[[], dict[str, Any]] | None = None) -> Flask:
+    """The daemon's WSGI app (see docs/master_daemon.md for every route). ``status`` makes
+    the answer of ``GET /api/status`` (default: the manager's part only)."""
     app = Flask("master_daemon", root_path=str(Path(__file__).resolve().parent))
     app.config["MAX_CONTENT_LENGTH"] = None
     serializer = URLSafeTimedSerializer(token, salt=EVENTS_SALT)
@@ -122,6 +125,14 @@ def create_app(manager: Manager, hub: EventHub, token: str, proxy: Proxy,
         if not authorized():
             return _json({"error": "missing or wrong bearer token (LIGAN_DAEMON_TOKEN)"}, 401)
         return None
+
+    @app.route("/api/status", methods=ALL_METHODS)
+    def status_route() -> Response:
+        """The operator's summary (``ligan status``)."""
+        refused = guard(("GET",))
+        if refused:
+            return refused
+        return _json(status() if status is not None else manager.status())
 
     @app.route("/api/sessions/<sid>", methods=ALL_METHODS)
     def session_route(sid: str) -> Response:
@@ -304,7 +315,9 @@ class Daemon:
         self.proxy = Proxy(lambda: self.frontend.url if self.frontend else None,
                            trusted_proxies=settings.trusted_proxies,
                            public_url=self._public_url())
-        self.app = create_app(self.manager, self.hub, self.token, self.proxy)
+        self.app = create_app(self.manager, self.hub, self.token, self.proxy,
+                              status=self.status)
+        self.started: float | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -344,9 +357,42 @@ class Daemon:
         self.monitor.start()
         if self.frontend is not None:
             self.frontend.start()
+        self.started = time.time()
+        write_state_file(Path(self.settings.home), self.url, self.token, self.started)
         log.info("master daemon serving on %s (%s scheduler, at most %d backends, %d threads)",
                  self.url, self.scheduler.kind, self.settings.max_backends, self.threads)
         return self
+
+    def status(self) -> dict[str, Any]:
+        """``GET /api/status``: this daemon, its sessions, queue, tasks and backends (the
+        manager's part), LiGAN's training and dataset jobs the scheduler knows of, and the
+        disk under LIGAN_HOME."""
+        out = self.manager.status()
+        s = self.settings
+        out["daemon"] = {"url": self.url, "public_url": self._public_url() or s.public_url,
+                         "pid": os.getpid(), "started": self.started,
+                         "scheduler": self.scheduler.kind, "home": str(s.home),
+                         "log_file": str(s.log_file)}
+        try:
+            out["backends"]["kill_wait_s"] = self.scheduler.kill_wait_s()
+        except Exception as e:  # noqa: BLE001 - a status page must not fail on a detail
+            out["backends"]["kill_wait_s"] = None
+            log.warning("status: cannot ask the scheduler's kill wait: %s", e)
+        out["training_jobs"], out["training_jobs_note"] = [], ""
+        if self.scheduler.kind == "slurm":
+            try:
+                out["training_jobs"] = self.scheduler.running_jobs(
+                    exclude_prefix="ligan-backend-")
+            except Exception as e:  # noqa: BLE001
+                out["training_jobs_note"] = f"cannot list Slurm's jobs: {e}"
+        else:
+            out["training_jobs_note"] = ("the local scheduler runs training in the foreground "
+                                         "of 'ligan train'; only SLURM jobs are listed")
+        try:
+            out["disk"] = disk(Path(s.home))
+        except OSError as e:
+            out["disk"] = {"path": str(s.home), "error": str(e)}
+        return out
 
     def _serve(self) -> None:
         """waitress's loop, one step at a time so that :meth:`stop` can end it cleanly."""
@@ -369,6 +415,7 @@ class Daemon:
         if self._thread is not None:
             self._thread.join(10)
         self.store.close()
+        remove_state_file(Path(self.settings.home))
         log.info("master daemon stopped")
 
 
@@ -376,6 +423,7 @@ def run_embedded(settings: Any) -> int:
     """``ligan up``: daemon + frontend + local backends on this machine, until Ctrl-C."""
     if settings.scheduler != "local":
         settings = dataclasses.replace(settings, scheduler="local")
+    attach_log_file(settings)
     daemon = Daemon(settings).start()
     print("\nStarting the web server…", flush=True)
     if daemon.frontend is not None and not daemon.frontend.wait_ready(120):
@@ -420,7 +468,9 @@ def _wait_backends_gone(daemon: Daemon, timeout: float, jobs: list[str] | None =
 
 def serve_forever(settings: Any, cancel_on_exit: bool = False) -> int:
     """``ligan daemon serve``: the daemon with the configured scheduler, until SIGINT/SIGTERM.
-    Backends keep running across a restart unless ``cancel_on_exit``."""
+    Backends keep running across a restart unless ``cancel_on_exit``. The log goes to
+    standard error and to ``settings.log_file`` (rotated)."""
+    attach_log_file(settings)
     daemon = Daemon(settings).start()
     print(f"master daemon on {daemon.url} (public URL {settings.public_url})", flush=True)
     _block_until_signal()

@@ -351,6 +351,46 @@ class Manager:
                          t.backend_id, status or answer.get("error"))
                 return 202, t.public()
 
+    def status(self) -> dict[str, Any]:
+        """The operator's view for ``GET /api/status``: every session not stopped (user,
+        state, backend, job, precision, its tasks), the queue, task counts and backend slots."""
+        with self._lock:
+            now = self.clock()
+            counts: dict[str, int] = {}
+            for s in self.sessions.values():
+                counts[s.state] = counts.get(s.state, 0) + 1
+            sessions = []
+            tasks = {T_QUEUED: 0, T_RUNNING: 0}
+            for s in sorted(self.sessions.values(), key=lambda s: s.created):
+                mine = {T_QUEUED: 0, T_RUNNING: 0}
+                for t in self._unfinished(s.session_id):
+                    mine[t.state] = mine.get(t.state, 0) + 1
+                    tasks[t.state] = tasks.get(t.state, 0) + 1
+                if s.state == STOPPED:
+                    continue
+                b = self.backends.get(s.backend_id) if s.backend_id else None
+                sessions.append({
+                    "session_id": s.session_id,
+                    "user": s.session_id[5:] if s.session_id.startswith("user-") else "",
+                    "state": s.state, "reason": s.reason,
+                    "queue_position": self._queue_position(s),
+                    "backend_id": b.backend_id if b else "", "job_id": b.job_id if b else "",
+                    "job_state": b.job_state if b else "",
+                    "precision": b.precision if b else "",
+                    "bundle_hash": b.bundle_hash if b else "",
+                    "address": b.address if b else "",
+                    "started": b.started if b else None, "ends": b.ends if b else None,
+                    "last_activity": s.last_activity, "tasks": mine})
+            queue = [{"session_id": s.session_id, "position": i + 1,
+                      "waiting_s": now - (s.queued_at or now)}
+                     for i, s in enumerate(self._queue())]
+            return {"now": now, "sessions": sessions, "session_counts": counts,
+                    "queue": queue, "tasks": tasks,
+                    "backends": {"live": self._slots_used(),
+                                 "max": int(self.settings.max_backends),
+                                 "grace_s": self._grace if self._grace is not None
+                                 else float(self.settings.backend_grace)}}
+
     # -- backends ----------------------------------------------------------------------------
     def _want_backend(self, s: Session, reason: str) -> None:
         """Put the session in the queue for a backend slot, then start what fits."""

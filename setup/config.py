@@ -5,6 +5,8 @@
 | ``LIGAN_HOME``           | ``<checkout>/var``              | state, logs and results of this install   |
 | ``LIGAN_BUNDLE``         | ``<checkout>/models/bundles/default`` | the model bundle servers and CLI use |
 | ``LIGAN_LOG_LEVEL``      | ``INFO``                        | ``DEBUG``, ``INFO``, ``WARNING``, ``ERROR`` |
+| ``LIGAN_LOG_MAX_MB``     | ``10``                          | size at which the daemon's log file is rotated |
+| ``LIGAN_LOG_BACKUPS``    | ``5``                           | rotated log files kept beside it          |
 | ``LIGAN_TF_INTRA_THREADS`` | ``0`` (TensorFlow decides)    | threads inside one TensorFlow operation   |
 | ``LIGAN_TF_INTER_THREADS`` | ``1``                         | TensorFlow operations run side by side    |
 | ``LIGAN_PRECISION``      | ``auto``                        | ``float32``, ``bfloat16``, ``float16`` or ``auto`` (models/precision.py) |
@@ -88,6 +90,13 @@ class Settings:
     trusted_proxies: int = 0
     upload_max_mb: int = 20
     login_rate_limit: str = "10 per minute"
+    log_max_mb: int = 10
+    log_backups: int = 5
+
+    @property
+    def log_file(self) -> Path:
+        """The master daemon's log file (rotated at ``log_max_mb``, ``log_backups`` kept)."""
+        return self.home / "logs" / "master_daemon.log"
 
     @property
     def results_root(self) -> Path:
@@ -156,6 +165,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                     backend_grace=_float(env, "LIGAN_BACKEND_GRACE", 20.0),
                     backend_batch_size=_int(env, "LIGAN_BACKEND_BATCH_SIZE", 8, minimum=1),
                     backend_result_faces=_int(env, "LIGAN_BACKEND_RESULT_FACES", 256),
+                    log_max_mb=_int(env, "LIGAN_LOG_MAX_MB", 10, minimum=1),
+                    log_backups=_int(env, "LIGAN_LOG_BACKUPS", 5, minimum=1),
                     **_server_settings(env))
 
 
