@@ -415,7 +415,7 @@ class Daemon:
         if self._thread is not None:
             self._thread.join(10)
         self.store.close()
-        remove_state_file(Path(self.settings.home))
+        remove_state_file(Path(self.settings.home), self.url)
         log.info("master daemon stopped")
 
 

@@ -44,7 +44,7 @@ def attach_log_file(settings: Any) -> logging.Handler:
     handler.setLevel(getattr(logging, str(settings.log_level), logging.INFO))
     root = logging.getLogger()
     root.addHandler(handler)
-    if root.level > handler.level or root.level == logging.NOTSET:
+    if root.level > handler.level:
         root.setLevel(handler.level)
     return handler
 
@@ -61,11 +61,13 @@ def write_state_file(home: Path, url: str, token: str, started: float) -> Path:
     return path
 
 
-def remove_state_file(home: Path) -> None:
-    """Remove ``daemon.json`` if this process wrote it (a newer daemon's stays)."""
+def remove_state_file(home: Path, url: str) -> None:
+    """Remove ``daemon.json`` if the daemon at ``url`` of this process wrote it (a newer
+    daemon's stays)."""
     path = Path(home) / STATE_FILE
     try:
-        if json.loads(path.read_text()).get("pid") == os.getpid():
+        state = json.loads(path.read_text())
+        if state.get("pid") == os.getpid() and state.get("url") == url:
             path.unlink()
     except (OSError, ValueError, AttributeError):
         pass
