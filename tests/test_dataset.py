@@ -245,7 +245,7 @@ def test_merge_refuses_missing_tasks(built, tmp_path):
 def test_cli_report_and_slurm_array_script(built, tmp_path, capsys):
     from jobs.slurm import SlurmScheduler
     from setup.commands import dataset as cli
-    from models.dataset.slurm import array_job_specs
+    from jobs.dataset_array import array_job_specs
 
     _, out, _ = built
     parser = argparse.ArgumentParser(prog="ligan")

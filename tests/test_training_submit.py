@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from models.training.submit import job_command, parse_container, parse_time
+from jobs.submit import job_command, parse_container, parse_time
 
 
 def test_time_limits():

@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     submit.add_argument("--max-parallel", type=int, default=None,
                         help="at most this many tasks at once (sbatch --array=0-N%%M)")
     submit.set_defaults(handler=_submit)
-    from models.training.submit import make_submittable
+    from jobs.submit import make_submittable
 
     # ``build --slurm``: the whole build as one batch job (``submit``: a job array).
     make_submittable(dsub, ("dataset",), settings, run_dir_dest="out", names=("build",), gpus=0)
@@ -184,7 +184,7 @@ def _report(args: argparse.Namespace, settings) -> int:
 
 def _submit(args: argparse.Namespace, settings) -> int:
     from jobs import SchedulerError, make_scheduler
-    from models.dataset.slurm import submit_array
+    from jobs.dataset_array import submit_array
 
     try:
         scheduler = make_scheduler("slurm", partition=args.partition, account=args.account)

@@ -1,7 +1,7 @@
 """``ligan train …``: training jobs, in the foreground (``--local``) or as SLURM jobs (``--slurm``).
 
 Running the same command again resumes the run from its last checkpoint. ``--slurm`` and the
-job's resources come from :mod:`models.training.submit`, shared with ``ligan dataset build``.
+job's resources come from :mod:`jobs.submit`, shared with ``ligan dataset build``.
 """
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     from setup.commands.attributes import register_train as register_attributes_training
 
     register_attributes_training(tsub)
-    from models.training.submit import make_submittable
+    from jobs.submit import make_submittable
 
     make_submittable(tsub, ("train",), settings, names=("stylegan2", "encoder", "attributes"))
 

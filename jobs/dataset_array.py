@@ -10,20 +10,14 @@ apply as to every other job.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from jobs import JobSpec, Scheduler
+from jobs.scheduler import JobSpec, Scheduler
+from jobs.submit import ligan_command
 
 _BUILD_OPTIONS = ("resolution", "workers", "min_size", "min_colourfulness", "min_face_size",
                   "several_faces", "detector", "upsample", "align", "min_sharpness",
                   "max_upscale", "window_size", "similarity_threshold", "shard_size")
-
-
-def ligan_command() -> list[str]:
-    """How a job calls ``ligan``: the venv's script next to this Python, else ``-m setup.cli``."""
-    script = Path(sys.executable).parent / "ligan"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "setup.cli"]
 
 
 def build_command(args: argparse.Namespace) -> list[str]:

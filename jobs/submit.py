@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -52,7 +53,7 @@ def parse_time(text: str) -> int:
 
 def parse_container(text: str):
     """``apptainer:IMAGE`` or ``enroot:IMAGE`` → :class:`jobs.Container` (None for "")."""
-    from jobs import Container
+    from jobs.scheduler import Container
 
     if not text:
         return None
@@ -127,12 +128,16 @@ def submittable(handler: Callable, path: Sequence[str], run_dir_dest: str,
     return run
 
 
+def ligan_command() -> list[str]:
+    """How a job calls ``ligan``: the venv's script next to this Python, else ``-m setup.cli``."""
+    script = Path(sys.executable).parent / "ligan"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "setup.cli"]
+
+
 def job_command(args: argparse.Namespace, parser: argparse.ArgumentParser,
                 path: Sequence[str]) -> list[str]:
     """The command line that re-runs ``args`` with ``--local``: every option whose value
     differs from its default (paths made absolute), positionals, and no submission options."""
-    from models.dataset.slurm import ligan_command
-
     argv = [*ligan_command(), *path]
     positionals: list[str] = []
     for action in parser._actions:
@@ -167,13 +172,13 @@ def _text(value: Any) -> str:
 def submit(args: argparse.Namespace, parser: argparse.ArgumentParser, path: Sequence[str],
            run_dir: Path, settings) -> tuple[str, Path]:
     """Submit the job; returns its id and its log file."""
-    from jobs import JobSpec, SchedulerError, make_scheduler
+    from jobs.scheduler import JobSpec, SchedulerError, make_scheduler
 
     logs = run_dir / "slurm"
     logs.mkdir(parents=True, exist_ok=True)
     container = args.container
     if container is not None:
-        checkout = Path(__file__).resolve().parents[2]
+        checkout = Path(__file__).resolve().parents[1]
         mounts = (*args.mount, f"{run_dir}:{run_dir}", f"{checkout}:{checkout}")
         container = type(container)(kind=container.kind, image=container.image, mounts=mounts)
     spec = JobSpec(name=f"ligan-{'-'.join(path)}", command=job_command(args, parser, path),
