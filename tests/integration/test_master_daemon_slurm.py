@@ -55,7 +55,9 @@ def test_slurm_backend_ready_task_result_then_scancel_mid_task(sd, slurm_cluster
     es = EventStream(d.events_url("slurm-1"))
     try:
         job = ready["backend"]["job_id"]
-        long = post_task(d, "slurm-1", "random", {"amount": 8000, "seed": 2})
+        # long enough to be running when the job is cancelled, short enough for what is
+        # left of it to finish within the next one-minute job on two busy cores (~30 faces/s)
+        long = post_task(d, "slurm-1", "random", {"amount": 400, "seed": 2})
         wait_until(lambda: task(d, "slurm-1", long["task_id"])["state"] == "running", 30,
                    "long task running")
         t0 = time.monotonic()
@@ -77,6 +79,8 @@ def test_slurm_backend_ready_task_result_then_scancel_mid_task(sd, slurm_cluster
         end = wait_task(d, "slurm-1", long["task_id"], timeout=READY_S + 120)
         # interrupted within the fitted grace, re-queued, and finished on a new job
         assert end["state"] == "done", end
+        assert d.daemon.manager.tasks[long["task_id"]].attempts >= 2
+        assert end["result"]["faces_total"] == 400
         assert current_backend(d, "slurm-1").job_id != job
     finally:
         es.close()
