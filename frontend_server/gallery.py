@@ -10,9 +10,7 @@ records of the page's faces alone. Filtering by operation or attributes needs ev
 small part, so each ``records.jsonl`` is summarised once (again incrementally as it grows):
 the latent — most of a line's bytes — is cut out of the line before JSON parsing.
 
-Research tasks are forwarded to the master daemon like ``work.post_task`` does, after checking
-that every face they name is the user's own (404 otherwise) and that photos are the user's
-uploads.
+``POST /web/research/tasks`` is ``work.post_task`` (one implementation for both task URLs).
 """
 from __future__ import annotations
 
@@ -22,17 +20,14 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from flask import Blueprint, jsonify, request, send_from_directory
 
-from frontend_server.accounts import json_body
 from frontend_server.context import current_user, frontend, login_required
 from frontend_server.daemon import session_id
 from frontend_server.errors import ApiError
 from frontend_server.faces import clear_cache as clear_index_cache
 from frontend_server.faces import read_index
-from frontend_server.work import _check_photo
 from models import facestore
 from models.attributes.filter import FilterError, FilterSpec, matches, parse_filter
 from models.facestore import FACE_ID, FaceIndex
@@ -52,13 +47,7 @@ bp.record_once(lambda state: state.app.add_url_rule("/research", "research_page"
                                                       _research_page))
 
 HEX_PREFIX = re.compile(r"^[0-9a-f]{1,32}$")
-#: Research task types the web UI runs (docs/backend.md).
-RESEARCH_TYPES = ("random", "face", "transition", "style_mix", "attribute_filter",
-                  "attribute_edit")
-FACE_PARAMS = ("face_id", "start_face_id", "end_face_id", "target_face_id", "source_face_id")
-PHOTO_PARAMS = ("start_photo", "end_photo", "target_photo", "source_photo")
 MAX_PER_PAGE = 200
-STYLE_PART = re.compile(r"coarse|middle|fine|\d+(?:-\d+)?")
 #: Operations the gallery's operation filter offers (any other value is accepted too).
 OPERATIONS = ("generate", "face", "transition", "style_mix", "generate_matching",
               "attribute_edit", "fillers", "interpolate", "invert")
@@ -332,91 +321,6 @@ def _manifest() -> tuple[str, set[str]] | None:
         value = None
     _manifest_cache[str(path)] = (mtime, value)
     return value
-
-
-# -- tasks ----------------------------------------------------------------------------------
-
-def _number(params: dict, key: str, lo: float, hi: float, integer: bool = False) -> None:
-    if key not in params or params[key] is None:
-        return
-    value = params[key]
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or (isinstance(value, float) and not math.isfinite(value)):
-        kind = "a whole number" if integer else "a number"
-        raise ApiError(400, f"params.{key} must be {kind} from {lo:g} to {hi:g}.")
-    if not lo <= value <= hi:
-        raise ApiError(400, f"params.{key} must be from {lo:g} to {hi:g}, not {value:g}.")
-
-
-def check_task(type_: Any, params: Any, known_faces: dict) -> None:
-    """Refuse what is surely wrong before it reaches the daemon (the backend checks the rest):
-    400 for a wrong type or value, 404 for a face that is not the user's."""
-    if type_ not in RESEARCH_TYPES:
-        raise ApiError(400, f"type must be one of {', '.join(RESEARCH_TYPES)}.")
-    if not isinstance(params, dict):
-        raise ApiError(400, "params must be a JSON object.")
-    for key in FACE_PARAMS:
-        value = params.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, str) or not FACE_ID.match(value) or value not in known_faces:
-            raise ApiError(404, f"params.{key}: you have no face {value!r}; pick one from "
-                                "your gallery.")
-    for key in PHOTO_PARAMS:
-        if key in params:
-            _check_photo(params[key])
-    if type_ == "random":
-        if "amount" not in params:
-            raise ApiError(400, "params.amount is required: how many faces (1 to 30000).")
-        _number(params, "amount", 1, 30_000, integer=True)
-        _number(params, "seed", 0, 2 ** 32 - 1, integer=True)
-        _number(params, "truncation_psi", -2, 2)
-    elif type_ == "face":
-        if not params.get("face_id"):
-            raise ApiError(400, "params.face_id is required: pick a face from your gallery.")
-        _number(params, "truncation_psi", -2, 2)
-    elif type_ == "transition":
-        if not params.get("start_face_id") and not params.get("start_photo"):
-            raise ApiError(400, "params.start_face_id is required: pick face A.")
-        _number(params, "distance", 0, 1)
-        _number(params, "amount", 1, 1000, integer=True)
-    elif type_ == "style_mix":
-        for side in ("target", "source"):
-            if not params.get(f"{side}_face_id") and not params.get(f"{side}_photo"):
-                raise ApiError(400, f"params.{side}_face_id is required: pick the {side} face.")
-        styles = params.get("styles", "coarse")
-        if not isinstance(styles, str) or not all(
-                STYLE_PART.fullmatch(part.strip()) for part in styles.split(",")):
-            raise ApiError(400, "params.styles must be coarse, middle, fine (comma-separated) "
-                                "or a layer range like 4-7.")
-    elif type_ == "attribute_filter":
-        try:
-            parse_filter(params.get("filter"))
-        except FilterError as exc:
-            raise ApiError(400, f"params.filter: {exc}.") from None
-        _number(params, "amount", 1, 500, integer=True)
-    elif type_ == "attribute_edit":
-        if not params.get("face_id"):
-            raise ApiError(400, "params.face_id is required: pick a face from your gallery.")
-        if not isinstance(params.get("attribute"), str) or not params["attribute"].strip():
-            raise ApiError(400, "params.attribute is required, e.g. smiling.")
-        strengths = params.get("strengths")
-        if strengths is not None:
-            if not isinstance(strengths, list) or not 1 <= len(strengths) <= 21:
-                raise ApiError(400, "params.strengths must be a list of 1 to 21 numbers.")
-            for i, _ in enumerate(strengths):
-                _number({f"strengths[{i}]": strengths[i]}, f"strengths[{i}]", -10, 10)
-
-
-@bp.post("/tasks")
-@login_required
-def post_task():
-    """A research task for the user's backend (see ``check_task``), forwarded to the daemon."""
-    body = json_body()
-    type_, params = body.get("type"), body.get("params", {})
-    check_task(type_, params, read_index(_root()).where)
-    status, task = frontend().daemon.post_task(session_id(current_user()["id"]), type_, params)
-    return jsonify(task), status
 
 
 @bp.get("/operations")

@@ -2,10 +2,15 @@
 
 Every route acts on the logged-in user's session ``user-<id>`` only; a task, upload or file of
 another user is simply not found (404).
+
+Tasks are checked here only for shape and ownership (:func:`check_task`); their types and value
+ranges are the backend's, which reads some of them from its settings. Its refusals (400, 404,
+422 with a message that says what to change) come back through the master daemon unchanged.
 """
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from flask import Blueprint, jsonify, request, send_from_directory
 
@@ -13,13 +18,12 @@ from frontend_server.accounts import json_body
 from frontend_server.context import current_login, current_user, frontend, login_required
 from frontend_server.daemon import events_token, session_id
 from frontend_server.errors import ApiError
+from frontend_server.faces import read_index
 from frontend_server.uploads import UPLOAD_ID, save_upload, upload_info
+from models.facestore import FACE_ID
 
 bp = Blueprint("work", __name__, url_prefix="/web")
 
-#: Task types the web UI runs (the backend has more; they are for the CLI and research).
-TASK_TYPES = ("fillers", "interpolate", "refine", "face")
-PHOTO_PARAMS = ("suspect_photo", "photo", "a_photo", "b_photo")
 TASK_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -104,18 +108,46 @@ def _events_url(sid: str) -> str:
     return f"/events/{sid}?token={token}"
 
 
-@bp.post("/tasks")
-@login_required
-def post_task():
-    body = json_body()
-    type_, params = body.get("type"), body.get("params", {})
-    if type_ not in TASK_TYPES:
-        raise ApiError(400, f"type must be one of {', '.join(TASK_TYPES)}.")
+def _is_face_param(key: str) -> bool:
+    """The backend's face parameters: ``face_id`` and ``<name>_face_id``."""
+    return key == "face_id" or key.endswith("_face_id")
+
+
+def _is_photo_param(key: str) -> bool:
+    """The backend's photo parameters: ``photo`` and ``<name>_photo``."""
+    return key == "photo" or key.endswith("_photo")
+
+
+def check_task(type_: Any, params: Any) -> None:
+    """Refuse a task that is malformed or names what is not the user's, before the daemon
+    sees it: 400 unless ``type`` is a string and ``params`` a JSON object, 404 for a face id
+    that is not one of the user's faces or a photo that is not one of the user's uploads."""
+    if not isinstance(type_, str) or not type_:
+        raise ApiError(400, 'type must be a string naming the task type, e.g. "fillers".')
     if not isinstance(params, dict):
         raise ApiError(400, "params must be a JSON object.")
-    for key in PHOTO_PARAMS:
-        if key in params:
+    faces = [key for key in params if _is_face_param(key) and params[key] is not None]
+    if faces:
+        index = read_index(_dir().resolve())
+        for key in faces:
+            value = params[key]
+            if not isinstance(value, str) or not FACE_ID.match(value) or value not in index:
+                raise ApiError(404, f"params.{key}: you have no face {value!r}; pick one from "
+                                    "your gallery.")
+    for key in params:
+        if _is_photo_param(key):
             _check_photo(params[key])
+
+
+@bp.post("/tasks")
+@bp.post("/research/tasks")   # the Research area's URL (web_ui/research.js): the same route
+@login_required
+def post_task():
+    """``{type, params}``: checked by :func:`check_task`, then forwarded to the daemon; its
+    answer and status (202 the task, or the backend's refusal) are the reply."""
+    body = json_body()
+    type_, params = body.get("type"), body.get("params", {})
+    check_task(type_, params)
     status, task = frontend().daemon.post_task(_sid(), type_, params)
     return jsonify(task), status
 

@@ -193,6 +193,9 @@ class FakeDaemon:
         self.calls: list[tuple[str, str, dict | None]] = []
         self.tasks: dict[str, dict] = {}
         self.revoked: list[tuple[str, list[str]]] = []  # (session id, stream keys)
+        # (status, error) the next task submissions are refused with, as the daemon relays a
+        # backend's refusal; None: accepted
+        self.refusal: tuple[int, str] | None = None
 
         @app.before_request
         def auth():
@@ -209,6 +212,8 @@ class FakeDaemon:
         @app.post("/api/sessions/<sid>/tasks")
         def post_task(sid):
             body = request.get_json()
+            if self.refusal is not None:
+                return jsonify(error=self.refusal[1]), self.refusal[0]
             task = {"task_id": f"t{len(self.tasks)}", "session_id": sid, "type": body["type"],
                     "params": body["params"], "state": "queued", "progress": 0}
             self.tasks[task["task_id"]] = task
@@ -694,11 +699,30 @@ def test_tasks_are_forwarded_to_the_users_own_session(stack, alice, bob):
                                                                "per_page": 6}})
     assert alice.get(f"/web/tasks/{task['task_id']}").json()["state"] == "queued"
     bob.get(f"/web/tasks/{task['task_id']}", 404)
-    err = alice.post("/web/tasks", 400, json={"type": "attribute_filter", "params": {}})
-    assert "type must be one of" in err.json()["error"]
+    err = alice.post("/web/tasks", 400, json={"type": 5, "params": {}})
+    assert "type must be a string" in err.json()["error"]
     err = alice.post("/web/tasks", 404, json={"type": "refine",
                                               "params": {"photo": "../../etc/passwd"}})
     assert "No uploaded photo" in err.json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/web/tasks", "/web/research/tasks"])
+def test_value_ranges_are_left_to_the_backend_and_its_refusal_reaches_the_user(stack, alice,
+                                                                               path):
+    """The frontend does not judge values (the backend's ranges, some from its settings): it
+    forwards them, and a refusal the daemon relays is answered with its status and message.
+    tests/browser/test_stack_api.py shows the same with the real daemon and backend."""
+    daemon = stack[1]
+    for type_, params in (("random", {"amount": 30_001}), ("fillers", {"per_page": 10_000}),
+                          ("anything", {"x": 1})):
+        task = alice.post(path, 202, json={"type": type_, "params": params}).json()
+        assert (task["type"], task["params"]) == (type_, params)
+    daemon.refusal = (422, "params.amount must be from 1 to 30000, got 30001")
+    try:
+        err = alice.post(path, 422, json={"type": "random", "params": {"amount": 30_001}})
+        assert err.json() == {"error": "params.amount must be from 1 to 30000, got 30001"}
+    finally:
+        daemon.refusal = None
 
 
 def test_an_unreachable_daemon_is_a_readable_502(tmp_path):

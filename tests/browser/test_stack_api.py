@@ -52,3 +52,27 @@ def test_the_proxy_does_not_share_one_users_login_with_others(live):
     stranger = Browser(live.url)
     assert stranger.get("/web/me").json()["user"] is None, \
         "the daemon's proxy sent another user's session cookie (see master_daemon/proxy.py)"
+
+
+def test_a_value_out_of_the_backends_range_reaches_the_user_as_its_422(live):
+    """The frontend leaves value ranges to the backend (some come from its settings, such as
+    the most faces a random task may make): the backend's refusal comes back through the real
+    daemon and frontend as a 4xx with the backend's message, not a 500 or 502."""
+    b = Browser(live.url)
+    b.login("officer", live.password)
+    b.post("/web/session")
+    deadline = time.time() + 120
+    while b.get("/web/session").json()["session"]["state"] != "ready":
+        assert time.time() < deadline, b.get("/web/session").json()
+        time.sleep(0.5)
+    photo = b.upload((LONDON / "001_03.jpg").read_bytes())["photo"]
+    before = len(b.get("/web/tasks").json()["tasks"])
+    for path, type_, params, words in (
+            ("/web/research/tasks", "random", {"amount": 30_001},
+             "params.amount must be from 1 to 30000, got 30001"),
+            ("/web/tasks", "fillers", {"suspect_photo": photo, "per_page": 61},
+             "params.per_page must be from 1 to 60, got 61"),
+            ("/web/research/tasks", "no_such_type", {}, "unknown task type 'no_such_type'")):
+        err = b.post(path, 422, json={"type": type_, "params": params}).json()
+        assert words in err["error"], err
+    assert len(b.get("/web/tasks").json()["tasks"]) == before   # nothing was queued
