@@ -14,7 +14,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from setup.strict_json import loads_strict
 
@@ -157,6 +157,14 @@ class Params:
             raise Unprocessable(f"params.{name}: every number must be from {minimum} to "
                                 f"{maximum}")
         return [float(v) for v in value]
+
+    def parsed(self, name: str, parse: Callable[[Any], Any]) -> Any:
+        """A value checked by a parser of ``models/`` (it raises ValueError with the reason):
+        one place owns the format, and its message reaches the client as a 422."""
+        try:
+            return parse(self._get(name))
+        except ValueError as exc:
+            raise Unprocessable(f"params.{name}: {exc}") from None
 
     def finish(self) -> None:
         unknown = sorted(set(self.raw) - self._read)

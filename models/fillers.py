@@ -9,6 +9,12 @@ is sorted by distance, so page 1 holds the most similar faces and later pages le
 ones (:func:`page_radius`). Everything is seeded by (seed, page): a page can be regenerated
 exactly.
 
+With ``traits`` (:mod:`models.filler_traits`) every candidate is first read by the bundle's
+attribute model, and one whose reading contradicts a matched trait (the suspect's gender, say)
+is left out and counted before dlib looks at it. Where the bundle has attribute directions,
+each round draws ``guide_pool`` offsets per candidate and renders those whose latents the
+directions rank most likely to match, so fewer are rendered in vain.
+
 How far a face must move in W before dlib sees another person, and how far W can be left
 before faces break up, differ from one generator to the next: ``models.filler_calibration``
 measures both once per bundle and stores them with the PCA (page 1's radius and the largest
@@ -26,6 +32,7 @@ import numpy as np
 
 from models.faces import (aligned_face_count_and_embedding, aligned_face_embedding,
                           identity_distance)
+from models.filler_traits import TraitMatch, read_traits
 from models.images import to_uint8
 from models.latent import LatentPCA, apply_offset, sample_ball
 from models.records import FaceRecord, face_record, latent_to_list
@@ -59,6 +66,8 @@ class FillerPage:
     reconstruction_distances: np.ndarray = dataclasses.field(
         default_factory=lambda: np.zeros(0))
     reference: str = "face"  # what ``distances`` measure against: "photo" or "face"
+    trait_rejected: int = 0  # candidates left out because a matched trait read otherwise
+    traits: dict | None = None  # the matched traits (TraitMatch.describe), None: unmatched
 
 
 def check_filler_args(per_page: int, page: int, radius: float | None, radius_growth: float,
@@ -86,7 +95,8 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
                 per_page: int = 24, radius: float | None = None, radius_growth: float = 0.5,
                 oversample: float = 1.25, near_clone_threshold: float = NEAR_CLONE_THRESHOLD,
                 layers: Sequence[int] | None = None, seed: int = 0,
-                parents: Sequence[str] = (), owner: str = "",
+                parents: Sequence[str] = (), owner: str = "", traits: TraitMatch | None = None,
+                guide_pool: int = 4,
                 should_stop: Callable[[], bool] | None = None) -> FillerPage:
     """One page of fillers around ``center_ws`` ([num_ws, w_dim]), most similar first.
 
@@ -96,6 +106,7 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
     against the face rendered at ``center_ws`` beside it. None (a generated suspect): both are
     the face at ``center_ws``. ``layers``: the w+ entries the offsets move (all by default).
     ``radius``: page 1's radius; by default the bundle's calibrated one (see :func:`page_radius`).
+    ``traits``: what every filler must share with the suspect (see the module docstring).
     """
     check_filler_args(per_page, page, radius, radius_growth, near_clone_threshold)
     started = time.monotonic()
@@ -109,9 +120,10 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
     reference = np.asarray(reference_embedding, np.float32) if to_photo else reconstruction
     radius_here = page_radius(pca, center, page, radius, radius_growth, layers)
     rng = np.random.default_rng([seed, page])
-    kept: list[tuple[float, np.ndarray, np.ndarray]] = []  # (distance, w+, image): faces
-    faceless: list[tuple[np.ndarray, np.ndarray]] = []  # (w+, image) where dlib found no face
-    candidates = near_clones = 0
+    guides = _trait_guides(bundle, traits) if traits is not None and guide_pool > 1 else []
+    kept: list[tuple] = []  # (distance, w+, image, embedding, reading): faces
+    faceless: list[tuple] = []  # (w+, image, reading) where dlib found no face
+    candidates = near_clones = trait_rejected = 0
     for _ in range(MAX_ROUNDS):
         need = per_page - len(kept)
         if need <= 0 or (should_stop is not None and should_stop()):
@@ -120,25 +132,34 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
         # the page instead of several small ones.
         keep_rate = max(MIN_KEEP_RATE, len(kept) / candidates) if candidates else 1.0
         n = max(1, math.ceil(need * oversample / keep_rate))
-        offsets = pca.offset(sample_ball(n, pca.num_components, radius_here, rng))
+        pool = n * guide_pool if guides else n
+        offsets = pca.offset(sample_ball(pool, pca.num_components, radius_here, rng))
         ws = apply_offset(center, offsets, layers)
-        for w, img in zip(ws, render(g, ws)):
+        if guides:
+            ws = ws[_most_likely_to_match(ws, guides, n)]
+        images = render(g, ws)
+        readings = read_traits(bundle, images) if traits is not None else None
+        for i, (w, img) in enumerate(zip(ws, images)):
+            reading = readings[i] if readings is not None else None
+            if reading is not None and not traits.holds(reading):
+                trait_rejected += 1
+                continue
             count, emb = aligned_face_count_and_embedding(img, embed_undetected=False)
             if count == 0:
-                faceless.append((w, img))
+                faceless.append((w, img, reading))
                 continue
             dist = float(identity_distance(emb, reference))
             if dist < near_clone_threshold:
                 near_clones += 1
                 continue
-            kept.append((dist, w, img, emb))
+            kept.append((dist, w, img, emb, reading))
         candidates += n
     kept.sort(key=lambda item: item[0])
     kept = kept[:per_page]
     found = len(kept)
     # Faces dlib cannot find (half-formed, or an untrained generator's) only fill a page that
     # the rounds could not fill with faces, ranked by the identity of where the face should be.
-    for w, img in faceless:
+    for w, img, reading in faceless:
         if len(kept) >= per_page:
             break
         emb, _ = aligned_face_embedding(img)
@@ -146,28 +167,55 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
         if dist < near_clone_threshold:
             near_clones += 1
         else:
-            kept.append((dist, w, img, emb))
+            kept.append((dist, w, img, emb, reading))
     kept = kept[:found] + sorted(kept[found:], key=lambda item: item[0])
-    recon_distances = [float(identity_distance(emb, reconstruction)) for *_, emb in kept]
-    records = [face_record(bundle, latent_space="w+",
-                          latent=latent_to_list(w), operation="fillers",
-                          parameters={"page": page, "radius": radius_here, "rank": rank,
-                                      "sampler_seed": seed, "identity_distance": dist,
-                                      "identity_reference": "photo" if to_photo else "face",
-                                      "identity_distance_reconstruction": round(recon, 4),
-                                      "face_detected": rank < found,
-                                      "near_clone_threshold": near_clone_threshold,
-                                      "layers": list(layers) if layers is not None else None},
-                          parents=list(parents), owner=owner)
-               for rank, ((dist, w, _, _), recon) in enumerate(zip(kept, recon_distances))]
-    images = np.stack([img for _, _, img, _ in kept]) if kept else \
+    recon_distances = [float(identity_distance(item[3], reconstruction)) for item in kept]
+    records = []
+    for rank, ((dist, w, _, _, reading), recon) in enumerate(zip(kept, recon_distances)):
+        parameters = {"page": page, "radius": radius_here, "rank": rank,
+                      "sampler_seed": seed, "identity_distance": dist,
+                      "identity_reference": "photo" if to_photo else "face",
+                      "identity_distance_reconstruction": round(recon, 4),
+                      "face_detected": rank < found,
+                      "near_clone_threshold": near_clone_threshold,
+                      "layers": list(layers) if layers is not None else None}
+        if traits is not None:
+            parameters["traits"] = traits.record(reading)
+        records.append(face_record(bundle, latent_space="w+", latent=latent_to_list(w),
+                                   operation="fillers", parameters=parameters,
+                                   parents=list(parents), owner=owner))
+    images = np.stack([item[2] for item in kept]) if kept else \
         np.zeros((0, g.cfg.resolution, g.cfg.resolution, 3), np.uint8)
     return FillerPage(page=page, radius=radius_here, records=records, images=images,
-                      distances=np.asarray([dist for dist, *_ in kept]),
+                      distances=np.asarray([item[0] for item in kept]),
                       reconstruction_distances=np.asarray(recon_distances),
                       reference="photo" if to_photo else "face",
                       candidates=candidates, near_clones=near_clones, undetected=len(faceless),
+                      trait_rejected=trait_rejected,
+                      traits=traits.describe() if traits is not None else None,
                       seconds=time.monotonic() - started)
+
+
+def _trait_guides(bundle, traits: TraitMatch) -> list:
+    """The attribute directions that can rank candidates for ``traits`` ([] without any)."""
+    from models.attributes.directions import Directions
+    from models.attributes.filter import guides_for
+    from models.bundle import BundleFileMissingError
+
+    try:
+        directions = Directions.from_bundle(bundle)
+    except BundleFileMissingError:
+        return []
+    return guides_for(traits.spec, directions)[0]
+
+
+def _most_likely_to_match(ws: np.ndarray, guides: list, n: int) -> np.ndarray:
+    """Indices of the ``n`` of ``ws`` (w+ [N, num_ws, w_dim]) that the directions rank most
+    likely to match, in their drawn order (so a page stays a seeded draw)."""
+    from models.attributes.filter import match_log_prob
+
+    score = match_log_prob(ws.mean(axis=1), guides)
+    return np.sort(np.argsort(-score, kind="stable")[:n])
 
 def default_radius(pca: LatentPCA) -> float:
     """Page 1's radius for fillers with this PCA: its calibrated one, else DEFAULT_RADIUS."""

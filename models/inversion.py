@@ -72,7 +72,7 @@ def invert_photo(bundle, photo: str | os.PathLike | bytes, *, face_index: int | 
                         parameters={"method": method, "space": space, "steps": result.steps,
                                     "align": align_mode, "face_index": face_index,
                                     "photo": source_name, "stopped": result.stopped,
-                                    PHOTO_IDENTITY: photo_identity(aligned)},
+                                    **photo_parameters(bundle, aligned)},
                         owner=owner)
     return Inversion(record=record, aligned=aligned, projection=result, warnings=warnings)
 
@@ -88,6 +88,19 @@ def photo_identity(aligned: np.ndarray) -> list | None:
     no face in it: then nothing can be measured against the photo)."""
     embedding, found = aligned_face_embedding(aligned)
     return latent_to_list(embedding) if found else None
+
+
+def photo_parameters(bundle, aligned: np.ndarray) -> dict:
+    """What a record made from a photo keeps of it: the identity embedding (fillers measure
+    likeness against it) and, with an attribute model, the photo's trait reading (fillers
+    match it; :mod:`models.filler_traits`)."""
+    from models.filler_traits import PHOTO_ATTRIBUTES, read_traits
+
+    out: dict = {PHOTO_IDENTITY: photo_identity(aligned)}
+    readings = read_traits(bundle, aligned[None])
+    if readings:
+        out[PHOTO_ATTRIBUTES] = readings[0]
+    return out
 
 
 def record_photo_identity(record: FaceRecord) -> np.ndarray | None:

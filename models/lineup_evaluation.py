@@ -30,6 +30,9 @@ import numpy as np
 
 from models.attributes.data import UTK_NAME
 from models.attributes.heads import AGE_GROUPS, ETHNICITIES, GENDERS, age_group
+from models.filler_traits import parse_trait_request
+
+TRAITS_AUTO = parse_trait_request("auto")
 
 #: dlib distances to the suspect's photo of a filler that "looks alike, not the same person":
 #: photos of one person lie below ~0.41, different real people at 0.54–0.9 (docs/faces.md).
@@ -144,12 +147,15 @@ def _suspect_traits(labels: SuspectLabels, reading: dict | None) -> tuple[dict, 
 
 
 def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels, *, steps: int,
-                   per_page: int = 24, seed: int = 0) -> PhotoEvaluation:
+                   per_page: int = 24, seed: int = 0,
+                   traits: dict | None = TRAITS_AUTO) -> PhotoEvaluation:
     """Invert ``photo`` with ``steps`` projector steps (0: the encoder alone), make page 1 of
-    ``per_page`` fillers and measure it. A photo that cannot be used (no face, unreadable)
+    ``per_page`` fillers (matching ``traits``, a parsed trait request, as the web UI does by
+    default; None: unmatched) and measure it. A photo that cannot be used (no face, unreadable)
     comes back with ``error`` set rather than raising, so one bad photo does not end a run."""
     from models.attributes.model import ATTRIBUTES_PART, predict_attributes
     from models.faces import FaceError, aligned_face_embedding, identity_distance
+    from models.filler_traits import suspect_reading, trait_match
     from models.fillers import filler_page
     from models.inversion import invert_photo, record_photo_identity
 
@@ -167,8 +173,12 @@ def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels,
         return result
     reconstruction, _ = aligned_face_embedding(inv.projection.image)
     result.reconstruction_distance = float(identity_distance(reconstruction, photo_embedding))
+    match = None
+    if traits is not None:
+        match = trait_match(suspect_reading(bundle, inv.record, inv.projection.image), traits)
     page = filler_page(bundle, pca, np.asarray(inv.record.latent, np.float32),
-                       reference_embedding=photo_embedding, per_page=per_page, seed=seed)
+                       reference_embedding=photo_embedding, per_page=per_page, seed=seed,
+                       traits=match)
     result.page_seconds = page.seconds
     result.filler_distances = [round(float(d), 4) for d in page.distances]
     result.face_found = [bool(r.parameters["face_detected"]) for r in page.records]
@@ -222,10 +232,11 @@ def path_name(steps: int) -> str:
 
 def evaluate_lineups(bundle, photos: Sequence[str | os.PathLike],
                      labels: dict[str, SuspectLabels], *, steps: Sequence[int] = (0, 100),
-                     per_page: int = 24, seed: int = 0,
+                     per_page: int = 24, seed: int = 0, traits: dict | None = TRAITS_AUTO,
                      progress: Callable[[str], None] | None = None) -> dict:
     """Every photo on every inversion path → ``{"paths": [{"steps", "name", "summary"}],
-    "photos": [per-photo results]}`` (JSON-ready). ``progress`` gets one line per photo."""
+    "photos": [per-photo results]}`` (JSON-ready). ``traits``: the pages' trait request (see
+    :func:`evaluate_photo`). ``progress`` gets one line per photo."""
     from models.latent import LatentPCA
 
     if not photos:
@@ -240,7 +251,7 @@ def evaluate_lineups(bundle, photos: Sequence[str | os.PathLike],
         results = []
         for i, photo in enumerate(photos):
             r = evaluate_photo(bundle, pca, photo, labels_for(photo, labels), steps=s,
-                               per_page=per_page, seed=seed)
+                               per_page=per_page, seed=seed, traits=traits)
             results.append(r)
             if progress is not None:
                 what = (f"skipped: {r.error}" if r.error else
@@ -249,7 +260,7 @@ def evaluate_lineups(bundle, photos: Sequence[str | os.PathLike],
                 progress(f"[{path_name(s)}] {i + 1}/{len(photos)} {Path(photo).name}: {what}")
         paths.append({"steps": s, "name": path_name(s), "summary": summarise(results)})
         per_photo.extend(r.to_dict() for r in results)
-    return {"bundle": bundle.hash, "per_page": per_page, "seed": seed,
+    return {"bundle": bundle.hash, "per_page": per_page, "seed": seed, "traits": traits,
             "lookalike_band": list(LOOKALIKE_BAND), "goals": GOALS, "paths": paths,
             "photos": per_photo}
 
@@ -303,9 +314,12 @@ def format_table(report: dict) -> str:
     skipped = [p for p in report["photos"] if p["error"] and p["steps"] == paths[0]["steps"]]
     by_reading = sum(1 for p in report["photos"]
                      if p["reference"] == "reading" and p["steps"] == paths[0]["steps"])
+    matched = report.get("traits")
+    kept = [t if v == "auto" else f"{t}={v}" for t, v in (matched or {}).items() if v != "any"]
+    matching = f"fillers matched on {', '.join(kept)}" if kept else "fillers unmatched"
     notes = [f"{first['photos_used']} of {first['photos']} photos used; page 1 of "
-             f"{report['per_page']} fillers; bundle {report['bundle'][:12]}; traits read by the "
-             f"bundle's attribute model, distances by dlib."]
+             f"{report['per_page']} fillers; {matching}; bundle {report['bundle'][:12]}; "
+             f"traits read by the bundle's attribute model, distances by dlib."]
     if by_reading:
         notes.append(f"{by_reading} photo(s) without labels: their fillers are compared with "
                      f"the attribute model's reading of the photo.")

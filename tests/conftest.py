@@ -12,8 +12,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
+DEFAULT_BUNDLE = REPO / "models" / "bundles" / "default"
 TINY = dict(resolution=32, z_dim=32, w_dim=32, mapping_layers=2, channel_base=1024,
             channel_max=64)
+
+
+@pytest.fixture(scope="module")
+def default_bundle():
+    """The committed default bundle, loaded once per test module."""
+    from models.bundle import load_bundle
+
+    return load_bundle(DEFAULT_BUNDLE)
 
 
 @pytest.fixture(scope="session")

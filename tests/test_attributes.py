@@ -532,14 +532,14 @@ def test_guidance_ranks_and_pushes_toward_the_wanted_side():
     """With two known boundaries, ranking prefers latents on the wanted sides and the margin
     push puts every latent at least that far beyond each boundary (pure NumPy)."""
     from models.attributes import Direction, parse_filter
-    from models.attributes.filter import _guides, guide_ws, match_log_prob
+    from models.attributes.filter import guide_ws, guides_for, match_log_prob
 
     rng = np.random.default_rng(0)
     n1, n2 = np.eye(8)[0], (np.eye(8)[0] + np.eye(8)[1]) / np.sqrt(2)
     dirs = types.SimpleNamespace(items={
         "smiling": Direction("smiling", n1, 0.0, 1.0, 1.0, 10, 3.0),
         "beard": Direction("beard", n2, -0.5, 1.0, 1.0, 10, 3.0)})
-    guides, unguided = _guides(parse_filter("not smiling, beard, 40-49"), dirs)
+    guides, unguided = guides_for(parse_filter("not smiling, beard, 40-49"), dirs)
     assert unguided == ["age_group in {40-49}"]  # no direction: rejection only
     w = rng.standard_normal((2000, 8))
     score = match_log_prob(w, guides)

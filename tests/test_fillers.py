@@ -98,13 +98,6 @@ def test_projector_stops_at_its_time_limit_and_on_cancel(bundle):
         project(bundle, np.zeros((16, 16, 3), np.uint8))
 
 
-@pytest.fixture(scope="module")
-def default_bundle():
-    from tests.test_default_bundle import DEFAULT
-
-    return load_bundle(DEFAULT)
-
-
 def test_calibration_finds_page_ones_radius_and_where_faces_break(default_bundle):
     """On the trained default generator: near-clones fall with the radius, and the calibrated
     radius is the smallest measured one within the target; faces break up far from the mean,

@@ -6,17 +6,23 @@ from one (its record keeps the photo's identity); ``identity_distances`` are tho
 
 Parameters: ``suspect_face_id`` or ``suspect_photo`` (required); ``page`` (0–99; later pages
 sample a wider ball and are less similar); ``per_page`` (1–60, default 24); ``radius`` (0–100
-standard deviations of W's PCA axes; default: the bundle's calibrated page-1 radius, or 6); ``radius_growth`` (0–10, default 0.5);
+standard deviations of W's PCA axes; default: the bundle's calibrated page-1 radius, or 6);
+``radius_growth`` (0–10, default 0.5);
 ``near_clone_threshold`` (0–2 identity distance, default 0.4); ``styles`` (``all`` or any of
-coarse, middle, fine); ``seed`` (page sampler seed, default 0); photo inversion: ``steps``,
-``face_index``, ``align``. Needs a bundle with a PCA part (``ligan bundle fit-pca``).
+coarse, middle, fine); ``seed`` (page sampler seed, default 0); ``traits`` (what every filler
+shares with the suspect: ``auto``, the default, matches gender, ethnicity, age group ± one
+decade, beard and glasses as the attribute model reads the suspect's photo; ``none``; or an
+object of trait → ``auto`` | ``any`` | a value, see ``models.filler_traits``); photo
+inversion: ``steps``, ``face_index``, ``align``. Needs a bundle with a PCA part
+(``ligan bundle fit-pca``).
 """
 from __future__ import annotations
 
 from backend_server.tasks import TaskEnv, TaskType
 from backend_server.tasks._sources import face_or_photo, inversion_params, resolve, save_images
 from backend_server.validation import Params, Unprocessable
-from models.fillers import NEAR_CLONE_THRESHOLD, filler_page
+from models.filler_traits import parse_trait_request, suspect_reading, trait_match
+from models.fillers import NEAR_CLONE_THRESHOLD, filler_page, render
 from models.inversion import record_photo_identity
 from models.latent import PCA_PART, LatentPCA
 from models.research import style_layer_range
@@ -32,6 +38,7 @@ def filler_params(params: Params, env: TaskEnv) -> dict:
         layers = None if styles == "all" else style_layer_range(env.bundle, styles)
     except ValueError as exc:
         raise Unprocessable(f"params.styles: {exc}") from None
+    traits = params.parsed("traits", parse_trait_request)
     return {"page": params.integer("page", minimum=0, maximum=99, default=0),
             "per_page": params.integer("per_page", minimum=1, maximum=60, default=24),
             "radius": params.number("radius", minimum=0.0, maximum=100.0, default=None),
@@ -39,7 +46,7 @@ def filler_params(params: Params, env: TaskEnv) -> dict:
                                            default=0.5),
             "near_clone_threshold": params.number("near_clone_threshold", minimum=0.0,
                                                   maximum=2.0, default=NEAR_CLONE_THRESHOLD),
-            "styles": styles, "layers": layers,
+            "styles": styles, "layers": layers, "traits": traits,
             "seed": params.integer("seed", minimum=0, maximum=2 ** 31 - 1, default=0)}
 
 
@@ -47,12 +54,17 @@ def make_page(ctx, bundle, center, suspect) -> None:
     """Render, rank and save one page around ``center`` (w+) with ``bundle``."""
     p = ctx.params
     ctx.progress(40, f"sampling and ranking page {p['page'] + 1}")
+    traits = None
+    if p["traits"] is not None:
+        reading = suspect_reading(bundle, suspect, render(bundle.generator, center[None])[0])
+        traits = trait_match(reading, p["traits"])
     page = filler_page(bundle, LatentPCA.from_bundle(bundle), center,
                        reference_embedding=record_photo_identity(suspect), page=p["page"],
                        per_page=p["per_page"], radius=p["radius"],
                        radius_growth=p["radius_growth"],
                        near_clone_threshold=p["near_clone_threshold"], layers=p["layers"],
-                       seed=p["seed"], parents=[suspect.id], should_stop=ctx.cancelled)
+                       seed=p["seed"], parents=[suspect.id], traits=traits,
+                       should_stop=ctx.cancelled)
     ctx.check_cancelled()
     save_images(ctx, page.records, page.images, f"page{p['page'] + 1:02d}")
     ctx.annotate(page=p["page"], radius=page.radius, candidates=page.candidates,
@@ -60,7 +72,12 @@ def make_page(ctx, bundle, center, suspect) -> None:
                  identity_reference=page.reference,
                  identity_distances=[round(float(d), 4) for d in page.distances],
                  identity_distances_reconstruction=[round(float(d), 4)
-                                                    for d in page.reconstruction_distances])
+                                                    for d in page.reconstruction_distances],
+                 traits=page.traits, trait_rejected=page.trait_rejected)
+    if traits is not None and len(page.records) < p["per_page"]:
+        ctx.annotate(warnings=[f"only {len(page.records)} of {p['per_page']} fillers share the "
+                               f"suspect's traits after {page.candidates} candidates; relax a "
+                               f"trait (set it to 'any') for a full page"])
 
 
 def validate(params: Params, env: TaskEnv) -> dict:

@@ -13,7 +13,7 @@ from backend_server.tasks.fillers import filler_params, make_page
 from backend_server.validation import NotFound, Params, results_path
 from models.bundle import load_bundle
 from models.images import save_png
-from models.inversion import PHOTO_IDENTITY, align_photo, photo_identity
+from models.inversion import align_photo, photo_parameters
 from models.records import face_record, latent_to_list
 from models.refine import MAX_SECONDS, MIN_SECONDS, refine, save_refined
 
@@ -52,7 +52,7 @@ def run(ctx) -> None:
                                      "generator_steps": result.generator_steps,
                                      "error_before": result.initial_error,
                                      "error_after": result.final_error,
-                                     PHOTO_IDENTITY: photo_identity(aligned)})
+                                     **photo_parameters(ctx.bundle, aligned)})
     suspect.image = f"suspect_{suspect.id}.png"
     save_png(result.image, folder / suspect.image)
     ctx.save_faces([suspect], folder)

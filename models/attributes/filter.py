@@ -246,7 +246,7 @@ class MatchResult:
         return self.candidates / self.accepted if self.accepted else math.inf
 
 
-def _guides(spec: FilterSpec, directions) -> tuple[list[tuple[str, list, float]], list[str]]:
+def guides_for(spec: FilterSpec, directions) -> tuple[list[tuple[str, list, float]], list[str]]:
     """Per constraint the directions that guide it: (trait, [(Direction, sign)], …)."""
     guides, unguided = [], []
     for c in spec.constraints:
@@ -329,7 +329,7 @@ def generate_matching(bundle, spec: FilterSpec, n: int, *, guided: bool = True,
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     g = bundle.generator
     model = load_attribute_model(bundle)
-    guides, unguided = (_guides(spec, Directions.from_bundle(bundle)) if guided
+    guides, unguided = (guides_for(spec, Directions.from_bundle(bundle)) if guided
                         else ([], [c.describe() for c in spec.constraints]))
     wants_pose = any(c.trait == "head_pose" for c in spec.constraints)
     rng = np.random.default_rng(seed)

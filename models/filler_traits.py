@@ -1,0 +1,165 @@
+"""Fillers that share the suspect's traits.
+
+Lineup guidance asks that fillers match the suspect's description. The suspect's traits are read
+once by the bundle's attribute model — from the photo when the suspect is a photo (its record
+keeps that reading as ``photo_attributes``), else from the face itself — and each filler
+candidate is read the same way; a candidate whose reading contradicts a matched trait is left
+out before dlib looks at it. The administrator may relax a trait (``any``) or fix it to another
+value (``male``, ``30-39``, ``yes``…): the witness's description may know better than the photo.
+Age matches within one decade either side, as neither a witness nor the model reads age closer.
+
+The request for a page names, per trait, ``auto`` (the suspect's reading, the default), ``any``
+or a value; ``none`` matches nothing (the unmatched fillers of before).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import numpy as np
+
+from models.attributes.filter import Constraint, FilterSpec, matches
+from models.attributes.heads import AGE_GROUPS, BINARY_TRAITS, CLASS_HEADS
+
+#: The traits a page matches unless the request relaxes them.
+MATCHED_TRAITS = ("gender", "ethnicity", "age_group", "beard", "glasses")
+AUTO, ANY, NONE = "auto", "any", "none"
+#: The record parameter of an inversion that keeps the attribute reading of its photo.
+PHOTO_ATTRIBUTES = "photo_attributes"
+_YES = {"yes": True, "true": True, "present": True, "with": True,
+        "no": False, "false": False, "absent": False, "without": False}
+
+
+class TraitRequestError(ValueError):
+    """A trait request cannot be understood; the message says what is accepted."""
+
+
+def _accepted(trait: str) -> str:
+    values = CLASS_HEADS[trait] if trait in CLASS_HEADS else ("yes", "no")
+    return f"{AUTO}, {ANY} or one of {', '.join(values)}"
+
+
+def parse_trait_request(value: Any) -> dict[str, str | bool] | None:
+    """A page's trait request → {trait: AUTO | ANY | value}, or None for no matching.
+
+    Accepted: ``None`` or ``"auto"`` (every trait of :data:`MATCHED_TRAITS` from the suspect),
+    ``"none"``, a mapping (API) or ``"trait=value,…"`` (command line); traits left out are
+    ``auto``. Values: class names (``female``, ``asian``, ``30-39``) or yes/no for beard and
+    glasses, ``auto`` or ``any``."""
+    if value is None or value == AUTO:
+        return {t: AUTO for t in MATCHED_TRAITS}
+    if value == NONE:
+        return None
+    if isinstance(value, str):
+        pairs = {}
+        for part in (p.strip() for p in value.split(",") if p.strip()):
+            trait, eq, val = part.partition("=")
+            if not eq:
+                raise TraitRequestError(f"{part!r} is not trait=value (e.g. "
+                                        f"gender=female,age_group=any), auto or none")
+            pairs[trait.strip()] = val.strip()
+        value = pairs
+    if not isinstance(value, Mapping):
+        raise TraitRequestError("must be auto, none or an object of trait: value")
+    request: dict[str, str | bool] = {t: AUTO for t in MATCHED_TRAITS}
+    for trait, raw in value.items():
+        if trait not in MATCHED_TRAITS:
+            raise TraitRequestError(f"unknown trait {trait!r}; the matched traits are "
+                                    f"{', '.join(MATCHED_TRAITS)}")
+        text = raw if isinstance(raw, bool) else str(raw).strip().lower()
+        if text in (AUTO, ANY):
+            request[trait] = text
+        elif trait in CLASS_HEADS and text in CLASS_HEADS[trait]:
+            request[trait] = text
+        elif trait in BINARY_TRAITS and (isinstance(text, bool) or text in _YES):
+            request[trait] = text if isinstance(text, bool) else _YES[text]
+        else:
+            raise TraitRequestError(f"{trait}: {raw!r} is not accepted; use "
+                                    f"{_accepted(trait)}")
+    return request
+
+
+def _near_ages(label: str) -> tuple[str, ...]:
+    i = AGE_GROUPS.index(label)
+    return AGE_GROUPS[max(i - 1, 0):i + 2]
+
+
+@dataclasses.dataclass(frozen=True)
+class TraitMatch:
+    """What every filler of a page must share, and where each wanted value came from."""
+
+    spec: FilterSpec
+    source: dict[str, str]  # trait → "suspect" (read from the suspect) or "request"
+    suspect: dict[str, dict]  # the suspect's reading of each matched trait: {"label", "p"}
+
+    def holds(self, reading: dict) -> bool:
+        return matches(reading, self.spec)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready: per matched trait the accepted values and their source."""
+        out: dict[str, Any] = {}
+        for c in self.spec.constraints:
+            out[c.trait] = {"accepted": sorted(c.values) if c.values is not None else c.present,
+                            "source": self.source[c.trait],
+                            "suspect": self.suspect.get(c.trait, {}).get("label")}
+        return out
+
+    def record(self, reading: dict) -> dict[str, Any]:
+        """What a filler's record keeps: per matched trait the accepted values, their source,
+        the filler's reading and how sure the model was of it."""
+        out = self.describe()
+        for trait, entry in out.items():
+            read = reading[trait]
+            p = read["p"][read["label"]] if isinstance(read["p"], dict) else \
+                (read["p"] if read["label"] else 1.0 - read["p"])
+            entry.update(read=read["label"], p=round(float(p), 4))
+        return out
+
+
+def trait_match(suspect_reading: dict | None,
+                request: Mapping[str, str | bool] | None) -> TraitMatch | None:
+    """The constraints of a page: the request's values, ``auto`` ones from the suspect's
+    reading (age ± one decade). None when nothing is matched (request None, every trait
+    ``any``), or when ``auto`` traits are asked but there is no reading (no attribute model)."""
+    if request is None:
+        return None
+    constraints, source = [], {}
+    for trait in MATCHED_TRAITS:
+        wanted = request.get(trait, AUTO)
+        if wanted == ANY:
+            continue
+        if wanted == AUTO:
+            if suspect_reading is None:
+                continue
+            wanted, source[trait] = suspect_reading[trait]["label"], "suspect"
+        else:
+            source[trait] = "request"
+        if trait in BINARY_TRAITS:
+            constraints.append(Constraint(trait, present=bool(wanted)))
+        else:
+            allowed = _near_ages(wanted) if trait == "age_group" else (wanted,)
+            constraints.append(Constraint(trait, values=frozenset(allowed)))
+    if not constraints:
+        return None
+    suspect = {t: suspect_reading[t] for t in source} if suspect_reading else {}
+    text = ", ".join(f"{t}={request.get(t, AUTO)}" for t in MATCHED_TRAITS)
+    return TraitMatch(FilterSpec(text, tuple(constraints)), source, suspect)
+
+
+def read_traits(bundle, images: np.ndarray) -> list[dict] | None:
+    """The attribute model's readings of aligned faces, or None when the bundle has none."""
+    from models.attributes.model import ATTRIBUTES_PART, predict_attributes
+
+    if not bundle.has_part(ATTRIBUTES_PART) or not len(images):
+        return None
+    return predict_attributes(bundle, images)
+
+
+def suspect_reading(bundle, record, face_image: np.ndarray) -> dict | None:
+    """The suspect's traits: its photo's reading when the record keeps one, else the reading
+    of the face itself (a generated suspect); None without an attribute model."""
+    kept = record.parameters.get(PHOTO_ATTRIBUTES) if record is not None else None
+    if kept:
+        return kept
+    readings = read_traits(bundle, face_image[None])
+    return readings[0] if readings else None

@@ -1,0 +1,117 @@
+"""Fillers that share the suspect's traits: the request, the constraints, and real pages."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.filler_traits import (MATCHED_TRAITS, PHOTO_ATTRIBUTES, TraitRequestError,
+                                  parse_trait_request, read_traits, suspect_reading, trait_match)
+
+
+def reading(gender="female", ethnicity="white", age="30-39", beard=False, glasses=False):
+    """A prediction shaped like predict_attributes' (only the matched traits)."""
+    def cls(label):
+        return {"label": label, "p": {label: 0.9}}
+    return {"gender": cls(gender), "ethnicity": cls(ethnicity), "age_group": cls(age),
+            "beard": {"label": beard, "p": 0.8 if beard else 0.1},
+            "glasses": {"label": glasses, "p": 0.7 if glasses else 0.2}}
+
+
+@pytest.mark.parametrize("value,expected", [
+    (None, {t: "auto" for t in MATCHED_TRAITS}),
+    ("auto", {t: "auto" for t in MATCHED_TRAITS}),
+    ("none", None),
+    ({"gender": "Male", "beard": "no", "glasses": True},
+     {"gender": "male", "ethnicity": "auto", "age_group": "auto", "beard": False,
+      "glasses": True}),
+    ("age_group=any, ethnicity=asian",
+     {"gender": "auto", "ethnicity": "asian", "age_group": "any", "beard": "auto",
+      "glasses": "auto"}),
+])
+def test_trait_requests_from_the_api_and_the_command_line(value, expected):
+    assert parse_trait_request(value) == expected
+
+
+@pytest.mark.parametrize("value,message", [
+    ({"hair": "red"}, "unknown trait 'hair'"),
+    ({"gender": "robot"}, "gender: 'robot' is not accepted; use auto, any or one of male"),
+    ({"age_group": "35"}, "one of 0-9"),
+    ("gender", "is not trait=value"),
+    (["gender"], "must be auto, none or an object"),
+])
+def test_a_request_that_cannot_be_understood_says_what_is_accepted(value, message):
+    with pytest.raises(TraitRequestError, match=message):
+        parse_trait_request(value)
+
+
+def test_auto_traits_follow_the_suspect_and_age_allows_one_decade_either_side():
+    match = trait_match(reading(age="30-39", beard=True), parse_trait_request("auto"))
+    assert match.holds(reading(age="20-29", beard=True))
+    assert match.holds(reading(age="40-49", beard=True))
+    assert not match.holds(reading(age="50-59", beard=True))
+    assert not match.holds(reading(age="30-39", beard=False))
+    assert not match.holds(reading(gender="male", beard=True))
+    described = match.describe()
+    assert described["age_group"] == {"accepted": ["20-29", "30-39", "40-49"],
+                                      "source": "suspect", "suspect": "30-39"}
+    assert described["beard"]["accepted"] is True
+    kept = match.record(reading(age="40-49", beard=True))
+    assert kept["age_group"]["read"] == "40-49" and kept["age_group"]["p"] == 0.9
+    assert kept["beard"] == {"accepted": True, "source": "suspect", "suspect": True,
+                             "read": True, "p": 0.8}
+    assert kept["glasses"]["p"] == 0.8  # how sure the model is that there are none
+
+
+def test_overrides_and_relaxed_traits():
+    match = trait_match(reading(gender="female"),
+                        parse_trait_request({"gender": "male", "ethnicity": "any"}))
+    assert match.source["gender"] == "request" and "ethnicity" not in match.source
+    assert match.holds(reading(gender="male", ethnicity="black"))
+    assert not match.holds(reading(gender="female"))
+    everything_any = parse_trait_request({t: "any" for t in MATCHED_TRAITS})
+    assert trait_match(reading(), everything_any) is None
+    assert trait_match(reading(), None) is None
+    # Without a reading (no attribute model) only the request's own values are matched.
+    only = trait_match(None, parse_trait_request({"gender": "male"}))
+    assert [c.trait for c in only.spec.constraints] == ["gender"]
+    assert trait_match(None, parse_trait_request("auto")) is None
+
+
+def test_matched_pages_never_hold_a_filler_whose_reading_contradicts_a_trait(default_bundle):
+    from models.fillers import filler_page
+    from models.latent import LatentPCA
+
+    g = default_bundle.generator
+    center = g.map_compiled(np.random.default_rng(3).standard_normal(
+        (1, g.cfg.z_dim)).astype(np.float32)).numpy()[0]
+    pca = LatentPCA.from_bundle(default_bundle)
+    from models.fillers import render
+
+    suspect = suspect_reading(default_bundle, None, render(g, center[None])[0])
+    other = "male" if suspect["gender"]["label"] == "female" else "female"
+    for request in ("auto", {"gender": other, "age_group": "any"}):
+        match = trait_match(suspect, parse_trait_request(request))
+        page = filler_page(default_bundle, pca, center, per_page=4, seed=1, traits=match)
+        assert page.traits == match.describe() and page.candidates >= len(page.records)
+        readings = read_traits(default_bundle, page.images)
+        for record, got in zip(page.records, readings):
+            assert match.holds(got), got
+            assert record.parameters["traits"] == match.record(got)
+        if request != "auto":
+            assert {r["gender"]["label"] for r in readings} <= {other}
+    plain = filler_page(default_bundle, pca, center, per_page=2, seed=1)
+    assert plain.traits is None and "traits" not in plain.records[0].parameters
+
+
+def test_a_photo_s_record_keeps_its_reading_for_later_pages(default_bundle):
+    from models.inversion import invert_photo
+    from tests.conftest import SHARED
+
+    photo = SHARED / "faces" / "london" / "005_03.jpg"
+    if not photo.is_file():
+        pytest.skip(f"{photo} is absent (shared test photos)")
+    inv = invert_photo(default_bundle, str(photo), steps=0)
+    kept = inv.record.parameters[PHOTO_ATTRIBUTES]
+    assert kept == read_traits(default_bundle, inv.aligned[None])[0]
+    # "More like this" starts from the record: the photo's reading, not the reconstruction's.
+    assert suspect_reading(default_bundle, inv.record, np.zeros((64, 64, 3), np.uint8)) == kept
