@@ -69,6 +69,20 @@ def test_fillers_from_an_uploaded_photo_then_more_like_a_filler(setup):
     assert more["result"]["page"] == 1
 
 
+def test_filler_traits_are_checked_and_need_an_attribute_model_only_when_fixed(setup):
+    api, _, _, _ = setup
+    err = api.post_task("fillers", {"suspect_photo": "uploads/suspect.jpg",
+                                    "traits": {"gender": "robot"}}, expect=422)
+    assert "params.traits: gender: 'robot' is not accepted" in err
+    err = api.post_task("fillers", {"suspect_photo": "uploads/suspect.jpg",
+                                    "traits": {"gender": "female"}}, expect=422)
+    assert "no attribute model to read gender" in err
+    # auto (the default) on a bundle without one: unmatched, and the result says so.
+    task = run_task(api, "fillers", {"suspect_photo": "uploads/suspect.jpg", "steps": 2,
+                                     "per_page": 2, "near_clone_threshold": 0})
+    assert task["result"]["traits"] is None and task["result"]["trait_rejected"] == 0
+
+
 def test_interpolate_transition_and_style_mix_between_faces(setup):
     api, _, _, _ = setup
     made = run_task(api, "random", {"amount": 2, "seed": 5})["result"]["faces"]

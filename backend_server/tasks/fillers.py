@@ -21,6 +21,7 @@ from __future__ import annotations
 from backend_server.tasks import TaskEnv, TaskType
 from backend_server.tasks._sources import face_or_photo, inversion_params, resolve, save_images
 from backend_server.validation import Params, Unprocessable
+from models.attributes.model import ATTRIBUTES_PART
 from models.filler_traits import parse_trait_request, suspect_reading, trait_match
 from models.fillers import NEAR_CLONE_THRESHOLD, filler_page, render
 from models.inversion import record_photo_identity
@@ -39,6 +40,10 @@ def filler_params(params: Params, env: TaskEnv) -> dict:
     except ValueError as exc:
         raise Unprocessable(f"params.styles: {exc}") from None
     traits = params.parsed("traits", parse_trait_request)
+    fixed = [t for t, v in (traits or {}).items() if v not in ("auto", "any")]
+    if fixed and not env.bundle.has_part(ATTRIBUTES_PART):
+        raise Unprocessable(f"params.traits: this backend's bundle has no attribute model to "
+                            f"read {', '.join(fixed)} with; use auto or none")
     return {"page": params.integer("page", minimum=0, maximum=99, default=0),
             "per_page": params.integer("per_page", minimum=1, maximum=60, default=24),
             "radius": params.number("radius", minimum=0.0, maximum=100.0, default=None),
