@@ -46,6 +46,14 @@ def z_from_seed(seed: int, z_dim: int) -> np.ndarray:
     return np.random.RandomState(seed).randn(z_dim).astype(np.float32)
 
 
+def seed_record(bundle, seed: int) -> FaceRecord:
+    """The record (not rendered) of the face that ``seed`` draws from z, with the bundle's
+    fixed noise and no truncation: a random face to start from or to move toward."""
+    return face_record(bundle, latent_space="z",
+                       latent=latent_to_list(z_from_seed(seed, bundle.generator.cfg.z_dim)),
+                       operation="generate", parameters={"seed": seed}, noise_seed=seed)
+
+
 def check_generation_args(truncation_psi: float, truncation_cutoff: int | None, noise_mode: str,
                           num_ws: int) -> None:
     """Reject out-of-range settings with a message that says what to change."""

@@ -10,8 +10,10 @@ import copy
 import dataclasses
 import datetime as _dt
 import json
+import os
 import uuid
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal, Sequence, TextIO
 
 import numpy as np
 
@@ -79,6 +81,25 @@ def face_record(bundle, **fields: Any) -> FaceRecord:
 def latent_to_list(latent: np.ndarray) -> list:
     """float32 values as Python floats; float32 → float64 → float32 round-trips exactly."""
     return np.asarray(latent, dtype=np.float32).astype(np.float64).tolist()
+
+
+def write_faces(records: Sequence[FaceRecord], images: Iterable[np.ndarray],
+                folder: str | os.PathLike,
+                name: Callable[[int, FaceRecord], str] | None = None,
+                log: TextIO | None = None) -> None:
+    """Save each record's image as a PNG in ``folder`` and, given ``log`` (an open
+    ``records.jsonl``), append the record to it as one JSON line, the PNG first so that no line
+    points to a missing file. ``name(i, record)`` gives the i-th file name, kept in
+    ``record.image``; without it the records' own ``image`` names are used."""
+    from models.images import save_png
+
+    folder = Path(folder)
+    for i, (rec, img) in enumerate(zip(records, images)):
+        if name is not None:
+            rec.image = name(i, rec)
+        save_png(img, folder / rec.image)
+        if log is not None:
+            log.write(rec.to_json() + "\n")
 
 
 _FIELDS = dataclasses.fields(FaceRecord)

@@ -12,6 +12,7 @@ from backend_server.validation import BadRequest, NotFound, Params, Unprocessabl
 from models.facestore import FACE_ID
 from models.generate import record_ws
 from models.images import save_png
+from models.records import write_faces
 
 
 def session_face(params: Params, env, param: str, required: bool = True):
@@ -91,7 +92,5 @@ def resolve(ctx, source: dict, label: str, progress_span: tuple[float, float] = 
 def save_images(ctx, records: list, images, prefix: str, folder: Path | None = None) -> None:
     """PNG per record (named after it) and the records, in the task's folder."""
     folder = folder or ctx.task_dir()
-    for rec, img in zip(records, images):
-        rec.image = f"{prefix}_{rec.id}.png"
-        save_png(img, folder / rec.image)
+    write_faces(records, images, folder, lambda _, rec: f"{prefix}_{rec.id}.png")
     ctx.save_faces(records, folder)

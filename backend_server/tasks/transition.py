@@ -12,8 +12,7 @@ import secrets
 from backend_server.tasks import TaskEnv, TaskType
 from backend_server.tasks._sources import face_or_photo, inversion_params, resolve, save_images
 from backend_server.validation import Params
-from models.generate import z_from_seed
-from models.records import face_record, latent_to_list
+from models.generate import seed_record
 from models.research import transition
 
 
@@ -34,10 +33,7 @@ def run(ctx) -> None:
     p = ctx.params
     _, start = resolve(ctx, p["start"], "start")
     if p["end"] is None:
-        end = face_record(ctx.bundle, latent_space="z",
-                         latent=latent_to_list(z_from_seed(p["seed"], ctx.bundle.generator.cfg.z_dim)),
-                         operation="generate", parameters={"seed": p["seed"]},
-                         noise_seed=p["seed"])
+        end = seed_record(ctx.bundle, p["seed"])
         ctx.save_faces([end], ctx.task_dir())
     else:
         _, end = resolve(ctx, p["end"], "end", (30, 60))

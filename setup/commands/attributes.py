@@ -192,7 +192,7 @@ def _generate(args: argparse.Namespace, settings) -> int:
     from models.attributes.filter import generate_matching
     from models.attributes.records import matching_records
     from models.bundle import BundleError
-    from models.images import save_png
+    from models.records import write_faces
 
     spec = _spec(args.where)
     bundle = _bundle(args, settings)
@@ -205,10 +205,8 @@ def _generate(args: argparse.Namespace, settings) -> int:
     args.outdir.mkdir(parents=True, exist_ok=True)
     records = matching_records(bundle, result, spec)
     with open(args.outdir / "records.jsonl", "a", encoding="utf-8") as log:
-        for i, (rec, img) in enumerate(zip(records, result.images)):
-            rec.image = f"match{i:03d}_{rec.id[:8]}.png"
-            save_png(img, args.outdir / rec.image)
-            log.write(rec.to_json() + "\n")
+        write_faces(records, result.images, args.outdir,
+                    lambda i, rec: f"match{i:03d}_{rec.id[:8]}.png", log)
     mode = "guided" if result.guided else "blind"
     print(f"{result.accepted} of {args.number} faces matching '{spec.describe()}' after "
           f"{result.candidates} candidates ({mode}); see {args.outdir}")
@@ -257,6 +255,7 @@ def _edit(args: argparse.Namespace, settings) -> int:
     from models.bundle import BundleError
     from models.images import make_grid, save_png
     from models.inversion import read_record
+    from models.records import write_faces
     from models.research import style_layer_range
 
     try:
@@ -273,11 +272,9 @@ def _edit(args: argparse.Namespace, settings) -> int:
         raise CommandError(str(exc)) from None
     args.outdir.mkdir(parents=True, exist_ok=True)
     with open(args.outdir / "records.jsonl", "a", encoding="utf-8") as log:
-        for rec, img in zip(records, images):
-            name = args.attribute.replace("=", "_")
-            rec.image = f"edit_{name}_{rec.parameters['strength']:+.2f}.png"
-            save_png(img, args.outdir / rec.image)
-            log.write(rec.to_json() + "\n")
+        name = args.attribute.replace("=", "_")
+        write_faces(records, images, args.outdir,
+                    lambda _, rec: f"edit_{name}_{rec.parameters['strength']:+.2f}.png", log)
     save_png(make_grid(images, cols=len(images)), args.outdir / "strip.png")
     print(f"{len(records)} edits of face {record.id} along {args.attribute}; see "
           f"{args.outdir / 'strip.png'}")

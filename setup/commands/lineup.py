@@ -110,8 +110,9 @@ def resolve_face(bundle, reference: str, args, log, outdir: Path, label: str):
     """A face reference → (w+, its record) — inverting a photo when needed."""
     from models.faces import FaceError
     from models.generate import record_ws
-    from models.inversion import invert_photo, read_record
     from models.images import save_png
+    from models.inversion import invert_photo, read_record
+    from models.records import write_faces
 
     try:
         if "#" in reference and not Path(reference).is_file():
@@ -124,10 +125,9 @@ def resolve_face(bundle, reference: str, args, log, outdir: Path, label: str):
         raise CommandError(str(exc)) from None
     for warning in inv.warnings:
         print(f"warning: {warning}")
-    inv.record.image = f"{label}_reconstruction.png"
     save_png(inv.aligned, outdir / f"{label}_aligned.png")
-    save_png(inv.projection.image, outdir / inv.record.image)
-    log.write(inv.record.to_json() + "\n")
+    write_faces([inv.record], [inv.projection.image], outdir,
+                lambda *_: f"{label}_reconstruction.png", log)
     return np.asarray(inv.record.latent, np.float32), inv.record
 
 
@@ -195,6 +195,7 @@ def _fillers(args: argparse.Namespace, settings) -> int:
     from models.inversion import record_photo_identity
     from models.images import make_grid, save_png
     from models.latent import LatentPCA
+    from models.records import write_faces
 
     try:
         check_filler_args(args.per_page, 0, args.radius, args.radius_growth,
@@ -217,10 +218,8 @@ def _fillers(args: argparse.Namespace, settings) -> int:
                                radius=args.radius, radius_growth=args.radius_growth,
                                near_clone_threshold=args.near_clone_threshold, layers=layers,
                                seed=args.seed, parents=[suspect.id])
-            for rank, (rec, img) in enumerate(zip(page.records, page.images)):
-                rec.image = f"page{p + 1:02d}_{rank + 1:03d}.png"
-                save_png(img, args.outdir / rec.image)
-                log.write(rec.to_json() + "\n")
+            write_faces(page.records, page.images, args.outdir,
+                        lambda rank, _: f"page{p + 1:02d}_{rank + 1:03d}.png", log)
             if len(page.images):
                 save_png(make_grid(page.images, cols=6), args.outdir / f"page{p + 1:02d}.png")
             dist = page.distances
@@ -237,7 +236,7 @@ def _interpolate(args: argparse.Namespace, settings) -> int:
     from models.fillers import render
     from models.images import make_grid, save_png
     from models.latent import interpolate_ws
-    from models.records import face_record, latent_to_list
+    from models.records import face_record, latent_to_list, write_faces
 
     if not 2 <= args.count <= 1000:
         raise CommandError(f"--count must be from 2 to 1000, got {args.count}")
@@ -247,13 +246,12 @@ def _interpolate(args: argparse.Namespace, settings) -> int:
         ws_b, rec_b = resolve_face(bundle, args.end, args, log, args.outdir, "end")
         ws, ts = interpolate_ws(ws_a, ws_b, args.count)
         images = render(bundle.generator, ws)
-        for i, (w, t, img) in enumerate(zip(ws, ts, images)):
-            rec = face_record(bundle, latent_space="w+", latent=latent_to_list(w),
-                             operation="interpolate",
-                             parameters={"t": float(t), "index": i, "count": args.count},
-                             parents=[rec_a.id, rec_b.id], image=f"step{i:03d}.png")
-            save_png(img, args.outdir / rec.image)
-            log.write(rec.to_json() + "\n")
+        records = [face_record(bundle, latent_space="w+", latent=latent_to_list(w),
+                               operation="interpolate",
+                               parameters={"t": float(t), "index": i, "count": args.count},
+                               parents=[rec_a.id, rec_b.id], image=f"step{i:03d}.png")
+                   for i, (w, t) in enumerate(zip(ws, ts))]
+        write_faces(records, images, args.outdir, log=log)
     save_png(make_grid(images, cols=min(args.count, 8)), args.outdir / "interpolation.png")
     print(f"wrote {args.count} faces from {rec_a.id} to {rec_b.id} in {args.outdir}")
     return 0

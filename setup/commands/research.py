@@ -49,24 +49,18 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
 
 
 def _random_face(bundle, seed: int | None, log):
-    from models.generate import z_from_seed
-    from models.records import face_record, latent_to_list
+    from models.generate import seed_record
 
     seed = int(np.random.default_rng().integers(2 ** 31)) if seed is None else seed
-    record = face_record(bundle, latent_space="z",
-                        latent=latent_to_list(z_from_seed(seed, bundle.generator.cfg.z_dim)),
-                        operation="generate", parameters={"seed": seed}, noise_seed=seed)
+    record = seed_record(bundle, seed)
     log.write(record.to_json() + "\n")
     return record
 
 
 def _save(records, images, outdir: Path, prefix: str, log) -> None:
-    from models.images import save_png
+    from models.records import write_faces
 
-    for i, (rec, img) in enumerate(zip(records, images)):
-        rec.image = f"{prefix}{i:03d}.png"
-        save_png(img, outdir / rec.image)
-        log.write(rec.to_json() + "\n")
+    write_faces(records, images, outdir, lambda i, _: f"{prefix}{i:03d}.png", log)
 
 
 def _transition(args: argparse.Namespace, settings) -> int:
