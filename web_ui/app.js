@@ -155,6 +155,29 @@ function inversionParams(params) {
   return params;
 }
 
+function traitParams(params) {
+  // The fillers' trait request: only what differs from "as the photo" (the server's default).
+  const traits = {};
+  for (const el of document.querySelectorAll('#traits select')) {
+    if (el.value !== 'auto') traits[el.dataset.trait] = el.value;
+  }
+  if (Object.keys(traits).length) params.traits = traits;
+  return params;
+}
+
+const TRAIT_WORDS = { beard: ['beard', 'no beard'], glasses: ['glasses', 'no glasses'] };
+
+function traitWords(traits) {
+  // {trait: {accepted, source}} → "female · White · 20–39 · no beard", as the result says.
+  return Object.entries(traits || {}).map(([trait, t]) => {
+    if (TRAIT_WORDS[trait]) return TRAIT_WORDS[trait][t.accepted ? 0 : 1];
+    const values = t.accepted;
+    return trait === 'age_group' && values.length > 1
+      ? `${values[0].split('-')[0]}–${values[values.length - 1].split('-').pop()}`
+      : values.join('/');
+  }).join(' · ');
+}
+
 function perPage() {
   const n = Number($('per-page').value);
   return Number.isInteger(n) && n >= 1 && n <= 60 ? n : 12;
@@ -209,7 +232,7 @@ function generate() {
     runTask('interpolate', params);
     return;
   }
-  const params = inversionParams({ ...photoParams(state.slots.suspect, 'suspect_'), per_page: perPage(), page: 0 });
+  const params = traitParams(inversionParams({ ...photoParams(state.slots.suspect, 'suspect_'), per_page: perPage(), page: 0 }));
   state.pageSource = { type: 'fillers', params };
   runTask('fillers', params, 0);
 }
@@ -217,7 +240,7 @@ function generate() {
 function refine() {
   const slot = state.slots.suspect;
   if (!slot || !slot.upload) { showError('Refining needs an uploaded photo of the suspect.'); return; }
-  const params = { photo: slot.upload.photo, seconds: Number($('refine-seconds').value), per_page: perPage() };
+  const params = traitParams({ photo: slot.upload.photo, seconds: Number($('refine-seconds').value), per_page: perPage() });
   if (slot.upload.faces.length > 1) params.face_index = slot.faceIndex || 0;
   state.pageSource = null;
   runTask('refine', params, 0);
@@ -230,13 +253,14 @@ function morePage(delta) {
   let params = { ...state.pageSource.params, page };
   // Once the photo was inverted, later pages start from its reconstruction (no new inversion).
   if (state.reconstruction && params.suspect_photo) {
-    params = { suspect_face_id: state.reconstruction.id, per_page: params.per_page, page };
+    params = { suspect_face_id: state.reconstruction.id, per_page: params.per_page, page,
+               ...(params.traits ? { traits: params.traits } : {}) };
   }
   runTask('fillers', params, page);
 }
 
 function similarTo(face) {
-  const params = { suspect_face_id: face.id, per_page: perPage(), page: 0 };
+  const params = traitParams({ suspect_face_id: face.id, per_page: perPage(), page: 0 });
   state.pageSource = { type: 'fillers', params };
   state.reconstruction = null;
   runTask('fillers', params, 0);
@@ -268,9 +292,11 @@ function showResult(task) {
   }
   state.faces = shown;
   const what = { fillers: 'Fillers', refine: 'Fillers from the refined model', interpolate: 'Interpolation' }[task.type] || 'Faces';
+  const matched = result.traits ? ` All share the suspect's ${traitWords(result.traits)}.` : '';
+  const warned = (result.warnings || []).length ? ` ${result.warnings.join(' ')}` : '';
   $('results-note').textContent = task.type === 'interpolate'
     ? `${what}: ${shown.length} faces from photo #1 to photo #2.`
-    : `${what}, page ${state.page + 1}: most similar first; later pages are less similar.`;
+    : `${what}, page ${state.page + 1}: most similar first; later pages are less similar.${matched}${warned}`;
   renderFaces();
 }
 
@@ -324,6 +350,13 @@ function showDetails(face) {
                 ['Parents', (face.parents || []).map((p) => p.slice(0, 12)).join(', ') || '—']];
   if (face.distance !== undefined) rows.push(['Distance to suspect', face.distance.toFixed(3)]);
   if (face.parameters && face.parameters.t !== undefined) rows.push(['Position (t)', String(face.parameters.t)]);
+  const traits = face.parameters && face.parameters.traits;
+  if (traits) {
+    rows.push(['Traits read', Object.entries(traits).map(([trait, t]) => {
+      const read = TRAIT_WORDS[trait] ? TRAIT_WORDS[trait][t.read ? 0 : 1] : t.read;
+      return `${read} (${Math.round(100 * t.p)} %)`;
+    }).join(', ')]);
+  }
   dl.replaceChildren(...rows.flatMap(([k, v]) => {
     const dt = document.createElement('dt'); dt.textContent = k;
     const dd = document.createElement('dd'); dd.textContent = v;

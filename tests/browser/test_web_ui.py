@@ -116,6 +116,13 @@ def test_generate_waits_for_the_backend_then_shows_fillers(page):
     page.click(".advanced summary")
     generate = page.locator("#generate")
     assert generate.is_enabled()
+    # A trait set from the witness's description goes with the request; this tiny bundle has
+    # no attribute model to read it, and the backend's reason reaches the user.
+    page.select_option("#trait-gender", "female")
+    generate.click()
+    page.locator("#error", has_text="no attribute model to read gender").wait_for(
+        timeout=60_000)
+    page.select_option("#trait-gender", "auto")
     generate.click()
     wait_results(page, "Fillers, page 1", 6)
     assert page.locator("#progress").evaluate("p => p.value") == 100
