@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import SHARED, ligan
+from tests.conftest import DEFAULT_BUNDLE, SHARED, ligan
 from tests.test_cli import TINY_ARGS
 
 LONDON = SHARED / "faces" / "london"
@@ -115,6 +115,7 @@ def test_a_photo_without_a_face_is_a_clear_error(pca_bundle, tmp_path):
     (["--radius", "-1"], "radius must be a finite number"),
     (["--pages", "1000"], "--pages must be from 1 to 100"),
     (["--styles", "hair"], "--styles takes all or any of coarse, middle, fine"),
+    (["--traits", "gender=robot"], "--traits: gender: 'robot' is not accepted"),
 ])
 def test_bad_filler_arguments(pca_bundle, tmp_path, args, message):
     r = ligan("fillers", "--bundle", str(pca_bundle), f"{tmp_path}/r.jsonl#x", *args,
@@ -127,3 +128,34 @@ def test_an_unknown_face_id_is_a_clear_error(pca_bundle, tmp_path):
     r = ligan("interpolate", "--bundle", str(pca_bundle), f"{tmp_path}/r.jsonl#abc",
               f"{tmp_path}/r.jsonl#def", "--outdir", str(tmp_path / "o"))
     assert r.returncode == 2 and "no face abc in" in r.stderr
+
+
+@needs_faces
+def test_lineup_evaluate_prints_the_run_s_measures_beside_the_goals(tmp_path):
+    photos = [str(LONDON / f) for f in ("001_03.jpg", "005_03.jpg", "009_03.jpg")]
+    r = ligan("lineup", "evaluate", *photos, "--labels", str(LONDON / "info.csv"),
+              "--bundle", str(DEFAULT_BUNDLE), "--steps", "0", "--per-page", "4", "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert len(report["photos"]) == 3 and all(p["error"] is None for p in report["photos"])
+    assert r.stderr.count("[encoder alone]") == 3  # one progress line per photo
+    from models.lineup_evaluation import format_table
+
+    table = format_table(report)
+    summary = report["paths"][0]["summary"]
+    matched = sum(m for p in report["photos"] for m in p["gender_match"])
+    assert summary["gender"]["n"] == 12 and summary["gender"]["share"] == matched / 12
+    assert f"{100 * matched / 12:.0f} % of 12" in table
+    # Fillers are trait-matched by default, so every one reads as the suspect's photo does.
+    assert report["traits"]["gender"] == "auto" and "fillers matched on gender" in table
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nowhere.jpg"], "no such photo: nowhere.jpg"),
+    ([str(LONDON / "001_03.jpg"), "--steps", "0,x"], "--steps takes whole numbers"),
+    ([str(LONDON / "001_03.jpg"), "--traits", "hair=red"], "--traits: unknown trait 'hair'"),
+    ([str(LONDON / "001_03.jpg"), "--labels", str(LONDON / "001_03.jpg")], "labels file"),
+])
+def test_lineup_evaluate_refuses_bad_input_in_one_line(args, message):
+    r = ligan("lineup", "evaluate", *args, "--bundle", str(DEFAULT_BUNDLE))
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -60,6 +60,7 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     fil.add_argument("--styles", default="all",
                      help="w+ entries to vary: all, or any of coarse,middle,fine")
     fil.add_argument("--seed", type=int, default=0)
+    fil.add_argument("--traits", default="auto", help=TRAITS_HELP)
     fil.set_defaults(handler=_fillers)
 
     ref = sub.add_parser("refine", parents=[common], help="fine-tune copies of the models on "
@@ -104,6 +105,50 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
                      help="the suspect's position, 1 to K")
     ana.add_argument("--json", action="store_true", help="print one JSON object")
     ana.set_defaults(handler=_analyse)
+
+    eva = lsub.add_parser(
+        "evaluate", help="how well page-1 fillers of real photos match their suspects",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Invert each suspect photo (the encoder alone and with the projector), "
+                    "make page 1 of fillers as the web UI does, and report the share of "
+                    "fillers with the suspect's gender, ethnicity and age group (by the "
+                    "bundle's attribute model, against the photos' labels), the dlib distance "
+                    "to the photo (the look-alike band), reconstructions that dlib takes for "
+                    "the same person, faces found and seconds per page, beside the default "
+                    "model's goals. See docs/lineup.md.")
+    eva.add_argument("photos", type=Path, nargs="+", help="suspect photos")
+    eva.add_argument("--labels", type=Path, default=None, metavar="CSV",
+                     help="a CSV with a 'file' column and any of gender, age, ethnicity (as "
+                          "the London set's info.csv); UTKFace names carry their own labels")
+    eva.add_argument("--bundle", type=Path, default=settings.bundle,
+                     help="bundle directory or packed file (LIGAN_BUNDLE)")
+    eva.add_argument("--steps", default="0,100",
+                     help="inversion paths: projector steps, comma-separated (0: the encoder "
+                          "alone; the web UI uses 100)")
+    eva.add_argument("--per-page", type=int, default=24)
+    eva.add_argument("--seed", type=int, default=0)
+    eva.add_argument("--traits", default="auto", help=TRAITS_HELP)
+    eva.add_argument("--json", action="store_true",
+                     help="print one JSON object (with every photo's numbers)")
+    eva.set_defaults(handler=_evaluate)
+
+
+TRAITS_HELP = ("what every filler shares with the suspect: auto (gender, ethnicity, age group "
+               "± one decade, beard and glasses as the attribute model reads the suspect), none, "
+               "or trait=value pairs, e.g. gender=female,age_group=any")
+
+
+def _trait_request(text: str):
+    from models.filler_traits import TraitRequestError, parse_trait_request
+
+    try:
+        return parse_trait_request(text)
+    except TraitRequestError as exc:
+        raise CommandError(f"--traits: {exc}") from None
+
+
+def _accepted_words(accepted) -> str:
+    return "/".join(accepted) if isinstance(accepted, list) else ("yes" if accepted else "no")
 
 
 def resolve_face(bundle, reference: str, args, log, outdir: Path, label: str):
@@ -191,7 +236,8 @@ def _style_layers(bundle, spec: str) -> list[int] | None:
 
 def _fillers(args: argparse.Namespace, settings) -> int:
     from models.bundle import BundleError
-    from models.fillers import check_filler_args, filler_page
+    from models.filler_traits import suspect_reading, trait_match
+    from models.fillers import check_filler_args, filler_page, render
     from models.inversion import record_photo_identity
     from models.images import make_grid, save_png
     from models.latent import LatentPCA
@@ -204,6 +250,7 @@ def _fillers(args: argparse.Namespace, settings) -> int:
             raise ValueError(f"--pages must be from 1 to 100, got {args.pages}")
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+    request = _trait_request(args.traits)
     bundle = prepare(args, settings)
     try:
         pca = LatentPCA.from_bundle(bundle)
@@ -212,12 +259,23 @@ def _fillers(args: argparse.Namespace, settings) -> int:
     layers = _style_layers(bundle, args.styles)
     with open(args.outdir / "records.jsonl", "a", encoding="utf-8") as log:
         center, suspect = resolve_face(bundle, args.suspect, args, log, args.outdir, "suspect")
+        traits = None
+        if request is not None:
+            reading = suspect_reading(bundle, suspect, render(bundle.generator, center[None])[0])
+            traits = trait_match(reading, request)
+            if reading is None and traits is not None:
+                raise CommandError("--traits: this bundle has no attribute model to read the "
+                                   "traits with; use --traits auto or none")
+            if traits is not None:
+                print("fillers share the suspect's " + ", ".join(
+                    f"{t} {_accepted_words(v['accepted'])}"
+                    for t, v in traits.describe().items()))
         for p in range(args.pages):
             page = filler_page(bundle, pca, center, reference_embedding=record_photo_identity(
                                    suspect), page=p, per_page=args.per_page,
                                radius=args.radius, radius_growth=args.radius_growth,
                                near_clone_threshold=args.near_clone_threshold, layers=layers,
-                               seed=args.seed, parents=[suspect.id])
+                               seed=args.seed, parents=[suspect.id], traits=traits)
             write_faces(page.records, page.images, args.outdir,
                         lambda rank, _: f"page{p + 1:02d}_{rank + 1:03d}.png", log)
             if len(page.images):
@@ -226,9 +284,10 @@ def _fillers(args: argparse.Namespace, settings) -> int:
             to = "the suspect's photo" if page.reference == "photo" else "the suspect"
             summary = (f"identity distance to {to} {dist.min():.3f}–{dist.max():.3f} (mean "
                        f"{dist.mean():.3f})" if len(dist) else "no faces kept")
+            rejected = f", {page.trait_rejected} of other traits" if traits is not None else ""
             print(f"page {p + 1} (radius {page.radius:.3g}): {len(page.records)} fillers, "
-                  f"{summary}; {page.near_clones} near-clones left out of {page.candidates} "
-                  f"candidates; {page.seconds:.1f} s")
+                  f"{summary}; {page.near_clones} near-clones{rejected} left out of "
+                  f"{page.candidates} candidates; {page.seconds:.1f} s")
     return 0
 
 
@@ -274,4 +333,38 @@ def _analyse(args: argparse.Namespace, settings) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     print(json.dumps(result.to_dict()) if args.json else format_table(result))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, settings) -> int:
+    """``ligan lineup evaluate``: the lineup workflow measured on real photos."""
+    import json
+    import sys
+
+    from models.bundle import BundleError
+    from models.lineup_evaluation import evaluate_lineups, format_table, read_labels_csv
+
+    try:
+        steps = [int(s) for s in args.steps.split(",") if s.strip()]
+    except ValueError:
+        raise CommandError(f"--steps takes whole numbers separated by commas, got "
+                           f"{args.steps!r}") from None
+    request = _trait_request(args.traits)
+    missing = [str(p) for p in args.photos if not p.is_file()]
+    if missing:
+        raise CommandError(f"no such photo: {', '.join(missing[:3])}")
+    try:
+        labels = read_labels_csv(args.labels) if args.labels else {}
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
+    bundle = load_bundle_or_fail(args.bundle, precision=settings.precision)
+    try:
+        report = evaluate_lineups(bundle, [str(p) for p in args.photos], labels, steps=steps,
+                                  per_page=args.per_page, seed=args.seed, traits=request,
+                                  progress=lambda line: print(line, file=sys.stderr,
+                                                              flush=True))
+    except (ValueError, BundleError) as exc:
+        raise CommandError(str(exc)) from None
+    print(json.dumps(report) if args.json else format_table(report))
     return 0
