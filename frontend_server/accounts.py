@@ -2,7 +2,9 @@
 
 A login is a row of the ``sessions`` table (frontend_server/store.py); the cookie holds only
 its id. Ending logins (logout, an administrator's action) also revokes their event streams at
-the daemon (:func:`revoke_streams`).
+the daemon (:func:`revoke_streams`), and frees the user's backend when nothing needs it any
+more (:func:`release_backend`): a backend holds a GPU job, which the idle timeout would
+otherwise keep for up to half an hour after the user has gone.
 """
 from __future__ import annotations
 
@@ -75,6 +77,7 @@ def logout():
         user_id = frontend().store.end_session(login)
         if user_id is not None:
             revoke_streams(user_id, [login])
+            release_backend(user_id)
     session.clear()
     return jsonify(user=None, csrf_token=generate_csrf())
 
@@ -129,6 +132,7 @@ def disable_user(user_id: int):
     _not_yourself(user_id, "disable")
     user, ended = _change(frontend().store.set_disabled, user_id, True)
     revoke_streams(user_id, ended)
+    release_backend(user_id, even_if_busy=True)
     return jsonify(user=user)
 
 
@@ -147,6 +151,7 @@ def delete_user(user_id: int):
     _not_yourself(user_id, "delete")
     user, ended = _change(frontend().store.delete_user, user_id)
     revoke_streams(user_id, ended)
+    release_backend(user_id, even_if_busy=True)
     return jsonify(user=user)
 
 
@@ -177,7 +182,39 @@ def end_user_sessions(user_id: int):
         raise ApiError(404, "No such user.")
     ended = store.end_sessions(user_id)
     revoke_streams(user_id, ended)
+    release_backend(user_id)
     return jsonify(ended=len(ended))
+
+
+ACTIVE_TASK_STATES = ("queued", "running")
+
+
+def release_backend(user_id: int, even_if_busy: bool = False) -> bool:
+    """Stop the user's backend once no login of theirs is left, unless a task of theirs is
+    still queued or running (it finishes; the idle timeout stops the backend after it).
+    ``even_if_busy``: the account is disabled or deleted, so its work stops too. Whether a
+    stop was asked; the daemon's refusals and failures are logged, never raised."""
+    fe = frontend()
+    if not fe.daemon.enabled or (not even_if_busy and fe.store.live_sessions(user_id)):
+        return False
+    sid = session_id(user_id)
+    try:
+        if not even_if_busy:
+            status, body = fe.daemon.tasks(sid)
+            if status == 404:
+                return False  # no backend session
+            if any(t.get("state") in ACTIVE_TASK_STATES for t in body.get("tasks", [])):
+                log.info("user %d logged out with work under way; their backend stops when "
+                         "it is idle", user_id)
+                return False
+        status, body = fe.daemon.stop_session(sid)
+    except ApiError as exc:
+        status, body = 502, {"error": exc.message}
+    if status not in (200, 202, 204, 404):
+        log.error("the daemon did not stop the backend of user %d (%s): %s", user_id, status,
+                  body.get("error"))
+        return False
+    return status != 404
 
 
 def _not_yourself(user_id: int, verb: str) -> None:

@@ -270,6 +270,12 @@ class Store:
             db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
         return row["user_id"] if row else None
 
+    def live_sessions(self, user_id: int) -> int:
+        """How many login sessions of the user are live (not ended, not expired)."""
+        with self._db() as db:
+            return db.execute("SELECT COUNT(*) FROM sessions WHERE user_id = ? AND expires > ?",
+                              (user_id, time.time())).fetchone()[0]
+
     def end_sessions(self, user_id: int, keep: str | None = None) -> list[str]:
         """End every login session of the user (but ``keep``); the ids of those ended."""
         with self._db() as db:

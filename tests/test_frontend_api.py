@@ -196,6 +196,7 @@ class FakeDaemon:
         # (status, error) the next task submissions are refused with, as the daemon relays a
         # backend's refusal; None: accepted
         self.refusal: tuple[int, str] | None = None
+        self.stopped: list[str] = []  # session ids whose backend the frontend stopped
 
         @app.before_request
         def auth():
@@ -218,6 +219,15 @@ class FakeDaemon:
                     "params": body["params"], "state": "queued", "progress": 0}
             self.tasks[task["task_id"]] = task
             return jsonify(task), 202
+
+        @app.delete("/api/sessions/<sid>")
+        def stop_session(sid):
+            self.stopped.append(sid)
+            return jsonify(session_id=sid, state="stopped", reason="stopped on request")
+
+        @app.get("/api/sessions/<sid>/tasks")
+        def list_tasks(sid):
+            return jsonify(tasks=[t for t in self.tasks.values() if t["session_id"] == sid])
 
         @app.post("/api/sessions/<sid>/revoked-keys")
         def revoke(sid):
@@ -366,6 +376,26 @@ def test_the_event_token_names_the_login_by_its_hash_and_logout_revokes_it(stack
     assert daemon.revoked[-1] == (f"user-{me['id']}", [stream_key(login)])
 
 
+def test_the_last_logout_frees_the_backend_unless_work_is_under_way(stack):
+    """A backend holds a GPU job: logging out used to keep it until the idle timeout."""
+    server, daemon, home = stack
+    assert add_user(home, "ivy").returncode == 0
+    ivy, phone = Browser(server.url), Browser(server.url)
+    uid = ivy.login("ivy")["user"]["id"]
+    phone.login("ivy")
+    sid = f"user-{uid}"
+    ivy.post("/web/logout")
+    assert sid not in daemon.stopped              # her phone is still logged in
+    task = phone.post("/web/tasks", 202, json={"type": "random", "params": {}}).json()
+    phone.post("/web/logout")
+    assert sid not in daemon.stopped              # a queued task of hers finishes first
+    daemon.tasks[task["task_id"]]["state"] = "done"
+    again = Browser(server.url)
+    again.login("ivy")
+    again.post("/web/logout")
+    assert daemon.stopped.count(sid) == 1         # nothing left that needs it
+
+
 def test_users_change_their_own_password(stack):
     server, daemon, home = stack
     assert add_user(home, "hank").returncode == 0
@@ -447,6 +477,7 @@ def test_administrators_disable_reset_end_sessions_and_delete_accounts(stack):
     assert admin.request("DELETE", f"/web/users/{gid}").json()["user"]["name"] == "gail"
     gail.get("/web/lineups", 401)
     assert revoked_since(n) == {key}
+    assert f"user-{gid}" in daemon.stopped        # a deleted account's backend stops too
     Browser(server.url).login("gail", new, 401)
     assert "gail" not in [u["name"] for u in admin.get("/web/users").json()["users"]]
     for method, path in (("DELETE", ""), ("POST", "/disable"), ("POST", "/enable"),

@@ -63,5 +63,6 @@ export function sessionWords(session) {
     failed: `Backend: failed — ${(session && session.reason) || 'unknown reason'}`,
     stopped: 'Backend: stopped after a while without work',
   };
+  if (!session) return 'Backend: not started yet (it starts with your first photo)';
   return words[s] || `Backend: ${s}`;
 }

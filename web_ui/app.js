@@ -36,7 +36,7 @@ async function start() {
   wireControls();
   renderPositions();
   renderLineup();
-  await startSession();
+  await attachSession();
   await resumeTask();
 }
 
@@ -54,6 +54,23 @@ async function resumeTask() {
     renderButtons();
     pollTask(running.task_id);
   } catch { /* nothing to resume */ }
+}
+
+async function attachSession() {
+  // Follow the backend a tab of this user already started; start none until there is work
+  // for it (a photo), so that a visit to read lineups or manage accounts holds no GPU job.
+  try {
+    const { session, events_url: url } = await api('GET', '/web/session');
+    setSession(session);
+    if (session && url) listen(url);
+  } catch (e) {
+    setSession({ state: 'failed', reason: e.message });
+  }
+}
+
+function ensureSession() {
+  const s = state.session ? state.session.state : null;
+  if (!s || s === 'stopped') startSession();
 }
 
 async function startSession() {
@@ -127,6 +144,7 @@ function setSlot(name, value) {
     if (name === 'suspect') setSuspect();
   });
   if (name === 'suspect') setSuspect();
+  if (value) ensureSession();
   renderButtons();
 }
 
