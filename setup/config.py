@@ -37,6 +37,9 @@
 | ``LIGAN_TRUSTED_PROXIES`` | ``0``                          | reverse proxies in front of the daemon whose X-Forwarded-* headers are trusted |
 | ``LIGAN_UPLOAD_MAX_MB``  | ``20``                          | largest photo upload                      |
 | ``LIGAN_LOGIN_RATE_LIMIT`` | ``10 per minute``             | login attempts per client address and user name |
+| ``LIGAN_WITNESS_LINK_DAYS`` | ``14``                       | days a mock-witness link stays open unless its test says otherwise |
+| ``LIGAN_WITNESS_MAX_LINKS`` | ``500``                      | most links one mock-witness test may have |
+| ``LIGAN_WITNESS_RATE_LIMIT`` | ``60 per minute``           | mock-witness answers accepted per client address |
 
 docs/configuration.md repeats this table for operators; keep both in step.
 """
@@ -90,6 +93,9 @@ class Settings:
     trusted_proxies: int = 0
     upload_max_mb: int = 20
     login_rate_limit: str = "10 per minute"
+    witness_link_days: float = 14.0
+    witness_max_links: int = 500
+    witness_rate_limit: str = "60 per minute"
     log_max_mb: int = 10
     log_backups: int = 5
 
@@ -231,6 +237,9 @@ def _server_settings(env: Mapping[str, str]) -> dict:
         trusted_proxies=_int(env, "LIGAN_TRUSTED_PROXIES", 0),
         upload_max_mb=_int(env, "LIGAN_UPLOAD_MAX_MB", 20, minimum=1),
         login_rate_limit=_rate(env, "LIGAN_LOGIN_RATE_LIMIT", "10 per minute"),
+        witness_link_days=_float(env, "LIGAN_WITNESS_LINK_DAYS", 14.0, minimum=0.001),
+        witness_max_links=_int(env, "LIGAN_WITNESS_MAX_LINKS", 500, minimum=1),
+        witness_rate_limit=_rate(env, "LIGAN_WITNESS_RATE_LIMIT", "60 per minute"),
     )
 
 
