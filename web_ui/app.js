@@ -17,6 +17,7 @@ const state = {
   task: null,                    // the running task {task_id, type, params}
   page: 0,
   pageSource: null,              // how to ask for another page: {type, params}
+  pages: {},                     // pages already shown for this source: {n: {faces, note}}
   faces: [],                     // faces shown
   distanceTo: null,              // what the fillers' distances measure against (the photo)
   reconstruction: null,          // the suspect's reconstruction of the last fillers task
@@ -49,7 +50,7 @@ async function resumeTask() {
     if (!running || state.task) return;
     state.task = running;
     state.pendingPage = (running.params && running.params.page) || 0;
-    if (running.type === 'fillers') state.pageSource = { type: 'fillers', params: running.params };
+    if (running.type === 'fillers') setPageSource({ type: 'fillers', params: running.params });
     showProgress(running.progress || 0, running.message || running.state);
     renderButtons();
     pollTask(running.task_id);
@@ -246,12 +247,12 @@ function generate() {
                                      ...photoParams(state.slots.b, 'b_') });
     if (params.face_index !== undefined) delete params.face_index; // applies to both photos
     params.count = Number($('interp-count').value) || 8;
-    state.pageSource = null;
+    setPageSource(null);
     runTask('interpolate', params);
     return;
   }
   const params = traitParams(inversionParams({ ...photoParams(state.slots.suspect, 'suspect_'), per_page: perPage(), page: 0 }));
-  state.pageSource = { type: 'fillers', params };
+  setPageSource({ type: 'fillers', params });
   runTask('fillers', params, 0);
 }
 
@@ -260,14 +261,30 @@ function refine() {
   if (!slot || !slot.upload) { showError('Refining needs an uploaded photo of the suspect.'); return; }
   const params = traitParams({ photo: slot.upload.photo, seconds: Number($('refine-seconds').value), per_page: perPage() });
   if (slot.upload.faces.length > 1) params.face_index = slot.faceIndex || 0;
-  state.pageSource = null;
+  setPageSource(null);
   runTask('refine', params, 0);
+}
+
+function setPageSource(source) {
+  // A new suspect or search: the pages seen so far belong to the old one.
+  state.pageSource = source;
+  state.pages = {};
 }
 
 function morePage(delta) {
   if (!state.pageSource) return;
   const page = state.page + delta;
   if (page < 0 || page > 99) return;
+  const seen = state.pages[page];
+  if (seen) {
+    // A page already seen is shown again as it was (the same faces), not made anew.
+    state.page = page;
+    state.faces = seen.faces;
+    $('results-note').textContent = seen.note;
+    $('details').hidden = true;
+    renderFaces();
+    return;
+  }
   let params = { ...state.pageSource.params, page };
   // Once the photo was inverted, later pages start from its reconstruction (no new inversion).
   if (state.reconstruction && params.suspect_photo) {
@@ -279,7 +296,7 @@ function morePage(delta) {
 
 function similarTo(face) {
   const params = traitParams({ suspect_face_id: face.id, per_page: perPage(), page: 0 });
-  state.pageSource = { type: 'fillers', params };
+  setPageSource({ type: 'fillers', params });
   state.reconstruction = null;
   runTask('fillers', params, 0);
 }
@@ -315,6 +332,8 @@ function showResult(task) {
   $('results-note').textContent = task.type === 'interpolate'
     ? `${what}: ${shown.length} faces from photo #1 to photo #2.`
     : `${what}, page ${state.page + 1}: most similar first; later pages are less similar.${matched}${warned}`;
+  if (state.pageSource) state.pages[state.page] = { faces: shown, note: $('results-note').textContent };
+  $('details').hidden = true;   // the details of a face of the previous result
   renderFaces();
 }
 
@@ -491,6 +510,7 @@ async function saveLineup() {
   if (!$('suspect-position').value) body.suspect_position = l.id ? l.position : null;
   try {
     const saved = l.id ? await api('PUT', `/web/lineups/${l.id}`, body) : await api('POST', '/web/lineups', body);
+    showError('');   // e.g. "room for 5 fillers" no longer applies once saved
     l.id = saved.id;
     l.position = saved.suspect_position;
     l.name = saved.name;
@@ -569,10 +589,14 @@ async function openLineup(id) {
 function newLineup() {
   state.lineup = { id: null, name: '', size: 6, position: null, suspect: null, fillers: [] };
   state.faces = [];
-  state.pageSource = null;
+  setPageSource(null);
   state.reconstruction = null;
   setSlot('suspect', null);
   setSlot('b', null);
+  $('lineup-name').value = '';
+  $('lineup-size').value = '6';
+  $('suspect-position').value = '';   // random again, not the old lineup's position
+  showError('');
   renderPositions();
   renderLineup();
   renderFaces();

@@ -133,9 +133,20 @@ def test_generate_waits_for_the_backend_then_shows_fillers(page):
     page.locator("#faces .face").first.hover()
     assert "Distance to suspect" in page.locator("#details").inner_text()
     shot(page, "results")
+    ids = "() => [...document.querySelectorAll('#faces .face')].map((b) => b.dataset.faceId)"
+    first = page.evaluate(ids)
     page.click("#next-page")
     wait_results(page, "Fillers, page 2", 6)
     assert page.locator("#page-label").inner_text() == "Page 2"
+    second = page.evaluate(ids)
+    assert not set(first) & set(second)
+    # Previous shows page 1 again as it was (it used to be made anew under new face ids).
+    page.click("#prev-page")
+    wait_results(page, "Fillers, page 1", 6)
+    assert page.evaluate(ids) == first and page.locator("#details").is_hidden()
+    page.click("#next-page")
+    wait_results(page, "Fillers, page 2", 6)
+    assert page.evaluate(ids) == second
 
 
 def test_faces_are_usable_from_the_keyboard(page):
@@ -157,6 +168,8 @@ def test_select_fillers_save_and_download(page):
         face_action(page, i, "Select as filler")
     assert page.locator("#lineup-count").inner_text() == "5 of 5 fillers selected"
     assert page.locator("#selected li").count() == 6
+    face_action(page, 5, "Select as filler")               # one too many: told why
+    assert "room for 5 fillers" in page.locator("#error").inner_text()
     # Removing one and adding another.
     page.locator("#selected .filler .remove").first.click()
     assert page.locator("#lineup-count").inner_text() == "4 of 5 fillers selected"
@@ -165,6 +178,7 @@ def test_select_fillers_save_and_download(page):
     page.select_option("#suspect-position", "3")
     page.click("#save")
     page.get_by_text("the suspect is number 3").wait_for()
+    assert page.locator("#error").inner_text() == ""        # the old error no longer applies
     shot(page, "lineup-saved")
     with page.expect_download() as download:
         page.click("#download-png")
@@ -208,6 +222,9 @@ def test_reopen_a_saved_lineup(page):
     page.click("#new-lineup")
     assert page.locator("#selected li").count() == 0
     assert page.locator("#downloads").is_hidden() and page.locator("#faces li").count() == 0
+    # A new lineup starts afresh: no old name, and a random suspect position again.
+    assert page.locator("#suspect-position").input_value() == ""
+    assert page.locator("#lineup-name").input_value() == ""
     page.click("#open-lineups")
     page.get_by_role("button", name=re.compile("Case 117")).click()
     page.get_by_text("Opened “Case 117”").wait_for()
