@@ -10,7 +10,7 @@ from flask import Flask, jsonify, send_from_directory
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from frontend_server import accounts, gallery, lineups, work
+from frontend_server import accounts, gallery, lineups, witness, work
 from frontend_server.context import Frontend
 from frontend_server.daemon import DaemonClient
 from frontend_server.errors import register_error_handlers
@@ -66,10 +66,13 @@ def create_app(settings, daemon_url: str = "", daemon_token: str | None = None) 
     use_strict_json(app)
     app.extensions["ligan"] = Frontend(settings, Store(database_path(settings)),
                                        DaemonClient(daemon_url, token))
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
+    # A mock witness has no login and no session: the link's unguessable token is what a
+    # forged request would lack, so the witness routes need no CSRF token (and set no cookie).
+    csrf.exempt(witness.witness_bp)
     limiter.init_app(app)
     register_error_handlers(app)
-    for bp in (accounts.bp, work.bp, lineups.bp, gallery.bp):
+    for bp in (accounts.bp, work.bp, lineups.bp, gallery.bp, witness.bp, witness.witness_bp):
         app.register_blueprint(bp)
 
     @app.get("/healthz")
@@ -87,6 +90,10 @@ def create_app(settings, daemon_url: str = "", daemon_token: str | None = None) 
     @app.get("/admin")
     def admin_page():
         return send_from_directory(WEB_UI, "admin.html")
+
+    @app.get("/witnesses")
+    def witnesses_page():
+        return send_from_directory(WEB_UI, "witnesses.html")
 
     @app.after_request
     def security_headers(resp):

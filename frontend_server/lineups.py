@@ -133,10 +133,10 @@ def delete(lineup_id: str):
 
 
 def _positions(lineup: dict):
-    return export.lineup_faces(lineup, frontend().results_dir(current_user()), _framing())
+    return export.lineup_faces(lineup, frontend().results_dir(current_user()), bundle_framing())
 
 
-def _framing():
+def bundle_framing():
     """The configured bundle's framing (FFHQ's when it cannot be read): the suspect's photo is
     cut like the faces that bundle generates."""
     from models.bundle import BundleError, manifest_framing, read_manifest

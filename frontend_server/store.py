@@ -43,6 +43,47 @@ CREATE TABLE IF NOT EXISTS lineups (
     updated REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS lineups_by_user ON lineups(user_id, updated);
+CREATE TABLE IF NOT EXISTS witness_tests (
+    id TEXT PRIMARY KEY,
+    lineup_id TEXT NOT NULL REFERENCES lineups(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    data TEXT NOT NULL,
+    created REAL NOT NULL,
+    revoked REAL
+);
+CREATE INDEX IF NOT EXISTS witness_tests_by_lineup ON witness_tests(lineup_id, created);
+CREATE TABLE IF NOT EXISTS witness_members (
+    test_id TEXT NOT NULL REFERENCES witness_tests(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    png BLOB NOT NULL,
+    PRIMARY KEY (test_id, position)
+);
+CREATE TABLE IF NOT EXISTS witness_links (
+    test_id TEXT NOT NULL REFERENCES witness_tests(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL,
+    expires REAL NOT NULL,
+    revoked REAL,
+    opened REAL,
+    shown TEXT,
+    answered REAL,
+    choice INTEGER,
+    not_present INTEGER NOT NULL DEFAULT 0,
+    confidence REAL,
+    PRIMARY KEY (test_id, number)
+);
+CREATE TABLE IF NOT EXISTS witness_imports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    test_id TEXT NOT NULL REFERENCES witness_tests(id) ON DELETE CASCADE,
+    batch TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    choice INTEGER NOT NULL,
+    confidence REAL,
+    data TEXT NOT NULL,
+    imported REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS witness_imports_by_test ON witness_imports(test_id);
 """
 
 _hasher = PasswordHasher()
@@ -98,8 +139,8 @@ def check_password(password: str, name: str = "") -> str:
 
 
 class Store:
-    """The frontend's database: users (Argon2id password hashes), their login sessions and
-    their lineups."""
+    """The frontend's database: users (Argon2id password hashes), their login sessions, their
+    lineups and the lineups' mock-witness tests."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -327,6 +368,155 @@ class Store:
                              (lineup_id, user_id))
         return cur.rowcount > 0
 
+    # -- mock-witness tests -------------------------------------------------------------------
+    # A test freezes its lineup (members' images, size, suspect position) when it is made, so
+    # that editing the lineup later cannot change what the witnesses saw. Links are kept only
+    # as the SHA-256 of their token (a token is 32 random bytes: no slow hash is needed).
+
+    def create_witness_test(self, user_id: int, lineup_id: str, data: dict,
+                            images: dict[int, bytes]) -> str:
+        """A new test of the user's lineup with the members' PNGs by position; its id."""
+        test_id = secrets.token_hex(8)
+        with self._db() as db:
+            db.execute("INSERT INTO witness_tests (id, lineup_id, user_id, data, created) "
+                       "VALUES (?, ?, ?, ?, ?)",
+                       (test_id, lineup_id, user_id, json.dumps(data), time.time()))
+            db.executemany("INSERT INTO witness_members (test_id, position, png) "
+                           "VALUES (?, ?, ?)",
+                           [(test_id, pos, png) for pos, png in sorted(images.items())])
+        return test_id
+
+    def witness_test(self, user_id: int, test_id: str) -> dict | None:
+        """The user's test (None for another user's or an unknown one)."""
+        with self._db() as db:
+            row = db.execute("SELECT * FROM witness_tests WHERE id = ? AND user_id = ?",
+                             (test_id, user_id)).fetchone()
+        return _witness_test(row) if row else None
+
+    def witness_tests(self, user_id: int, lineup_id: str | None = None) -> list[dict]:
+        """The user's tests (of one lineup, or all), newest first."""
+        query = "SELECT * FROM witness_tests WHERE user_id = ?"
+        args: tuple = (user_id,)
+        if lineup_id is not None:
+            query, args = query + " AND lineup_id = ?", (user_id, lineup_id)
+        with self._db() as db:
+            rows = db.execute(query + " ORDER BY created DESC", args).fetchall()
+        return [_witness_test(r) for r in rows]
+
+    def delete_witness_test(self, user_id: int, test_id: str) -> bool:
+        with self._db() as db:
+            cur = db.execute("DELETE FROM witness_tests WHERE id = ? AND user_id = ?",
+                             (test_id, user_id))
+        return cur.rowcount > 0
+
+    def add_witness_links(self, test_id: str, token_hashes: list[str], expires: float,
+                          max_links: int) -> list[int]:
+        """New links of the test (their numbers, continuing the test's); StoreError when the
+        test would have more than ``max_links``."""
+        now = time.time()
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            count, last = db.execute("SELECT COUNT(*), COALESCE(MAX(number), 0) FROM "
+                                     "witness_links WHERE test_id = ?", (test_id,)).fetchone()
+            if count + len(token_hashes) > max_links:
+                raise StoreError(f"A test has at most {max_links} links; this one has {count}, "
+                                 f"so {max_links - count} more can be added.")
+            numbers = list(range(last + 1, last + 1 + len(token_hashes)))
+            db.executemany("INSERT INTO witness_links (test_id, number, token_hash, created, "
+                           "expires) VALUES (?, ?, ?, ?, ?)",
+                           [(test_id, n, h, now, expires) for n, h in zip(numbers, token_hashes)])
+        return numbers
+
+    def witness_links(self, test_id: str) -> list[dict]:
+        """Every link of the test by number (without any token: only hashes are kept)."""
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM witness_links WHERE test_id = ? ORDER BY number",
+                              (test_id,)).fetchall()
+        return [_witness_link(r) for r in rows]
+
+    def revoke_witness_links(self, test_id: str, number: int | None = None) -> int:
+        """Revoke one unanswered link of the test (``number``), or the whole test (its
+        unanswered links that have not expired); how many links were revoked."""
+        now = time.time()
+        with self._db() as db:
+            if number is None:
+                db.execute("UPDATE witness_tests SET revoked = COALESCE(revoked, ?) "
+                           "WHERE id = ?", (now, test_id))
+                cur = db.execute("UPDATE witness_links SET revoked = ? WHERE test_id = ? AND "
+                                 "revoked IS NULL AND answered IS NULL AND expires > ?",
+                                 (now, test_id, now))
+            else:
+                cur = db.execute("UPDATE witness_links SET revoked = ? WHERE test_id = ? AND "
+                                 "number = ? AND revoked IS NULL AND answered IS NULL",
+                                 (now, test_id, number))
+        return cur.rowcount
+
+    def witness_link(self, token_hash: str) -> dict | None:
+        """The link with this token hash, with its test (``test``), or None."""
+        with self._db() as db:
+            row = db.execute("SELECT * FROM witness_links WHERE token_hash = ?",
+                             (token_hash,)).fetchone()
+            if row is None:
+                return None
+            test = db.execute("SELECT * FROM witness_tests WHERE id = ?",
+                              (row["test_id"],)).fetchone()
+        return {**_witness_link(row), "test": _witness_test(test)}
+
+    def show_witness_link(self, token_hash: str, order: list[int]) -> list[int]:
+        """The order (saved positions) the link's witness is shown: ``order`` the first
+        time, the recorded one after that (a reload shows the same page)."""
+        with self._db() as db:
+            db.execute("UPDATE witness_links SET shown = ?, opened = ? WHERE token_hash = ? "
+                       "AND shown IS NULL", (json.dumps(order), time.time(), token_hash))
+            row = db.execute("SELECT shown FROM witness_links WHERE token_hash = ?",
+                             (token_hash,)).fetchone()
+        return json.loads(row["shown"])
+
+    def answer_witness_link(self, token_hash: str, choice: int | None, not_present: bool,
+                            confidence: float | None) -> bool:
+        """Record the witness's answer if the link is still open (once: a second answer, or
+        one after expiry or revocation, changes nothing and returns False)."""
+        now = time.time()
+        with self._db() as db:
+            cur = db.execute(
+                "UPDATE witness_links SET answered = ?, choice = ?, not_present = ?, "
+                "confidence = ? WHERE token_hash = ? AND answered IS NULL AND revoked IS NULL "
+                "AND expires > ? AND shown IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+                "witness_tests t WHERE t.id = witness_links.test_id AND t.revoked IS NOT NULL)",
+                (now, choice, int(not_present), confidence, token_hash, now))
+        return cur.rowcount == 1
+
+    def witness_member_png(self, test_id: str, position: int) -> bytes | None:
+        with self._db() as db:
+            row = db.execute("SELECT png FROM witness_members WHERE test_id = ? AND "
+                             "position = ?", (test_id, position)).fetchone()
+        return bytes(row["png"]) if row else None
+
+    def import_witness_choices(self, test_id: str, rows: list[dict]) -> str:
+        """Choices collected on paper (``{"row", "choice", "confidence", "data"}`` each), kept
+        apart from the online answers as one batch; the batch id."""
+        batch, now = secrets.token_hex(4), time.time()
+        with self._db() as db:
+            db.executemany("INSERT INTO witness_imports (test_id, batch, row, choice, "
+                           "confidence, data, imported) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(test_id, batch, r["row"], r["choice"], r.get("confidence"),
+                             json.dumps(r.get("data") or {}), now) for r in rows])
+        return batch
+
+    def witness_imports(self, test_id: str) -> list[dict]:
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM witness_imports WHERE test_id = ? ORDER BY id",
+                              (test_id,)).fetchall()
+        return [{"batch": r["batch"], "row": r["row"], "choice": r["choice"],
+                 "confidence": r["confidence"], "data": json.loads(r["data"]),
+                 "imported": r["imported"]} for r in rows]
+
+    def delete_witness_imports(self, test_id: str) -> int:
+        """Forget every choice imported into the test; how many there were."""
+        with self._db() as db:
+            cur = db.execute("DELETE FROM witness_imports WHERE test_id = ?", (test_id,))
+        return cur.rowcount
+
 
 def _verify(password_hash: str, password: str) -> bool:
     try:
@@ -338,6 +528,19 @@ def _verify(password_hash: str, password: str) -> bool:
 def _user(row: sqlite3.Row) -> dict:
     return {"id": row["id"], "name": row["name"], "is_admin": bool(row["is_admin"]),
             "disabled": bool(row["disabled"]), "created": row["created"]}
+
+
+def _witness_test(row: sqlite3.Row) -> dict:
+    return {**json.loads(row["data"]), "id": row["id"], "lineup_id": row["lineup_id"],
+            "created": row["created"], "revoked": row["revoked"]}
+
+
+def _witness_link(row: sqlite3.Row) -> dict:
+    return {"test_id": row["test_id"], "number": row["number"], "created": row["created"],
+            "expires": row["expires"], "revoked": row["revoked"], "opened": row["opened"],
+            "shown": json.loads(row["shown"]) if row["shown"] else None,
+            "answered": row["answered"], "choice": row["choice"],
+            "not_present": bool(row["not_present"]), "confidence": row["confidence"]}
 
 
 def _lineup(row: sqlite3.Row) -> dict:

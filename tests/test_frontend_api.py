@@ -40,7 +40,7 @@ SPEC = REPO / "docs" / "api" / "frontend.yaml"
 _openapi: OpenAPI | None = None
 #: Bodies that are not JSON: checked only for the content type the spec gives (no schema).
 FILES = "/web/files/"
-BINARY = ("image/", "application/zip", "text/html", "text/javascript", "text/css")
+BINARY = ("image/", "application/zip", "text/html", "text/javascript", "text/css", "text/csv")
 needs_photos = pytest.mark.skipif(not LONDON.exists(), reason=f"{LONDON} is absent (shared photos)")
 
 
