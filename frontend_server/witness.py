@@ -169,7 +169,9 @@ def _new_links(test: dict, count: int, days: float) -> list[dict]:
             settings.witness_max_links)
     except StoreError as exc:
         raise ApiError(422, str(exc)) from None
-    base = str(settings.public_url).rstrip("/")
+    # Behind the daemon the scheme and host are LIGAN_PUBLIC_URL's: its proxy sets them in
+    # X-Forwarded-* (never passing on a client's own), and ProxyFix applies them here.
+    base = request.host_url.rstrip("/")
     return [{"number": n, "path": f"/w/{t}", "url": f"{base}/w/{t}"}
             for n, t in zip(numbers, tokens)]
 
@@ -211,7 +213,8 @@ def results(test: dict, links: list[dict], imports: list[dict]) -> dict:
     return {"online": len(online), "paper": len(paper), "not_present": not_present,
             "n": len(choices), "counts": counts(choices), "online_counts": counts(online),
             "paper_counts": counts(paper), "fairness": measures, "note": note,
-            "in_words": (f"{len(choices)} choices: {len(online)} online, {len(paper)} on paper"
+            "in_words": (f"{len(choices)} choice{'s' if len(choices) != 1 else ''}: "
+                         f"{len(online)} online, {len(paper)} on paper"
                          f"; {not_present} online witness{'es' if not_present != 1 else ''} "
                          f"answered “not present” (left out of the measures).")}
 

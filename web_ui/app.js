@@ -549,7 +549,11 @@ async function showLineups() {
       button.type = 'button';
       button.textContent = `${item.name} · ${item.size} faces${item.complete ? '' : ' · incomplete'} · ${new Date(item.updated * 1000).toLocaleString()}`;
       button.addEventListener('click', () => { dialog.close(); openLineup(item.id); });
-      li.append(button);
+      const witnesses = Object.assign(document.createElement('a'), {
+        className: 'button', href: `/witnesses?lineup=${encodeURIComponent(item.id)}`, textContent: 'Mock witnesses' });
+      witnesses.setAttribute('aria-label', `Mock witnesses: ${item.name}`);
+      li.className = 'lineup-item';
+      li.append(button, witnesses);
       list.append(li);
     }
   } catch (e) {
