@@ -12,8 +12,12 @@ lineup administrator relies on:
 - whether the reconstruction is the same person as the photo to dlib (below 0.6);
 - whether dlib finds a face in each filler, and how long a page takes.
 
-dlib is the independent instrument; the attribute model is the bundle's own. The goals are
-those of the default model (docs/model_card.md) and are printed beside the measurements.
+dlib is the independent instrument; the attribute model is the bundle's own, and the pages
+are trait-matched by it, so its readings of the fillers agree with its reading of the photo by
+construction. With ``probe`` (:class:`TraitProbe`, logistic regressions from dlib embeddings to
+the labels of real UTKFace faces) the fillers' traits are read a second, independent way. The
+goals are those of the default model (docs/model_card.md) and are printed beside the
+measurements.
 """
 from __future__ import annotations
 
@@ -128,6 +132,10 @@ class PhotoEvaluation:
     gender_match: list[bool] = dataclasses.field(default_factory=list)
     ethnicity_match: list[bool] = dataclasses.field(default_factory=list)
     age_match: list[bool] = dataclasses.field(default_factory=list)
+    # the same three, as the dlib-embedding probe reads the fillers (with a probe)
+    probe_gender_match: list[bool] = dataclasses.field(default_factory=list)
+    probe_ethnicity_match: list[bool] = dataclasses.field(default_factory=list)
+    probe_age_match: list[bool] = dataclasses.field(default_factory=list)
     inversion_seconds: float = 0.0
     page_seconds: float = 0.0
 
@@ -135,6 +143,46 @@ class PhotoEvaluation:
         out = dataclasses.asdict(self)
         out["labels"] = dataclasses.asdict(self.labels)
         return out
+
+
+class TraitProbe:
+    """Gender, ethnicity and age group read from dlib identity embeddings by logistic
+    regressions fitted on labelled real faces: an instrument independent of the bundle's
+    attribute model (the one the pages are matched with)."""
+
+    TRAITS = ("gender", "ethnicity", "age_group")
+
+    def __init__(self, embeddings: np.ndarray, labels: dict[str, Sequence[str]],
+                 source: str = "") -> None:
+        from models.training.metrics import make_probe
+
+        self.source, self.size = source, len(embeddings)
+        self.models = {}
+        for trait in self.TRAITS:
+            y = np.asarray(labels[trait])
+            if len(np.unique(y)) >= 2:
+                self.models[trait] = make_probe().fit(np.asarray(embeddings, np.float64), y)
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike, resolution: int, samples: int = 1000,
+                    seed: int = 0) -> "TraitProbe":
+        """Fit on up to ``samples`` UTKFace faces (``AGE_GENDER_RACE_*`` names) of a folder,
+        brought to ``resolution`` (the bundle's) so they are embedded as the fillers are."""
+        from models.training.metrics import RealSet
+
+        real = RealSet(folder, samples, resolution=resolution, seed=seed, progress=False)
+        if real.face_labels is None:
+            raise ValueError(f"{folder}: the probe needs UTKFace file names "
+                             f"(AGE_GENDER_RACE_*.jpg) for its labels")
+        return cls(real.embeddings, real.face_labels, str(folder))
+
+    def read(self, embeddings: np.ndarray) -> list[dict[str, str]]:
+        """Per embedding, the label of each trait the probe could be fitted for."""
+        x = np.asarray(embeddings, np.float64)
+        if not len(x):
+            return []
+        columns = {t: m.predict(x) for t, m in self.models.items()}
+        return [{t: str(v[i]) for t, v in columns.items()} for i in range(len(x))]
 
 
 def _suspect_traits(labels: SuspectLabels, reading: dict | None) -> tuple[dict, str]:
@@ -147,8 +195,8 @@ def _suspect_traits(labels: SuspectLabels, reading: dict | None) -> tuple[dict, 
 
 
 def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels, *, steps: int,
-                   per_page: int = 24, seed: int = 0,
-                   traits: dict | None = TRAITS_AUTO) -> PhotoEvaluation:
+                   per_page: int = 24, seed: int = 0, traits: dict | None = TRAITS_AUTO,
+                   probe: TraitProbe | None = None) -> PhotoEvaluation:
     """Invert ``photo`` with ``steps`` projector steps (0: the encoder alone), make page 1 of
     ``per_page`` fillers (matching ``traits``, a parsed trait request, as the web UI does by
     default; None: unmatched) and measure it. A photo that cannot be used (no face, unreadable)
@@ -193,6 +241,17 @@ def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels,
             if wanted["age_group"] is not None:
                 got = AGE_GROUPS.index(reading["age_group"]["label"])
                 result.age_match.append(abs(got - wanted["age_group"]) <= 1)
+    if probe is not None and labels.known and len(page.images):
+        embeddings = np.stack([aligned_face_embedding(img)[0] for img in page.images])
+        wanted, _ = _suspect_traits(labels, None)
+        for read in probe.read(embeddings):
+            if wanted["gender"] is not None and "gender" in read:
+                result.probe_gender_match.append(read["gender"] == wanted["gender"])
+            if wanted["ethnicity"] is not None and "ethnicity" in read:
+                result.probe_ethnicity_match.append(read["ethnicity"] == wanted["ethnicity"])
+            if wanted["age_group"] is not None and "age_group" in read:
+                got = AGE_GROUPS.index(read["age_group"])
+                result.probe_age_match.append(abs(got - wanted["age_group"]) <= 1)
     return result
 
 
@@ -214,6 +273,9 @@ def summarise(results: Sequence[PhotoEvaluation]) -> dict:
         "gender": _share(m for r in used for m in r.gender_match),
         "ethnicity": _share(m for r in used for m in r.ethnicity_match),
         "age_group": _share(m for r in used for m in r.age_match),
+        "probe_gender": _share(m for r in used for m in r.probe_gender_match),
+        "probe_ethnicity": _share(m for r in used for m in r.probe_ethnicity_match),
+        "probe_age_group": _share(m for r in used for m in r.probe_age_match),
         "lookalike": _share(lo <= d <= hi for d in distances),
         "filler_distance_mean": float(np.mean(distances)) if distances else None,
         "farther_than_band": _share(d > hi for d in distances),
@@ -233,6 +295,7 @@ def path_name(steps: int) -> str:
 def evaluate_lineups(bundle, photos: Sequence[str | os.PathLike],
                      labels: dict[str, SuspectLabels], *, steps: Sequence[int] = (0, 100),
                      per_page: int = 24, seed: int = 0, traits: dict | None = TRAITS_AUTO,
+                     probe: TraitProbe | None = None,
                      progress: Callable[[str], None] | None = None) -> dict:
     """Every photo on every inversion path → ``{"paths": [{"steps", "name", "summary"}],
     "photos": [per-photo results]}`` (JSON-ready). ``traits``: the pages' trait request (see
@@ -251,7 +314,7 @@ def evaluate_lineups(bundle, photos: Sequence[str | os.PathLike],
         results = []
         for i, photo in enumerate(photos):
             r = evaluate_photo(bundle, pca, photo, labels_for(photo, labels), steps=s,
-                               per_page=per_page, seed=seed, traits=traits)
+                               per_page=per_page, seed=seed, traits=traits, probe=probe)
             results.append(r)
             if progress is not None:
                 what = (f"skipped: {r.error}" if r.error else
@@ -261,6 +324,7 @@ def evaluate_lineups(bundle, photos: Sequence[str | os.PathLike],
         paths.append({"steps": s, "name": path_name(s), "summary": summarise(results)})
         per_photo.extend(r.to_dict() for r in results)
     return {"bundle": bundle.hash, "per_page": per_page, "seed": seed, "traits": traits,
+            "probe": {"source": probe.source, "faces": probe.size} if probe else None,
             "lookalike_band": list(LOOKALIKE_BAND), "goals": GOALS, "paths": paths,
             "photos": per_photo}
 
@@ -288,6 +352,9 @@ def format_table(report: dict) -> str:
          f"≥ {_pc(goals['gender'])}"),
         ("… same ethnicity group", "ethnicity", _percent, f"≥ {_pc(goals['ethnicity'])}"),
         ("… age group within one group", "age_group", _percent, f"≥ {_pc(goals['age_group'])}"),
+        ("same gender, by the dlib probe (independent)", "probe_gender", _percent, ""),
+        ("… same ethnicity group, by the probe", "probe_ethnicity", _percent, ""),
+        ("… age group within one group, by the probe", "probe_age_group", _percent, ""),
         (f"fillers' dlib distance to the photo in {lo}–{hi}", "lookalike", _percent,
          f"≥ {_pc(goals['lookalike'])}"),
         (f"… farther than {hi}", "farther_than_band", _percent, ""),
@@ -308,6 +375,8 @@ def format_table(report: dict) -> str:
     head = ["measure", *[p["name"] for p in paths], "goal"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for label, key, fmt, goal in rows:
+        if key.startswith("probe_") and not report.get("probe"):
+            continue
         lines.append("| " + " | ".join([label, *[fmt(p["summary"][key]) for p in paths], goal])
                      + " |")
     first = paths[0]["summary"]
@@ -320,6 +389,9 @@ def format_table(report: dict) -> str:
     notes = [f"{first['photos_used']} of {first['photos']} photos used; page 1 of "
              f"{report['per_page']} fillers; {matching}; bundle {report['bundle'][:12]}; "
              f"traits read by the bundle's attribute model, distances by dlib."]
+    if report.get("probe"):
+        notes.append(f"probe: logistic regressions on the dlib embeddings of "
+                     f"{report['probe']['faces']} labelled faces of {report['probe']['source']}.")
     if by_reading:
         notes.append(f"{by_reading} photo(s) without labels: their fillers are compared with "
                      f"the attribute model's reading of the photo.")

@@ -5,12 +5,15 @@ from pathlib import Path
 
 import pytest
 
+import numpy as np
+
 from models.lineup_evaluation import (LOOKALIKE_BAND, PhotoEvaluation, SuspectLabels,
-                                      evaluate_lineups, format_table, labels_for,
+                                      TraitProbe, evaluate_lineups, format_table, labels_for,
                                       read_labels_csv, summarise, utkface_labels)
 
 ROOT = Path(__file__).resolve().parents[1]
 LONDON = ROOT.parent / "shared" / "faces" / "london"
+UTKFACE = ROOT.parent / "shared" / "data" / "utkface"
 BUNDLE = ROOT / "models" / "bundles" / "default"
 
 
@@ -67,6 +70,21 @@ def test_summaries_pool_fillers_over_photos_and_leave_out_photos_that_failed():
     assert s["ethnicity"] == {"share": None, "n": 0}  # nothing known, nothing claimed
 
 
+def test_the_probe_reads_traits_from_embeddings_as_its_labels_taught_it():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 128))
+    x[:30, 0] += 4.0  # the "female" faces lie apart along one axis
+    labels = {"gender": ["female"] * 30 + ["male"] * 30,
+              "ethnicity": ["white"] * 60, "age_group": ["20-29", "30-39"] * 30}
+    probe = TraitProbe(x, labels, "synthetic")
+    assert set(probe.models) == {"gender", "age_group"}  # one class only: no ethnicity probe
+    far = np.zeros((2, 128))
+    far[0, 0] = 8.0
+    read = probe.read(far)
+    assert read[0]["gender"] == "female" and read[1]["gender"] == "male"
+    assert "ethnicity" not in read[0] and probe.read(np.zeros((0, 128))) == []
+
+
 def test_arguments_are_checked_before_any_work():
     with pytest.raises(ValueError, match="no photos"):
         evaluate_lineups(None, [], {})
@@ -84,9 +102,13 @@ def london_report():
 
     bundle = load_bundle(BUNDLE)
     photos = [LONDON / "001_03.jpg", LONDON / "005_03.jpg", ROOT / "web_ui" / "index.html"]
+    probe = (TraitProbe.from_folder(UTKFACE, bundle.resolution, samples=40)
+             if UTKFACE.is_dir() else None)
+    if probe is None:
+        print(f"{UTKFACE} is absent: the probe's rows are not checked")
     lines: list[str] = []
     report = evaluate_lineups(bundle, photos, read_labels_csv(LONDON / "info.csv"), steps=(0,),
-                              per_page=4, progress=lines.append)
+                              per_page=4, probe=probe, progress=lines.append)
     return report, lines
 
 
@@ -112,3 +134,6 @@ def test_the_table_prints_the_run_s_values_beside_the_goals(london_report):
     assert f"{100 * summary['gender']['share']:.0f} % of 8" in row and "≥ 95 %" in row
     assert "| encoder alone |" in table.splitlines()[0]
     assert "2 of 3 photos used" in table and "skipped index.html" in table
+    if report["probe"]:
+        assert summary["probe_gender"]["n"] == 8 and "by the dlib probe" in table
+        assert report["probe"]["faces"] == 40 and "40 labelled faces" in table

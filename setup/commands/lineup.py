@@ -128,6 +128,12 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     eva.add_argument("--per-page", type=int, default=24)
     eva.add_argument("--seed", type=int, default=0)
     eva.add_argument("--traits", default="auto", help=TRAITS_HELP)
+    eva.add_argument("--probe", type=Path, default=None, metavar="UTKFACE_DIR",
+                     help="also read the fillers' traits with logistic regressions on dlib "
+                          "embeddings fitted on this folder's labelled UTKFace faces (an "
+                          "instrument independent of the bundle's attribute model)")
+    eva.add_argument("--probe-samples", type=int, default=1000,
+                     help="faces the probe is fitted on (about 80 ms each to embed)")
     eva.add_argument("--json", action="store_true",
                      help="print one JSON object (with every photo's numbers)")
     eva.set_defaults(handler=_evaluate)
@@ -342,7 +348,8 @@ def _evaluate(args: argparse.Namespace, settings) -> int:
     import sys
 
     from models.bundle import BundleError
-    from models.lineup_evaluation import evaluate_lineups, format_table, read_labels_csv
+    from models.lineup_evaluation import (TraitProbe, evaluate_lineups, format_table,
+                                          read_labels_csv)
 
     try:
         steps = [int(s) for s in args.steps.split(",") if s.strip()]
@@ -360,8 +367,15 @@ def _evaluate(args: argparse.Namespace, settings) -> int:
     configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
     bundle = load_bundle_or_fail(args.bundle, precision=settings.precision)
     try:
+        probe = None
+        if args.probe is not None:
+            print(f"fitting the probe on {args.probe_samples} faces of {args.probe} …",
+                  file=sys.stderr, flush=True)
+            probe = TraitProbe.from_folder(args.probe, bundle.resolution, args.probe_samples,
+                                           args.seed)
         report = evaluate_lineups(bundle, [str(p) for p in args.photos], labels, steps=steps,
                                   per_page=args.per_page, seed=args.seed, traits=request,
+                                  probe=probe,
                                   progress=lambda line: print(line, file=sys.stderr,
                                                               flush=True))
     except (ValueError, BundleError) as exc:
