@@ -141,7 +141,8 @@ def test_the_results_show_the_chart_the_measures_and_the_verdict(page, phone):
     counts = page.eval_on_selector_all("#chart g[data-count]",
                                        "(gs) => gs.map((g) => Number(g.dataset.count))")
     assert sorted(counts) == [0, 0, 0, 1]
-    assert "1 online witness answered “not present”" in page.locator("#results-words").inner_text()
+    words = page.locator("#results-words").inner_text()
+    assert "1 online witness answered “not present”" in words
     verdict = page.locator("#verdict").inner_text()
     assert verdict.startswith("Verdict: the suspect was chosen by") and "chance" in verdict
     assert page.locator("#measures").is_visible()
