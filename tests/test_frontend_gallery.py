@@ -278,7 +278,7 @@ def test_the_research_page_is_served(stack):
     assert 'href="/research"' in b.get("/").text
 
 
-def test_thousands_of_faces_list_fast(stack):
+def test_thousands_of_faces_list_page_and_filter(stack):
     """3 000 faces with 512-number latents (as a real model's): a page, a search, and the
     first and a repeated operation/attribute-filtered listing."""
     dave = login(stack, "dave")
@@ -304,8 +304,7 @@ def test_thousands_of_faces_list_fast(stack):
     body = dave.get("/web/research/faces", params={"where": "women, smiling"}).json()
     assert body["total"] == 1002
     print(f"page {page_s:.3f} s, first filter {first_filter_s:.3f} s, "
-          f"cached filter {cached_filter_s:.3f} s")
-    assert page_s < 2.0 and first_filter_s < 10.0 and cached_filter_s < 1.0
+          f"cached filter {cached_filter_s:.3f} s (speed: tests/bench/gallery.py)")
     # A new task's records appear at once (the index cache follows the file).
     late = record("transition", image="late.png")
     store.append(store.root / "tasks" / "late", [late])
