@@ -223,3 +223,20 @@ def test_random_faces_show_progress_and_can_be_cancelled(page):
         gallery_settled(page)
         gallery_count(page, min(24, total - 24))
     assert not page.errors, page.errors
+
+
+def test_a_large_result_keeps_the_page_within_the_window(page):
+    """The page used to grow to 1,935 px wide after a task of more than about 10 faces, with the
+    selected-face panel and the pager off-screen."""
+    page.fill("#random-amount", "16")
+    page.fill("#random-seed", "3")
+    page.get_by_role("button", name="Make random faces").click()
+    wait_done(page, "random faces")
+    gallery_settled(page)
+    box = page.evaluate("""() => ({
+        width: window.innerWidth, scroll: document.documentElement.scrollWidth,
+        details: document.getElementById('details-title').getBoundingClientRect().right,
+        pager: document.getElementById('next-page').getBoundingClientRect().right})""")
+    assert box["scroll"] <= box["width"], box
+    assert box["details"] <= box["width"] and box["pager"] <= box["width"], box
+    assert not page.errors, page.errors
