@@ -459,7 +459,12 @@ function renderLineup() {
   const items = [];
   if (l.suspect) {
     const src = l.suspect.upload_id ? `/web/uploads/${l.suspect.upload_id}/photo.png` : `/web/files/${l.suspect.image}`;
-    items.push(selectedItem(src, 'Suspect', () => { l.suspect = null; renderLineup(); }, 'suspect'));
+    const item = selectedItem(src, 'Suspect', () => { l.suspect = null; renderLineup(); }, 'suspect');
+    const slot = state.slots.suspect;
+    if (slot && slot.upload && slot.upload.upload_id === l.suspect.upload_id) {
+      cropToFace(item.querySelector('img'), slot.upload, l.suspect.face_index || 0);
+    }
+    items.push(item);
   }
   l.fillers.forEach((f, i) => {
     items.push(selectedItem(`/web/files/${f.image}`, `Filler ${i + 1}${f.distance != null ? ` (distance ${Number(f.distance).toFixed(2)})` : ''}`,
@@ -469,12 +474,35 @@ function renderLineup() {
   $('save').disabled = !l.suspect;
 }
 
+const THUMB = 56;   // px: the lineup panel's thumbnails (style.css .selected-item)
+
+function cropToFace(img, upload, index) {
+  // Show the chosen face of the photo, not its centre: scale the photo so that the face's box
+  // (with a margin) fills the thumbnail, and shift it into view.
+  const face = (upload.faces || [])[index];
+  if (!face) return;
+  const [l, t, r, b] = face.box;
+  const side = Math.max(r - l, b - t) * 1.5;
+  const cx = (l + r) / 2;
+  const cy = (t + b) / 2;
+  const scale = THUMB / side;
+  img.classList.add('cropped');
+  img.dataset.faceIndex = String(index);
+  img.style.width = `${upload.width * scale}px`;
+  img.style.height = `${upload.height * scale}px`;
+  img.style.left = `${THUMB / 2 - cx * scale}px`;
+  img.style.top = `${THUMB / 2 - cy * scale}px`;
+}
+
 function selectedItem(src, label, remove, kind) {
   const li = document.createElement('li');
   li.className = `selected-item ${kind}`;
   const img = document.createElement('img');
   img.src = src;
   img.alt = '';
+  const frame = document.createElement('span');
+  frame.className = 'thumb';
+  frame.append(img);
   const span = document.createElement('span');
   span.textContent = label;
   const button = document.createElement('button');
@@ -483,7 +511,7 @@ function selectedItem(src, label, remove, kind) {
   button.textContent = 'Remove';
   button.setAttribute('aria-label', `Remove ${label.toLowerCase()}`);
   button.addEventListener('click', remove);
-  li.append(img, span, button);
+  li.append(frame, span, button);
   return li;
 }
 

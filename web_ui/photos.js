@@ -60,7 +60,10 @@ export function renderSlot(slotEl, value, onPick) {
       box.setAttribute('aria-pressed', String(i === (value.faceIndex || 0)));
       box.addEventListener('click', () => {
         value.faceIndex = i;
-        boxes.querySelectorAll('.face-box').forEach((el, j) => el.setAttribute('aria-pressed', String(j === i)));
+        boxes.querySelectorAll('.face-box').forEach((el, j) => {
+          el.setAttribute('aria-pressed', String(j === i));
+          el.classList.toggle('picked', j === i);
+        });
         message.textContent = `${faces.length} faces found: face ${i + 1} is used.`;
         onPick(i);
       });

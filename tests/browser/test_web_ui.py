@@ -104,6 +104,18 @@ def test_upload_shows_the_face_and_no_face_is_explained(page):
     slot.get_by_role("button", name="Use face 2").click()
     slot.get_by_text("face 2 is used").wait_for()
     assert slot.get_by_role("button", name="Use face 2").get_attribute("aria-pressed") == "true"
+    # Only the face in use is marked as picked (the first box kept its mark before) …
+    picked = slot.locator(".face-box.picked")
+    assert picked.count() == 1 and picked.inner_text() == "2"
+    # … and the lineup panel shows that face, not the photo's centre: the thumbnail is cut
+    # around face 2, in the right half of this photo.
+    thumb = page.locator("#selected .suspect img")
+    thumb.wait_for()
+    assert thumb.get_attribute("data-face-index") == "1"
+    frame = page.locator("#selected .suspect .thumb").bounding_box()
+    shown = thumb.bounding_box()
+    assert shown["width"] > 2 * frame["width"]                   # zoomed onto one face
+    assert shown["x"] + shown["width"] / 2 < frame["x"]          # the photo's right half shown
     # The suspect's photo, dragged onto the drop zone.
     drop_file(page, '[data-slot="suspect"] .dropzone', LONDON / "001_03.jpg")
     slot.get_by_text("One face found.").wait_for()
