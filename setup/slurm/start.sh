@@ -158,7 +158,22 @@ start_munge() {
     || { log "munge round trip failed"; exit 4; }
 }
 
+stop_orphan_steps() {
+  # Job steps of development clusters whose state directory is gone (a test run that was
+  # killed before it could stop its cluster): they would kill this cluster's job of the same
+  # id through the cgroup they share (see stop.sh).
+  local pid cwd
+  for pid in $(pgrep -x slurmstepd 2>/dev/null); do
+    cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) || continue
+    case "$cwd" in
+      *" (deleted)") log "stopping orphaned job step $pid (its cluster is gone)"
+                     kill -9 "$pid" 2>/dev/null || true ;;
+    esac
+  done
+}
+
 start_slurm() {  # returns 1 when the daemons did not bring the node up
+  stop_orphan_steps
   pid_alive "$CTLD_PID" || slurmctld -f "$CONF" \
     || { log "slurmctld failed to start"; tail -n 20 "$STATE/log/slurmctld.log" >&2; return 1; }
   pid_alive "$SLURMD_PID" || slurmd -f "$CONF" -N "$HOST" \

@@ -22,7 +22,22 @@ stop_pidfile() {  # stop_pidfile NAME PIDFILE
   rm -f "$2"
 }
 
+# A job's slurmstepd outlives slurmd and keeps retrying to report to the stopped controller.
+# Left running, it also holds the job's cgroup (slurm_<node>/uid_<uid>/job_<id>), which the
+# next cluster's job of the same id reuses: the stale step then kills that job. So this
+# cluster's steps (their working directory is under its state directory) stop with it.
+stop_steps() {
+  local pid cwd
+  for pid in $(pgrep -x slurmstepd 2>/dev/null); do
+    cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) || continue
+    case "$cwd" in
+      "$STATE"/*|"$STATE") log "stopping job step $pid"; kill -9 "$pid" 2>/dev/null || true ;;
+    esac
+  done
+}
+
 stop_pidfile slurmd "$SLURMD_PID"
+stop_steps
 stop_pidfile slurmctld "$CTLD_PID"
 stop_pidfile munged "$MUNGE_PID"
 if ((purge)); then
