@@ -383,7 +383,8 @@ def test_renewal_before_the_time_limit_keeps_queued_tasks(tmp_path, tiny_bundle_
                                                           monkeypatch):
     monkeypatch.setenv("LIGAN_BACKEND_GRACE", "1")  # read by the backends at their start
     # Renewal starts as soon as the first backend is ready (150 - 140 s < start-up time); the
-    # replacement has 150 s for the long task (faces that get records render one by one).
+    # replacement has 150 s for the long task (faces that get records render one by one: 4000
+    # take about 40 s on two idle cores, and must still fit on busy ones).
     d = start_daemon(tmp_path, tiny_bundle_dir, frontend_command=None, max_backends=1,
                      session_idle_timeout=0, backend_time_limit=150, backend_renew_before=140,
                      backend_grace=1)
@@ -398,7 +399,7 @@ def test_renewal_before_the_time_limit_keeps_queued_tasks(tmp_path, tiny_bundle_
         m = d.daemon.manager
         m.settings = dataclasses.replace(m.settings, backend_renew_before=0)
         t0 = time.monotonic()
-        long = post_task(d, "r-1", "random", {"amount": 12000, "seed": 1})
+        long = post_task(d, "r-1", "random", {"amount": 4000, "seed": 1})
         short = post_task(d, "r-1", "random", {"amount": 2, "seed": 2})
         # the replacement becomes the session's backend
         wait_until(lambda: current_backend(d, "r-1").backend_id != first.backend_id,
@@ -413,7 +414,7 @@ def test_renewal_before_the_time_limit_keeps_queued_tasks(tmp_path, tiny_bundle_
         assert m.tasks[short["task_id"]].attempts == 2
         assert m.tasks[long["task_id"]].backend_id != first.backend_id
         assert done_long["result"]["resumed_at"] > 0  # it resumed, not restarted
-        assert done_long["result"]["faces_total"] == 12000
+        assert done_long["result"]["faces_total"] == 4000
         wait_until(lambda: d.daemon.scheduler.state(first.job_id).final, 40, "old backend ended")
     finally:
         d.stop(cancel_backends=True)
