@@ -212,6 +212,17 @@ class LocalScheduler(Scheduler):
                      tracked.record["name"], self.kill_grace_s)
             self._stop(tracked, "cancel")
 
+    def runs_on_submit(self) -> bool:
+        """True: a local job is a child process started by :meth:`submit` itself."""
+        return True
+
+    def with_resources(self, spec: JobSpec, *, cpus: int = 1, gpus: int = 0,
+                       memory_mb: int | None = None, partition: str | None = None,
+                       account: str | None = None) -> JobSpec:
+        """``spec`` as it is: a local job sees the machine's CPUs and GPUs, has no memory
+        limit and no partition or account, so none of these is asked for (nor recorded)."""
+        return spec
+
     def kill_wait_s(self) -> float | None:
         """``kill_grace_s``: the time a cancelled local job has between SIGTERM and SIGKILL."""
         return self.kill_grace_s

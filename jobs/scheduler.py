@@ -51,9 +51,13 @@ class JobState:
     """One observation of a job.
 
     ``reason`` is empty for a job that runs or completed normally, and otherwise says why in
-    words (for Slurm it ends with Slurm's own reason code). ``exit_code`` is the process's exit
-    status when it exited, ``signal`` the signal number when a signal killed it. ``node`` is the
-    host the job runs or ran on, ``""`` while pending.
+    words (for Slurm it ends with Slurm's own reason code); it is for people. Code acts on the
+    structured fields instead: ``code`` is the scheduler's own reason code (Slurm's, e.g.
+    ``PartitionDown`` or ``TimeLimit``; ``""`` when it gives none) and ``stuck`` marks a
+    pending job that cannot start without an operator (its partition is down, its account is
+    invalid …), so that the caller gives up on it instead of waiting. ``exit_code`` is the
+    process's exit status when it exited, ``signal`` the signal number when a signal killed
+    it. ``node`` is the host the job runs or ran on, ``""`` while pending.
     """
 
     job_id: str
@@ -62,6 +66,8 @@ class JobState:
     exit_code: int | None = None
     signal: int | None = None
     node: str = ""
+    code: str = ""
+    stuck: bool = False
 
     @property
     def final(self) -> bool:
@@ -70,6 +76,11 @@ class JobState:
     @property
     def ok(self) -> bool:
         return self.status is JobStatus.COMPLETED
+
+    @property
+    def timed_out(self) -> bool:
+        """Whether the job ended because it reached its time limit (a planned end)."""
+        return self.status is JobStatus.TIMEOUT
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -80,7 +91,8 @@ class JobState:
     def from_dict(cls, d: Mapping[str, Any]) -> "JobState":
         return cls(job_id=str(d["job_id"]), status=JobStatus(d["status"]),
                    reason=d.get("reason", ""), exit_code=d.get("exit_code"),
-                   signal=d.get("signal"), node=d.get("node", ""))
+                   signal=d.get("signal"), node=d.get("node", ""), code=d.get("code", ""),
+                   stuck=bool(d.get("stuck", False)))
 
 
 CONTAINER_KINDS = ("apptainer", "enroot")
@@ -225,6 +237,26 @@ class Scheduler(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
         """What this scheduler is and how it is configured, for logs and ``ligan status``."""
+
+    def attach(self, job_id: str) -> JobState | None:
+        """Resume watching a job submitted by an earlier process (a restarted daemon), e.g.
+        enforcing its time limit again; :class:`SchedulerError` when the job is unknown.
+        Default: nothing to resume, the scheduler watches its jobs by itself (None)."""
+        return None
+
+    def runs_on_submit(self) -> bool:
+        """Whether a submitted job starts at once, never waiting in a queue: its time limit
+        then counts from the submission (default False: it may pend)."""
+        return False
+
+    def with_resources(self, spec: JobSpec, *, cpus: int = 1, gpus: int = 0,
+                       memory_mb: int | None = None, partition: str | None = None,
+                       account: str | None = None) -> JobSpec:
+        """``spec`` asking for the resources this scheduler can grant of those given (the
+        daemon's backend settings, which callers need not sort by scheduler). Default: all
+        of them."""
+        return dataclasses.replace(spec, cpus=cpus, gpus=gpus, memory_mb=memory_mb,
+                                   partition=partition, account=account)
 
     def kill_wait_s(self) -> float | None:
         """Seconds from SIGTERM to SIGKILL when a job is cancelled or reaches its time limit,

@@ -249,7 +249,9 @@ def parse_job_list(text: str, exclude_prefix: str = "") -> list[dict[str, Any]]:
 def to_job_state(rec: SlurmRecord, time_limit_s: int | None = None,
                  memory_mb: int | None = None) -> JobState:
     """Our :class:`JobState` for a Slurm record, with the reason in words ending in Slurm's own
-    reason code. ``time_limit_s``/``memory_mb``: what was asked, when this scheduler knows."""
+    reason code, that code in ``code`` and ``stuck`` set for a pending reason in
+    :data:`PENDING_STUCK`. ``time_limit_s``/``memory_mb``: what was asked, when this scheduler
+    knows."""
     status = STATE_MAP.get(rec.state, JobStatus.UNKNOWN)
     code_words = rec.reason if rec.reason not in ("", "None", "NonZeroExitCode") else ""
     slurm_bits = [b for b in (rec.state if rec.state in STATE_WORDS else "", code_words,
@@ -283,8 +285,10 @@ def to_job_state(rec: SlurmRecord, time_limit_s: int | None = None,
                          if code_words or rec.description else "")
     else:
         reason = f"Slurm reports state {rec.state!r}{suffix}"
+    code = rec.reason if rec.reason not in ("", "None") else ""
     return JobState(rec.job_id, status, reason=reason, exit_code=rec.exit_code,
-                    signal=rec.signal, node=rec.node)
+                    signal=rec.signal, node=rec.node, code=code,
+                    stuck=status is JobStatus.PENDING and code in PENDING_STUCK)
 
 
 def sbatch_error(stderr: str) -> str:

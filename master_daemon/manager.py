@@ -39,11 +39,6 @@ log = logging.getLogger("ligan.daemon")
 CHECKOUT = Path(__file__).resolve().parent.parent
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 TASK_LIST_LIMIT = 100
-# Slurm pending reasons that never resolve without an operator (jobs.slurm.PENDING_STUCK).
-try:
-    from jobs.slurm import PENDING_STUCK
-except Exception:  # pragma: no cover - jobs.slurm always imports; keep the daemon up anyway
-    PENDING_STUCK = frozenset()
 
 
 # Backend answers that refuse a task for good: sending it again cannot help (a malformed or
@@ -109,10 +104,9 @@ class Manager:
             log.info("state read from %s: %d sessions, %d live backend jobs, %d tasks",
                      self.store.path, len(self.sessions), len(live), len(self.tasks))
         for b in live:
-            attach = getattr(self.scheduler, "attach", None)
-            if attach is not None and b.job_id:
+            if b.job_id:
                 try:
-                    attach(b.job_id)
+                    self.scheduler.attach(b.job_id)
                 except SchedulerError as e:
                     log.warning("cannot re-attach to job %s of session %s: %s", b.job_id,
                                 b.session_id, e)
@@ -432,7 +426,7 @@ class Manager:
             self._session_failed(s, f"the backend job could not be submitted: {why}")
             return None
         self.backends[bid] = b
-        if self.scheduler.kind == "local":
+        if self.scheduler.runs_on_submit():
             b.started = now
             b.ends = now + b.time_limit_s
         self.store.put_backend(b)
@@ -478,18 +472,16 @@ class Manager:
                "--host", st.backend_host, "--grace", f"{self.backend_grace():g}"]
         pythonpath = os.pathsep.join(p for p in (str(CHECKOUT), os.environ.get("PYTHONPATH"))
                                      if p)
-        slurm = self.scheduler.kind == "slurm"
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         name = "ligan-backend-" + re.sub(r"[^A-Za-z0-9._-]", "_", s.session_id)[:60]
-        return JobSpec(name=name, command=cmd, workdir=CHECKOUT,
+        spec = JobSpec(name=name, command=cmd, workdir=CHECKOUT,
                        env={"LIGAN_JOB_SECRET": b.secret, "PYTHONPATH": pythonpath},
                        stdout=self.logs_dir / f"{b.backend_id}.log",
-                       time_limit_s=b.time_limit_s,
-                       memory_mb=st.slurm_memory_mb if slurm else None,
-                       cpus=st.slurm_cpus if slurm else 1,
-                       gpus=st.slurm_gpus if slurm else 0,
-                       partition=(st.slurm_partition or None) if slurm else None,
-                       account=(st.slurm_account or None) if slurm else None)
+                       time_limit_s=b.time_limit_s)
+        # The backend resources of the settings; the scheduler keeps those it can grant.
+        return self.scheduler.with_resources(
+            spec, cpus=st.slurm_cpus, gpus=st.slurm_gpus, memory_mb=st.slurm_memory_mb,
+            partition=st.slurm_partition or None, account=st.slurm_account or None)
 
     def _cancel_job(self, b: Backend) -> None:
         if not b.job_id:
@@ -774,19 +766,17 @@ class Manager:
         if st.final:
             self._backend_ended(b, st)
             return
-        if st.status is JobStatus.PENDING:
-            code = re.search(r"\(Slurm: ([A-Za-z]+)\)", st.reason or "")
-            if code and code.group(1) in PENDING_STUCK:
-                why = f"the job cannot start: {st.reason}"
-                log.warning("backend %s (job %s) of session %s stuck pending: %s",
-                            b.backend_id, b.job_id, b.session_id, st.reason)
-                b.state, b.reason, b.ended_at = B_ENDED, why, now
-                b.stop_requested = why
-                to_cancel.append(b)
-                self.store.put_backend(b)
-                if s is not None and s.backend_id == b.backend_id:
-                    self._session_failed(s, why)
-                return
+        if st.stuck:
+            why = f"the job cannot start: {st.reason}"
+            log.warning("backend %s (job %s) of session %s stuck pending: %s",
+                        b.backend_id, b.job_id, b.session_id, st.reason)
+            b.state, b.reason, b.ended_at = B_ENDED, why, now
+            b.stop_requested = why
+            to_cancel.append(b)
+            self.store.put_backend(b)
+            if s is not None and s.backend_id == b.backend_id:
+                self._session_failed(s, why)
+            return
         if s is not None and s.backend_id == b.backend_id and s.state == STARTING:
             reason = st.reason or st.status.value.lower()
             if changed or reason != s.reason:
@@ -803,7 +793,7 @@ class Manager:
         b.state, b.ended_at = B_ENDED, now
         b.reason = st.reason or st.status.value.lower()
         self.store.put_backend(b)
-        planned = bool(b.stop_requested) or st.status is JobStatus.TIMEOUT
+        planned = bool(b.stop_requested) or st.timed_out
         level = logging.INFO if planned or st.ok else logging.WARNING
         log.log(level, "backend %s (job %s) of session %s ended: %s%s", b.backend_id, b.job_id,
                 b.session_id, st.status.value, f", {st.reason}" if st.reason else "")

@@ -182,3 +182,22 @@ def test_leftover_processes_are_killed_when_the_job_ends(sched, tmp_path):
     while _alive(leftover, None) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(leftover, None)
+
+
+def test_structured_state_and_what_a_local_job_asks_for(sched, tmp_path):
+    """What the daemon asks of a scheduler instead of reading its reasons or its kind: a local
+    job runs at once, asks for no cluster resources, and its final state (recorded in a file)
+    keeps the structured fields; records written before those fields still read."""
+    from jobs import JobState
+
+    assert sched.runs_on_submit()
+    spec = JobSpec("plain", [PY, "-c", "pass"])
+    assert sched.with_resources(spec, cpus=8, gpus=2, memory_mb=4096, partition="gpu",
+                                account="lab") == spec
+    job = sched.submit(spec)
+    st, _ = wait_final(sched, job)
+    assert st.ok and not st.stuck and not st.timed_out and st.code == ""
+    state = JobState(job, JobStatus.PENDING, reason="queued", code="Resources", stuck=True)
+    assert JobState.from_dict(state.to_dict()) == state
+    old = {"job_id": job, "status": "COMPLETED", "reason": "", "exit_code": 0}
+    assert JobState.from_dict(old) == JobState(job, JobStatus.COMPLETED, exit_code=0)

@@ -233,6 +233,12 @@ def test_reasons_in_words():
     pend = to_job_state(SlurmRecord("1", "PENDING", reason="PartitionDown"))
     assert pend.status is JobStatus.PENDING and pend.reason == \
         "its partition is down (Slurm: PartitionDown)"
+    assert pend.code == "PartitionDown" and pend.stuck  # what the daemon acts on
+    waiting = to_job_state(SlurmRecord("5", "PENDING", reason="Resources"))
+    assert waiting.code == "Resources" and not waiting.stuck
+    assert not to_job_state(SlurmRecord("6", "PENDING", reason="None")).code
+    late = to_job_state(SlurmRecord("7", "TIMEOUT", reason="TimeLimit"))
+    assert late.timed_out and late.code == "TimeLimit" and not late.stuck
     boot = to_job_state(SlurmRecord("2", "BOOT_FAIL", reason="None"))
     assert boot.status is JobStatus.FAILED and "failed to boot" in boot.reason
     kill = to_job_state(SlurmRecord("3", "FAILED", reason="JobLaunchFailure", signal=9))
