@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 import secrets
 import signal
 import socket
@@ -28,14 +27,17 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException
 
 from jobs.scheduler import Scheduler, make_scheduler
+from master_daemon import validation
+from master_daemon.callbacks import Callbacks
 from master_daemon.events import EventHub, sse
 from master_daemon.frontend import DEFAULT_COMMAND, FrontendSupervisor
-from master_daemon.manager import ApiError, Manager
+from master_daemon.manager import Manager
 from master_daemon.monitor import Monitor
 from master_daemon.proxy import Proxy
 from master_daemon.status import attach_log_file, disk, remove_state_file, write_state_file
 from master_daemon.store import Store
 from setup.config import to_env
+from master_daemon.validation import ApiError
 from setup.strict_json import MAX_JSON_BODY_BYTES, dumps_strict, loads_strict
 
 log = logging.getLogger("ligan.daemon")
@@ -43,9 +45,6 @@ log = logging.getLogger("ligan.daemon")
 #: the daemon imports nothing from the frontend, the format is in docs/master_daemon.md.
 EVENTS_SALT = "ligan-events"
 EVENTS_MAX_AGE_S = 12 * 3600
-#: A stream key: the SHA-256 (hex) of the frontend's login session id.
-STREAM_KEY = re.compile(r"^[0-9a-f]{64}$")
-MAX_REVOKED_KEYS = 1000  # per request
 KEEPALIVE_S = 15.0
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
@@ -80,9 +79,13 @@ def _json(data: Any, status: int = 200) -> Response:
 
 def create_app(manager: Manager, hub: EventHub, token: str, proxy: Proxy,
                keepalive_s: float = KEEPALIVE_S,
-               status: Callable[[], dict[str, Any]] | None = None) -> Flask:
+               status: Callable[[], dict[str, Any]] | None = None,
+               callbacks: Callbacks | None = None) -> Flask:
     """The daemon's WSGI app (see docs/master_daemon.md for every route). ``status`` makes
-    the answer of ``GET /api/status`` (default: the manager's part only)."""
+    the answer of ``GET /api/status`` (default: the manager's part only); ``callbacks``
+    handles the backends' callbacks (default: a :class:`Callbacks` of ``manager``). Request
+    bodies are checked here (:mod:`master_daemon.validation`) before the manager sees them."""
+    callbacks = callbacks or Callbacks(manager)
     app = Flask("master_daemon", root_path=str(Path(__file__).resolve().parent))
     app.config["MAX_CONTENT_LENGTH"] = None
     serializer = URLSafeTimedSerializer(token, salt=EVENTS_SALT)
@@ -140,7 +143,7 @@ def create_app(manager: Manager, hub: EventHub, token: str, proxy: Proxy,
         if refused:
             return refused
         if request.method == "PUT":
-            return _json(manager.start_session(sid))
+            return _json(manager.start_session(validation.session_id(sid)))
         if request.method == "GET":
             return _json(manager.get_session(sid))
         return _json(manager.stop_session(sid))
@@ -152,12 +155,7 @@ def create_app(manager: Manager, hub: EventHub, token: str, proxy: Proxy,
         refused = guard(("POST",))
         if refused:
             return refused
-        body = api_body()
-        keys = body.get("keys") if isinstance(body, dict) else None
-        if (not isinstance(keys, list) or len(keys) > MAX_REVOKED_KEYS
-                or not all(isinstance(k, str) and STREAM_KEY.match(k) for k in keys)):
-            raise ApiError(400, f'send {{"keys": [...]}}: at most {MAX_REVOKED_KEYS} stream '
-                                f'keys, each the SHA-256 (64 hex digits) of a login session id')
+        keys = validation.revoked_keys(api_body())
         hub.revoke(sid, keys, until=time.time() + EVENTS_MAX_AGE_S)
         return _json({"revoked": len(keys)})
 
@@ -168,7 +166,7 @@ def create_app(manager: Manager, hub: EventHub, token: str, proxy: Proxy,
             return refused
         if request.method == "GET":
             return _json(manager.list_tasks(sid))
-        status, body = manager.create_task(sid, api_body())
+        status, body = manager.create_task(sid, *validation.task_request(api_body()))
         return _json(body, status)
 
     @app.route("/api/sessions/<sid>/tasks/<tid>", methods=ALL_METHODS)
@@ -190,8 +188,8 @@ def create_app(manager: Manager, hub: EventHub, token: str, proxy: Proxy,
             body = loads_strict(request.get_data() or b"null")
         except ValueError:
             body = None
-        status, answer = manager.callback(bid, kind, request.headers.get("Authorization", ""),
-                                          body)
+        status, answer = callbacks.handle(bid, kind,
+                                          request.headers.get("Authorization", ""), body)
         return _json(answer, status)
 
     # -- event streams -----------------------------------------------------------------------

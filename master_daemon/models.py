@@ -72,6 +72,17 @@ class Session:
     backend_id: str = ""  # the current backend ("" while there is none)
     queued_at: float | None = None  # set while waiting for a backend slot
 
+    def move(self, state: str, reason: str, *, backend_id: str | None = None,
+             queued_at: float | None = None) -> None:
+        """Enter ``state`` (or stay in it) for ``reason``, the words the user sees: the one
+        place a session changes state, so that no change leaves its reason stale.
+        ``backend_id``: the session's backend from now on (None: unchanged); ``queued_at``:
+        when it started waiting for a slot, kept only in :data:`QUEUED`."""
+        self.state, self.reason = state, reason
+        if backend_id is not None:
+            self.backend_id = backend_id
+        self.queued_at = queued_at if state == QUEUED else None
+
 
 @dataclasses.dataclass
 class Task:

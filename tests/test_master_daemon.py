@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from jobs.scheduler import JobState, JobStatus, Scheduler
 from master_daemon.testing import EventStream, RunningDaemon, start_daemon
 
 READY_S = 120  # a backend start: TensorFlow import + bundle load + warm-up, on 2 busy cores
@@ -586,3 +587,90 @@ def test_the_frontend_exits_when_its_daemon_is_killed(tmp_path):
         if daemon.poll() is None:
             daemon.kill()
         _kill_jobs(tmp_path)
+
+
+# -- the manager with a scheduler of the test's own (no backend processes: fast) ----------------
+class ScriptedScheduler(Scheduler):
+    """A scheduler whose jobs are in whatever state the test sets."""
+
+    kind = "scripted"
+
+    def __init__(self):
+        self.jobs: dict[str, JobState] = {}
+        self.cancelled: list[str] = []
+        self.specs: list = []
+
+    def submit(self, spec):
+        self.specs.append(spec)
+        job_id = f"job-{len(self.specs)}"
+        self.jobs[job_id] = JobState(job_id, JobStatus.PENDING, reason="queued")
+        return job_id
+
+    def state(self, job_id):
+        return self.jobs[job_id]
+
+    def cancel(self, job_id):
+        self.cancelled.append(job_id)
+
+    def describe(self):
+        return {"kind": self.kind}
+
+
+@pytest.fixture
+def scripted(tmp_path):
+    """(manager, monitor, scheduler, Flask test client) around a :class:`ScriptedScheduler`."""
+    import dataclasses
+
+    from master_daemon.app import create_app
+    from master_daemon.events import EventHub
+    from master_daemon.manager import Manager
+    from master_daemon.monitor import Monitor
+    from master_daemon.proxy import Proxy
+    from master_daemon.store import Store
+    from setup.config import load_settings
+
+    settings = dataclasses.replace(load_settings({}), home=tmp_path / "home",
+                                   session_idle_timeout=0)
+    sched = ScriptedScheduler()
+    store = Store(tmp_path / "state.sqlite3")
+    hub = EventHub(store)
+    manager = Manager(settings, sched, store, hub, bundle=tmp_path / "bundle")
+    manager.callback_base = "http://127.0.0.1:1/callbacks"
+    client = create_app(manager, hub, "tok", Proxy(lambda: None)).test_client()
+    yield manager, Monitor(manager), sched, client
+    hub.close()
+    store.close()
+
+
+def test_a_job_stuck_pending_fails_its_session_from_the_structured_state(scripted):
+    """The monitor acts on ``JobState.stuck``, whatever the words: no scheduler kind, no
+    parsing of reasons; a job that merely waits leaves its words as the session's reason."""
+    manager, monitor, sched, client = scripted
+    auth = {"Authorization": "Bearer tok"}
+    assert client.put("/api/sessions/bad%20id", headers=auth).status_code == 400
+    r = client.put("/api/sessions/user-1", headers=auth)
+    assert r.status_code == 200 and r.json["state"] == "starting", r.json
+    job = r.json["backend"]["job_id"]
+    spec = sched.specs[0]  # the settings' backend resources, granted by the default method
+    assert spec.cpus == manager.settings.slurm_cpus and spec.gpus == manager.settings.slurm_gpus
+    # checked by the HTTP layer before the manager sees it
+    r = client.post("/api/sessions/user-1/tasks", headers=auth, json={"type": "random", "x": 1})
+    assert r.status_code == 400 and "unknown keys ['x']" in r.json["error"]
+    r = client.post("/api/sessions/user-1/tasks", headers=auth,
+                    json={"type": "random", "params": {"amount": 2}})
+    assert r.status_code == 202, r.json
+    task_id = r.json["task_id"]
+
+    sched.jobs[job] = JobState(job, JobStatus.PENDING, reason="waiting its turn",
+                               code="Priority")
+    monitor.tick()
+    assert manager.get_session("user-1")["reason"] == "waiting its turn"
+    assert not sched.cancelled
+    sched.jobs[job] = JobState(job, JobStatus.PENDING, reason="the queue is closed",
+                               code="Closed", stuck=True)
+    monitor.tick()
+    s = manager.get_session("user-1")
+    assert s["state"] == "failed" and s["reason"] == "the job cannot start: the queue is closed"
+    assert sched.cancelled == [job]
+    t = manager.get_task("user-1", task_id)
+    assert t["state"] == "failed" and "the queue is closed" in t["error"]
