@@ -12,6 +12,7 @@ the resulting face records name.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -42,6 +43,49 @@ class Refinement:
     seconds: float
 
 
+def time_left(seconds: float) -> str:
+    """Seconds still to go in words a user reads at a glance: "about 40 s left"."""
+    if seconds < 2:
+        return "almost done"
+    if seconds < 100:
+        return f"about {seconds:.0f} s left"
+    return f"about {round(seconds / 60)} min left"
+
+
+class _Clock:
+    """Progress by the clock: refining ends at its time limit, so the share of it spent is the
+    share done. A thread reports every ``interval`` seconds, also while one call blocks the
+    loop (TensorFlow compiles the first steps, which can take many seconds on a busy CPU)."""
+
+    def __init__(self, progress: ProgressFn | None, seconds: float, started: float,
+                 interval: float = 1.0) -> None:
+        self.phase = "Preparing a private copy of the model"
+        self._progress, self._seconds, self._started = progress, seconds, started
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="refine-progress", daemon=True)
+
+    def __enter__(self) -> "_Clock":
+        if self._progress is not None:
+            self.report()
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.report()
+
+    def report(self) -> None:
+        elapsed = time.monotonic() - self._started
+        self._progress(min(99.0, 100.0 * elapsed / self._seconds),
+                       f"{self.phase}: {time_left(self._seconds - elapsed)}")
+
+
 def _copy_generator(g: Generator) -> Generator:
     twin = Generator(g.cfg)
     twin.use_precision(g.precision)
@@ -56,7 +100,9 @@ def refine(bundle, aligned: np.ndarray, *, seconds: float = 60.0, ratio: int = 7
            max_steps: int | None = None, progress: ProgressFn | None = None,
            should_stop: Callable[[], bool] | None = None) -> Refinement:
     """Fine-tune copies of the bundle's encoder and generator on ``aligned`` for ``seconds``
-    (or ``max_steps`` steps, whichever comes first)."""
+    (or ``max_steps`` steps, whichever comes first). ``progress(percent, message)`` is called
+    about once a second with the share of the time limit spent and, in words, what is being
+    done and about how long is left."""
     g0, d = bundle.generator, bundle.discriminator
     res = g0.cfg.resolution
     if aligned.shape != (res, res, 3):
@@ -66,6 +112,23 @@ def refine(bundle, aligned: np.ndarray, *, seconds: float = 60.0, ratio: int = 7
     if ratio < 1:
         raise ValueError(f"the encoder/generator step ratio must be at least 1, got {ratio}")
     started = time.monotonic()
+    with _Clock(progress, seconds, started) as clock:
+        result = _fine_tune(bundle, aligned, clock, started, seconds=seconds, ratio=ratio,
+                            encoder_lr=encoder_lr, generator_lr=generator_lr,
+                            locality_weight=locality_weight, locality_samples=locality_samples,
+                            perceptual_weight=perceptual_weight, seed=seed,
+                            max_steps=max_steps, should_stop=should_stop)
+    if progress is not None:
+        progress(100.0, f"Adapted the model to the photo in {result.seconds:.0f} s")
+    return result
+
+
+def _fine_tune(bundle, aligned: np.ndarray, clock: _Clock, started: float, *, seconds: float,
+               ratio: int, encoder_lr: float, generator_lr: float, locality_weight: float,
+               locality_samples: int, perceptual_weight: float, seed: int,
+               max_steps: int | None, should_stop: Callable[[], bool] | None) -> Refinement:
+    """``refine``'s work; ``clock.phase`` says what it is doing."""
+    g0, d = bundle.generator, bundle.discriminator
     target = tf.constant(aligned[None].astype(np.float32) / 127.5 - 1.0)
     g = _copy_generator(g0)
     encoder = None
@@ -73,6 +136,7 @@ def refine(bundle, aligned: np.ndarray, *, seconds: float = 60.0, ratio: int = 7
         encoder = load_encoder(bundle)
         pivot = None
     else:  # no encoder: a short projection gives the pivot latent, which stays fixed
+        clock.phase = "Fitting the photo to the model"
         pivot = tf.constant(project(bundle, aligned, steps=100, time_limit=seconds / 4).ws[None])
     # Other latents whose images the generator must keep (locality regulariser).
     z = np.random.default_rng(seed).standard_normal((locality_samples, g.cfg.z_dim))
@@ -121,6 +185,7 @@ def refine(bundle, aligned: np.ndarray, *, seconds: float = 60.0, ratio: int = 7
     initial = float(tf.reduce_mean(tf.square(g.synthesis(latent(), "const", None, dtype) - target)))
     enc_steps = gen_steps = 0
     step = 0
+    clock.phase = "Adapting the model to the photo"
     while time.monotonic() - started < seconds:
         if (should_stop is not None and should_stop()) or (max_steps is not None
                                                             and step >= max_steps):
@@ -132,14 +197,9 @@ def refine(bundle, aligned: np.ndarray, *, seconds: float = 60.0, ratio: int = 7
         else:
             generator_step()
             gen_steps += 1
-        if progress is not None and step % 10 == 0:
-            done = min(99.0, 100.0 * (time.monotonic() - started) / seconds)
-            progress(done, f"refining: {enc_steps} encoder and {gen_steps} generator steps")
     ws = latent()
     recon = g.synthesis(ws, "const", None, dtype)
     final = float(tf.reduce_mean(tf.square(recon - target)))
-    if progress is not None:
-        progress(100.0, f"refined in {time.monotonic() - started:.0f} s")
     return Refinement(generator=g, encoder=encoder, ws=ws.numpy()[0],
                       image=to_uint8(recon.numpy())[0], initial_error=initial,
                       final_error=final, encoder_steps=enc_steps, generator_steps=gen_steps,

@@ -3,6 +3,7 @@ refine, transition and style_mix, from photos and from faces of the session."""
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 import yaml
@@ -102,9 +103,24 @@ def test_interpolate_transition_and_style_mix_between_faces(setup):
 
 
 def test_refine_saves_a_refined_bundle_and_fillers_from_it(setup):
-    api, _, _, results = setup
+    api, receiver, _, results = setup
+    posted = time.monotonic()
     task = run_task(api, "refine", {"photo": "uploads/suspect.jpg", "seconds": 60, "ratio": 2,
                                     "per_page": 2, "near_clone_threshold": 0}, timeout=240)
+    # Progress advances with the clock through the minute of refining, in words: it used to
+    # sit at 0 % through the first (compiling) steps, then count "encoder and generator steps".
+    mine = [c for c in receiver.callbacks if c.body.get("task_id") == task["task_id"]]
+    ended = next(c.at for c in mine if c.kind == "on-result")
+    progress = [c for c in mine if c.kind == "on-progress" and c.at < ended]
+    times = [posted] + [c.at for c in progress]
+    percents = [c.body["progress"] for c in progress]
+    messages = [c.body["message"] for c in progress]
+    refining = [p for p, m in zip(percents, messages) if "s left" in m]
+    assert len(refining) >= 20 and 30 < refining[len(refining) // 2] < 70, messages
+    assert percents == sorted(percents) and len(set(refining)) >= 20
+    assert max(b - a for a, b in zip(times, times[1:])) < 10, list(zip(times, messages))
+    assert "Adapting the model to the photo: about" in " ".join(messages)
+    assert not [m for m in messages if "steps" in m or "encoder" in m], messages
     result = task["result"]
     refined = results / result["refined_bundle"]
     assert (refined / "manifest.json").is_file()

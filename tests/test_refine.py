@@ -1,6 +1,8 @@
 """Refine: fine-tuning private copies on one photo lowers its reconstruction error and never
 touches the bundle."""
+import re
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -53,6 +55,35 @@ def test_refine_lowers_the_error_and_leaves_the_bundle_alone(encoder_bundle, tin
     assert refined.has_part("encoder") == with_encoder
     np.testing.assert_array_equal(
         to_uint8(refined.generator.synthesize(result.ws[None]).numpy())[0], result.image)
+
+
+def test_refine_reports_progress_by_the_clock_in_words(encoder_bundle):
+    """Progress comes at once and about every second, also while TensorFlow compiles the first
+    steps (it used to sit at 0 % until the tenth step), as the share of the time limit spent
+    and what a user understands, not step counts."""
+    bundle = load_bundle(encoder_bundle, parts=("generator", "discriminator"))
+    photo = target_face(bundle)
+    seen = []
+    started = time.monotonic()
+    result = refine(bundle, photo, seconds=5, ratio=5,
+                    progress=lambda p, m: seen.append((time.monotonic() - started, p, m)))
+    times, percents, messages = zip(*seen)
+    assert times[0] < 1 and percents[0] < 5 and messages[0].startswith("Preparing")
+    assert list(percents) == sorted(percents) and percents[-1] == 100.0
+    assert len([p for p in percents if 0 < p < 100]) >= 3  # it advances before the end
+    assert max(b - a for a, b in zip(times, times[1:])) < 5
+    words = re.compile(r"(Preparing a private copy of the model|Adapting the model to the "
+                       r"photo): (about \d+ s left|almost done)")
+    assert all(words.fullmatch(m) for m in messages[:-1]), messages
+    assert "Adapting the model to the photo: about" in " ".join(messages)
+    assert messages[-1] == f"Adapted the model to the photo in {result.seconds:.0f} s"
+
+
+def test_refine_time_left_in_words():
+    from models.refine import time_left
+
+    assert [time_left(s) for s in (0.5, 42.4, 150)] == ["almost done", "about 42 s left",
+                                                       "about 2 min left"]
 
 
 def test_refine_checks_its_arguments(tiny_bundle_dir):

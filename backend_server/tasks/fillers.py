@@ -55,10 +55,12 @@ def filler_params(params: Params, env: TaskEnv) -> dict:
             "seed": params.integer("seed", minimum=0, maximum=2 ** 31 - 1, default=0)}
 
 
-def make_page(ctx, bundle, center, suspect) -> None:
-    """Render, rank and save one page around ``center`` (w+) with ``bundle``."""
+def make_page(ctx, bundle, center, suspect,
+              progress: tuple[float, str] | None = None) -> None:
+    """Render, rank and save one page around ``center`` (w+) with ``bundle``; ``progress``:
+    the task's percent and message meanwhile."""
     p = ctx.params
-    ctx.progress(40, f"sampling and ranking page {p['page'] + 1}")
+    ctx.progress(*(progress or (40, f"sampling and ranking page {p['page'] + 1}")))
     traits = None
     if p["traits"] is not None:
         reading = suspect_reading(bundle, suspect, render(bundle.generator, center[None])[0])

@@ -31,17 +31,25 @@ def validate(params: Params, env: TaskEnv) -> dict:
             **filler_params(params, env)}
 
 
+# The task's progress bar: refining takes its time limit (60-600 s), aligning the photo
+# before and the page of fillers after take seconds.
+REFINING = (1.0, 90.0)
+
+
 def run(ctx) -> None:
     p = ctx.params
     folder = ctx.task_dir()
+    ctx.progress(0, "Finding the face in the photo")
     aligned, warnings = align_photo(str(ctx.results_dir / p["photo"]), ctx.bundle.resolution,
                                     p["face_index"], p["align"], ctx.bundle.framing)
     if warnings:
         ctx.annotate(warnings=warnings)
+    lo, hi = REFINING
     result = refine(ctx.bundle, aligned, seconds=p["seconds"], ratio=p["ratio"],
-                    progress=lambda pct, msg: ctx.progress(0.35 * pct, msg),
+                    progress=lambda pct, msg: ctx.progress(lo + (hi - lo) * pct / 100, msg),
                     should_stop=ctx.cancelled)
     ctx.check_cancelled()
+    ctx.progress(hi, "Saving the adapted model")
     digest = save_refined(ctx.bundle, result, folder / "refined_bundle", note=p["photo"])
     refined = load_bundle(folder / "refined_bundle")
     refined.generator.use_precision(ctx.bundle.generator.precision)
@@ -58,7 +66,8 @@ def run(ctx) -> None:
     ctx.save_faces([suspect], folder)
     ctx.annotate(refined_bundle=ctx.relative(folder / "refined_bundle"),
                  refined_bundle_hash=digest)
-    make_page(ctx, refined, result.ws, suspect)
+    make_page(ctx, refined, result.ws, suspect,
+              progress=(hi + 2, "Making fillers with the adapted model"))
 
 
 TASK = TaskType("refine", "fine-tune copies of the models on one photo, then fillers", validate,
