@@ -103,8 +103,7 @@ def refine(bundle, aligned: np.ndarray, *, seconds: float = 60.0, ratio: int = 7
     (or ``max_steps`` steps, whichever comes first). ``progress(percent, message)`` is called
     about once a second with the share of the time limit spent and, in words, what is being
     done and about how long is left."""
-    g0, d = bundle.generator, bundle.discriminator
-    res = g0.cfg.resolution
+    res = bundle.generator.cfg.resolution
     if aligned.shape != (res, res, 3):
         raise ValueError(f"the photo must be an aligned {res}×{res} RGB face, got {aligned.shape}")
     if not seconds > 0:
