@@ -17,6 +17,20 @@ from setup.strict_json import MAX_JSON_BODY_BYTES, use_strict_json
 log = logging.getLogger(__name__)
 
 _TOP_LEVEL = {"type", "params"}
+FILES_PAGE = 1000  # paths per page of GET /tasks/<id>/files unless ``limit`` says otherwise
+MAX_FILES_PAGE = 10_000
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    """The integer query argument ``name`` (``default`` when absent), from ``low`` to
+    ``high``; :class:`BadRequest` otherwise."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"{name} must be a whole number from {low} to {high}, "
+                         f"got {raw[:20]!r}")
+    return int(raw)
 
 
 def create_app(backend) -> Flask:
@@ -63,6 +77,13 @@ def create_app(backend) -> Flask:
     def get_task(task_id: str):
         return jsonify(backend.queue.get(task_id).to_json())
 
+    @app.get("/tasks/<task_id>/files")
+    def task_files(task_id: str):
+        """Every file the task wrote, a page at a time (its result holds the first ones)."""
+        offset = _int_arg("offset", 0, 0, 10**9)
+        limit = _int_arg("limit", FILES_PAGE, 1, MAX_FILES_PAGE)
+        return jsonify(backend.queue.get(task_id).files_page(offset, limit))
+
     @app.delete("/tasks/<task_id>")
     def delete_task(task_id: str):
         task = backend.queue.cancel(task_id)
@@ -82,7 +103,7 @@ def create_app(backend) -> Flask:
     def http_error(exc: HTTPException):
         messages = {
             404: f"no such endpoint {request.path[:100]!r}; the API is POST /tasks, "
-                 f"GET|DELETE /tasks/<id>, GET /health",
+                 f"GET|DELETE /tasks/<id>, GET /tasks/<id>/files, GET /health",
             405: f"{request.method} is not allowed on {request.path[:100]!r}",
             413: f"the body is larger than {MAX_JSON_BODY_BYTES} bytes; task requests are small "
                  f"JSON objects (files are passed by their path in the results folder)",

@@ -58,7 +58,8 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
                        help="numeric precision faces are rendered in (LIGAN_PRECISION; auto: "
                             "bfloat16 on CPUs with AMX or AVX-512 BF16, else float32)")
     serve.set_defaults(handler=_serve,
-                       result_faces=_setting(settings, "backend_result_faces", 256))
+                       result_faces=_setting(settings, "backend_result_faces", 256),
+                       result_files=_setting(settings, "backend_result_files", 1000))
 
 
 def _setting(settings, name: str, default):
@@ -101,7 +102,8 @@ def build_config(args: argparse.Namespace, secret: str):
         secret=secret, host=args.host, port=args.port, idle_timeout=args.idle_timeout,
         workers=args.workers, grace=args.grace, precision=args.precision,
         limits=BackendLimits(batch_size=args.batch_size,
-                             result_faces=max(0, int(args.result_faces))))
+                             result_faces=max(0, int(args.result_faces)),
+                             result_files=max(0, int(args.result_files))))
 
 
 def _serve(args: argparse.Namespace, settings) -> int:

@@ -56,6 +56,15 @@ class Task:
         self.stop_reason = "cancelled"  # or "interrupted" (shutdown)
         self.done = threading.Event()
         self.progress_sent = 0.0  # time.monotonic() of the last on-progress
+        # Every file the task wrote, in order: the result carries the first
+        # ``limits.result_files``, GET /tasks/<id>/files pages through all of them.
+        self.files: list[str] = []
+
+    def files_page(self, offset: int, limit: int) -> dict[str, Any]:
+        """``limit`` paths of :attr:`files` from ``offset`` (while the task runs: so far)."""
+        files = self.files
+        return {"task_id": self.id, "state": self.state, "offset": offset, "limit": limit,
+                "total": len(files), "files": files[offset:offset + limit]}
 
     def to_json(self) -> dict[str, Any]:
         return {"task_id": self.id, "type": self.type.name, "state": self.state,
@@ -79,7 +88,7 @@ class TaskContext:
         self.limits: BackendLimits = queue_.env.limits
         self._faces: list[dict[str, Any]] = []
         self._faces_total = 0
-        self._files: list[str] = []
+        self._files: list[str] = task.files
         self._file_set: set[str] = set()
         self._extra: dict[str, Any] = {}
 
@@ -136,6 +145,10 @@ class TaskContext:
             self._files.append(rel)
 
     def _collect(self, records: list, folder: Path) -> None:
+        # The records file before its images, so that the first files of a capped result
+        # always name where every record is.
+        if records:
+            self._add_file(self.relative(Path(folder) / "records.jsonl"))
         for rec in records:
             self._faces_total += 1
             image = self.relative(Path(folder) / rec.image) if rec.image else None
@@ -145,15 +158,17 @@ class TaskContext:
                 data = rec.to_dict()
                 data["image"] = image  # in results: relative to the results folder
                 self._faces.append(data)
-        if records:
-            self._add_file(self.relative(Path(folder) / "records.jsonl"))
 
     def annotate(self, **extra: Any) -> None:
         """Task-specific result keys, kept in partial results too (cancelled, interrupted)."""
         self._extra.update(extra)
 
     def result(self, extra: dict[str, Any] | None) -> dict[str, Any]:
-        out = {"faces": self._faces, "files": self._files, "faces_total": self._faces_total}
+        """The task's result: at most ``limits.result_faces`` face records and
+        ``limits.result_files`` file paths (the first ones), with their totals, so that a
+        30 000-face task's result stays small; the task type's own keys after them."""
+        out = {"faces": self._faces, "files": self._files[:self.limits.result_files],
+               "faces_total": self._faces_total, "files_total": len(self._files)}
         out.update(self._extra)
         out.update(extra or {})
         return out

@@ -16,6 +16,7 @@
 | ``LIGAN_BACKEND_GRACE``  | ``20``                          | seconds a running task may finish after SIGTERM |
 | ``LIGAN_BACKEND_BATCH_SIZE`` | ``8``                       | faces a backend renders at once           |
 | ``LIGAN_BACKEND_RESULT_FACES`` | ``256``                   | face records carried in one task result   |
+| ``LIGAN_BACKEND_RESULT_FILES`` | ``1000``                  | file paths carried in one task result     |
 | ``LIGAN_HOST``           | ``127.0.0.1``                   | address the master daemon (the one public entry point) listens on |
 | ``LIGAN_PORT``           | ``8700``                        | its port                                  |
 | ``LIGAN_PUBLIC_URL``     | ``http://<host>:<port>``        | the URL users open (behind a reverse proxy: the proxy's) |
@@ -72,6 +73,7 @@ class Settings:
     backend_grace: float = 20.0
     backend_batch_size: int = 8
     backend_result_faces: int = 256
+    backend_result_files: int = 1000
     host: str = "127.0.0.1"
     port: int = 8700
     public_url: str = ""
@@ -171,6 +173,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                     backend_grace=_float(env, "LIGAN_BACKEND_GRACE", 20.0),
                     backend_batch_size=_int(env, "LIGAN_BACKEND_BATCH_SIZE", 8, minimum=1),
                     backend_result_faces=_int(env, "LIGAN_BACKEND_RESULT_FACES", 256),
+                    backend_result_files=_int(env, "LIGAN_BACKEND_RESULT_FILES", 1000),
                     log_max_mb=_int(env, "LIGAN_LOG_MAX_MB", 10, minimum=1),
                     log_backups=_int(env, "LIGAN_LOG_BACKUPS", 5, minimum=1),
                     **_server_settings(env))

@@ -212,7 +212,8 @@ def test_an_interrupted_random_task_resumes_in_its_folder(api, server, receiver)
     seeds = [json.loads(line)["parameters"]["seed"] for line in lines]
     expected = face_seeds(99)
     assert seeds == [next(expected) for _ in range(1500)]  # as if never interrupted
-    assert sum(f.endswith(".png") for f in result["files"]) == 1500
+    files = all_files(api, resumed)
+    assert len(files) == result["files_total"] and sum(f.endswith(".png") for f in files) == 1500
 
 
 def test_random_records_the_sampler_seed_it_chose(api, receiver):
@@ -221,6 +222,19 @@ def test_random_records_the_sampler_seed_it_chose(api, receiver):
     seed = body["result"]["seed"]
     assert isinstance(seed, int) and 0 <= seed < 2 ** 32
     assert api.task(task_id)["params"]["seed"] == seed
+
+
+def all_files(api: Api, task_id: str, limit: int = 1000) -> list[str]:
+    """Every file of a task, read page by page from ``GET /tasks/<id>/files``."""
+    files: list[str] = []
+    while True:
+        page = api.call("GET", f"/tasks/{task_id}/files",
+                        params={"offset": len(files), "limit": limit}).json()
+        assert page["offset"] == len(files) and page["limit"] == limit
+        files += page["files"]
+        if len(files) >= page["total"] or not page["files"]:
+            assert len(files) == page["total"]
+            return files
 
 
 def test_result_carries_at_most_the_configured_faces(api, server, receiver):
@@ -236,8 +250,44 @@ def test_result_carries_at_most_the_configured_faces(api, server, receiver):
     result = body["result"]
     assert result["faces_total"] == 10 and len(result["faces"]) == 3
     assert sum(f.endswith(".png") for f in result["files"]) == 10
+    assert result["files_total"] == len(result["files"]) == 12  # task.json, records, images
     records = (results / result["records"]).read_text().splitlines()
     assert len(records) == 10  # every record is on disk even if not in the result
+
+
+def test_a_bulk_result_carries_the_first_files_and_pages_through_all(api, server, receiver):
+    """600 faces with the result limits lowered: the result (callback and GET) holds the
+    first files and the totals, small whatever the amount; the files route pages through
+    every path, in the order they were written."""
+    backend, _, results = server
+    limits = backend.queue.env.limits
+    old = limits.result_faces, limits.result_files
+    object.__setattr__(limits, "result_faces", 4)
+    object.__setattr__(limits, "result_files", 50)
+    try:
+        task_id = api.post_task("random", {"amount": 600, "seed": 11})
+        body = receiver.result_of(task_id, 4 * T)
+    finally:
+        object.__setattr__(limits, "result_faces", old[0])
+        object.__setattr__(limits, "result_files", old[1])
+    assert body["state"] == "done", body["error"]
+    result = body["result"]
+    assert result["faces_total"] == 600 and len(result["faces"]) == 4
+    assert result["files_total"] == 602 and len(result["files"]) == 50
+    assert result["files"][:2] == [f"tasks/{task_id}/task.json", result["records"]]
+    rest = {k: v for k, v in result.items() if k != "faces"}
+    assert len(json.dumps(rest)) < 5_000  # 50 paths, not 602
+    assert api.task(task_id)["result"]["files"] == result["files"]
+    files = all_files(api, task_id, limit=128)
+    assert files[:50] == result["files"] and len(set(files)) == 602
+    assert sorted(p.relative_to(results).as_posix() for p in
+                  (results / "tasks" / task_id).iterdir()) == sorted(files)
+    page = api.call("GET", f"/tasks/{task_id}/files", params={"offset": 600}).json()
+    assert page["files"] == files[600:] and page["total"] == 602 and page["state"] == "done"
+    for bad in ({"offset": -1}, {"limit": 0}, {"limit": 10_001}, {"offset": "x"}):
+        r = api.call("GET", f"/tasks/{task_id}/files", params=bad)
+        assert r.status_code == 400 and "must be a whole number" in r.json()["error"]
+    assert api.call("GET", "/tasks/nope/files").status_code == 404
 
 
 # -- face -----------------------------------------------------------------------------------
@@ -342,7 +392,8 @@ def test_a_failing_task_is_reported_and_the_worker_lives_on(api, receiver, opena
     {"Authorization": f"bearer  {SECRET}"}, {"Authorization": "Bearer "}])
 def test_every_endpoint_needs_the_secret(api, headers):
     for method, path in [("GET", "/health"), ("POST", "/tasks"), ("GET", "/tasks/x"),
-                         ("DELETE", "/tasks/x"), ("GET", "/nothing-here")]:
+                         ("DELETE", "/tasks/x"), ("GET", "/tasks/x/files"),
+                         ("GET", "/nothing-here")]:
         kw = {"json": {"type": "random", "params": {"amount": 1}}} if method == "POST" else {}
         resp = api.call(method, path, headers=headers, check=path != "/nothing-here", **kw)
         assert resp.status_code == 401, (method, path, resp.text)

@@ -41,6 +41,7 @@ class BackendLimits:
     batch_size: int = 8          # faces rendered at once
     chunk_size: int = 64         # faces per chunk written to disk (random)
     result_faces: int = 256      # face records carried in a result (the rest: records.jsonl)
+    result_files: int = 1000     # file paths carried in a result (all: GET /tasks/<id>/files)
     max_random: int = 30_000     # most faces one random task may make
 
 
