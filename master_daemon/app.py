@@ -179,6 +179,15 @@ def create_app(manager: Manager, hub: EventHub, token: str, proxy: Proxy,
         status, body = manager.cancel_task(sid, tid)
         return _json(body, status)
 
+    @app.route("/api/sessions/<sid>/tasks/<tid>/files", methods=ALL_METHODS)
+    def task_files_route(sid: str, tid: str) -> Response:
+        """Every file the task wrote, a page at a time (``?offset=&limit=``)."""
+        refused = guard(("GET",))
+        if refused:
+            return refused
+        status, body = manager.task_files(sid, tid, *validation.files_page(request.args))
+        return _json(body, status)
+
     # -- callbacks ---------------------------------------------------------------------------
     @app.route("/callbacks/<bid>/<kind>", methods=ALL_METHODS)
     def callback_route(bid: str, kind: str) -> Response:

@@ -33,7 +33,7 @@ from master_daemon.backend_client import BackendClient
 from master_daemon.events import EventHub
 from master_daemon.models import (B_DRAINING, B_READY, FAILED, QUEUED, STARTING, STOPPED,
                                   T_CANCELLED, T_DONE, T_FAILED, T_QUEUED, T_RUNNING, Backend,
-                                  Session, Task)
+                                  Session, Task, result_summary)
 from master_daemon.store import Store
 from master_daemon.validation import ApiError
 
@@ -184,12 +184,13 @@ class Manager:
         self._published_position[s.session_id] = self._queue_position(s)
         self.hub.publish(s.session_id, "session", self.session_dict(s))
 
-    def emit_task(self, t: Task, *names: str) -> None:
-        """Store ``t`` and publish it as the ``names`` events (default ``task``)."""
+    def emit_task(self, t: Task, ended: bool = False) -> None:
+        """Store ``t`` and publish its summary as a ``task`` event; ``ended``: then the
+        ``result`` event too."""
         self.store.put_task(t)
-        data = t.public()
-        for name in names or ("task",):
-            self.hub.publish(t.session_id, name, data)
+        self.hub.publish(t.session_id, "task", t.summary())
+        if ended:
+            self.hub.publish(t.session_id, "result", t.ended_event())
 
     def unfinished(self, sid: str) -> list[Task]:
         """The session's tasks not yet ended, oldest first."""
@@ -290,7 +291,7 @@ class Manager:
                         self._drop_task(t)
                         return status, answer
                     if t.backend_id:
-                        self.hub.publish(sid, "task", t.public())
+                        self.hub.publish(sid, "task", t.summary())
                     else:
                         self.emit_task(t)
                     return 202, t.public()
@@ -316,7 +317,45 @@ class Manager:
             self._session(sid)
             mine = sorted(self._tasks_of.get(sid, {}).values(), key=lambda t: t.created,
                           reverse=True)
-            return {"tasks": [t.public() for t in mine[:TASK_LIST_LIMIT]]}
+            return {"tasks": [t.summary() for t in mine[:TASK_LIST_LIMIT]]}
+
+    def task_files(self, sid: str, tid: str, offset: int, limit: int
+                   ) -> tuple[int, dict[str, Any]]:
+        """``GET …/tasks/<tid>/files``: ``limit`` of the files the task wrote from ``offset``.
+        A result lists only the first files of a bulk task (``files_total`` counts them all),
+        so the rest come from the backend that ran it, while that backend lives and remembers
+        the task; after that 410, since its records files (listed first) name every face."""
+        with self._lock:
+            self._session(sid)
+            t = self.tasks.get(tid) or self.store.get_task(tid)
+            if t is None or t.session_id != sid:
+                raise ApiError(404, f"no task {tid!r} in session {sid!r}")
+            counts = result_summary(t.result) or {"files_total": 0}
+            listed = t.result.get("files") if isinstance(t.result, dict) else None
+            listed = listed if isinstance(listed, list) else []
+            page = {"task_id": tid, "state": t.state, "offset": offset, "limit": limit}
+            if t.ended and len(listed) >= counts["files_total"]:
+                return 200, {**page, "total": len(listed),
+                             "files": listed[offset:offset + limit]}
+            b = self.backends.get(t.backend_id) if t.backend_id else None
+            if b is None or not b.live or not b.address or not t.backend_task_id:
+                if not t.ended:  # held by the daemon: nothing written yet on this backend
+                    return 200, {**page, "total": 0, "files": []}
+                return 410, {"error": self._files_gone(t, len(listed), counts["files_total"])}
+            address, secret, btid = b.address, b.secret, t.backend_task_id
+        status, answer = self.client.call(
+            "GET", address, f"/tasks/{btid}/files?offset={offset}&limit={limit}", secret)
+        if status == 200 and isinstance(answer.get("files"), list):
+            return 200, {**answer, **page}
+        if status in (0, 404):
+            return 410, {"error": self._files_gone(t, len(listed), counts["files_total"])}
+        return 502, {"error": f"the backend answered {status}: {answer.get('error')}"}
+
+    @staticmethod
+    def _files_gone(t: Task, listed: int, total: int) -> str:
+        return (f"task {t.task_id} wrote {total} files and its result lists the first {listed}; "
+                f"the backend that held the whole list has ended or forgotten the task. Every "
+                f"face is in the records.jsonl files among those listed")
 
     def cancel_task(self, sid: str, tid: str) -> tuple[int, dict[str, Any]]:
         """``DELETE …/tasks/<tid>``: queued here: cancelled at once; sent: DELETE on the
@@ -561,7 +600,7 @@ class Manager:
                 self._by_backend_task[(bid, t.backend_task_id)] = t.task_id
                 self.store.put_task(t)
                 if not synchronous:
-                    self.hub.publish(t.session_id, "task", t.public())
+                    self.hub.publish(t.session_id, "task", t.summary())
                 log.info("task %s (%s) of session %s forwarded to backend %s as %s",
                          t.task_id, t.type, t.session_id, bid, t.backend_task_id)
                 return 202, answer
@@ -598,7 +637,7 @@ class Manager:
             s.last_activity = self.clock()
         log.info("task %s (%s) of session %s ended: %s%s", t.task_id, t.type, t.session_id,
                  state, f" ({error})" if error else "")
-        self.emit_task(t, "task", "result")
+        self.emit_task(t, ended=True)
         self._prune(t.session_id)
 
     def requeue(self, t: Task, message: str, result: Any = None) -> None:

@@ -107,10 +107,48 @@ class Task:
         return self.state in T_ENDED
 
     def public(self) -> dict[str, Any]:
+        """The task object of the contract, with the whole (backend-capped) result: the
+        answer of ``GET …/tasks/<id>``."""
         return {"task_id": self.task_id, "session_id": self.session_id, "type": self.type,
                 "params": self.params, "state": self.state, "progress": self.progress,
                 "message": self.message, "result": self.result, "error": self.error,
                 "created": self.created, "finished": self.finished}
+
+    def summary(self) -> dict[str, Any]:
+        """The task object without its result, which ``result_summary`` counts instead: what
+        ``task`` events and the task list carry, so that a bulk task's faces and files are not
+        sent again with every change (or 100 times in a list)."""
+        out = self.public()
+        del out["result"]
+        out["result_summary"] = result_summary(self.result)
+        return out
+
+    def ended_event(self) -> dict[str, Any]:
+        """The ``result`` event, sent once when the task ends: the task object whose result
+        has no file list and face records without their latents (what a page shows; ``GET``
+        of the task has both), and ``result_summary`` as in :meth:`summary`."""
+        out = self.public()
+        out["result_summary"] = result_summary(self.result)
+        if isinstance(self.result, dict):
+            shown = {k: v for k, v in self.result.items() if k != "files"}
+            if isinstance(shown.get("faces"), list):
+                shown["faces"] = [{k: v for k, v in f.items() if k != "latent"}
+                                  if isinstance(f, dict) else f for f in shown["faces"]]
+            out["result"] = shown
+        return out
+
+
+def result_summary(result: Any) -> dict[str, int] | None:
+    """``{"faces_total", "files_total"}`` of a result (None for none): how many face records
+    and files the task made, whatever its result carries of them."""
+    if not isinstance(result, dict):
+        return None
+    out = {}
+    for kind in ("faces", "files"):
+        total, listed = result.get(f"{kind}_total"), result.get(kind)
+        out[f"{kind}_total"] = total if isinstance(total, int) else (
+            len(listed) if isinstance(listed, list) else 0)
+    return out
 
 
 def to_row(obj: Any) -> dict[str, Any]:

@@ -8,12 +8,14 @@ instead.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Mapping
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 #: A stream key: the SHA-256 (hex) of the frontend's login session id.
 STREAM_KEY = re.compile(r"^[0-9a-f]{64}$")
 MAX_REVOKED_KEYS = 1000  # per request
+FILES_PAGE = 1000  # file paths per page of GET …/tasks/<id>/files unless ``limit`` says
+MAX_FILES_PAGE = 10_000
 
 
 class ApiError(Exception):
@@ -57,3 +59,20 @@ def revoked_keys(body: Any) -> list[str]:
         raise ApiError(400, f'send {{"keys": [...]}}: at most {MAX_REVOKED_KEYS} stream '
                             f'keys, each the SHA-256 (64 hex digits) of a login session id')
     return keys
+
+
+def files_page(args: Mapping[str, str]) -> tuple[int, int]:
+    """``(offset, limit)`` of a ``GET …/tasks/<id>/files`` query (defaults 0 and
+    :data:`FILES_PAGE`)."""
+    out = []
+    for name, default, high in (("offset", 0, 10**9), ("limit", FILES_PAGE, MAX_FILES_PAGE)):
+        raw = args.get(name)
+        low = 0 if name == "offset" else 1
+        if raw is None:
+            out.append(default)
+        elif raw.isdigit() and low <= int(raw) <= high:
+            out.append(int(raw))
+        else:
+            raise ApiError(400, f"{name} must be a whole number from {low} to {high}, "
+                                f"got {raw[:20]!r}")
+    return out[0], out[1]

@@ -263,7 +263,10 @@ def test_objects_match_the_openapi_description(daemons):
     tasks = d.api("GET", f"/api/sessions/{SID}/tasks").json()["tasks"]
     assert tasks
     for t in tasks:
-        check(t, "Task")
+        check(t, "TaskSummary")
+        check(task(d, SID, t["task_id"]), "Task")
+    page = d.api("GET", f"/api/sessions/{SID}/tasks/{tasks[0]['task_id']}/files").json()
+    check(page, "FilesPage")
 
 
 # -- queue limit and idle timeout --------------------------------------------------------------
@@ -674,3 +677,138 @@ def test_a_job_stuck_pending_fails_its_session_from_the_structured_state(scripte
     assert sched.cancelled == [job]
     t = manager.get_task("user-1", task_id)
     assert t["state"] == "failed" and "the queue is closed" in t["error"]
+
+
+class FakeBackend:
+    """A backend's HTTP API on a loopback port, enough for the daemon to send a task to it
+    and page its files: ``POST /tasks``, ``GET /tasks/<id>/files``, ``GET /health``."""
+
+    def __init__(self, files: list[str]):
+        import http.server
+        import threading
+        from urllib.parse import parse_qs, urlsplit
+
+        self.files = files
+        self.posted: list[dict] = []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _answer(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                fake.posted.append(json.loads(self.rfile.read(length)))
+                self._answer(202, {"task_id": f"bt{len(fake.posted)}", "state": "queued"})
+
+            def do_GET(self):
+                url = urlsplit(self.path)
+                if url.path == "/health":
+                    return self._answer(200, {"status": "ok"})
+                q = {k: int(v[0]) for k, v in parse_qs(url.query).items()}
+                offset, limit = q.get("offset", 0), q.get("limit", 1000)
+                self._answer(200, {"task_id": url.path.split("/")[2], "state": "done",
+                                   "offset": offset, "limit": limit, "total": len(fake.files),
+                                   "files": fake.files[offset:offset + limit]})
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_task_events_carry_a_summary_and_the_files_are_paged(scripted):
+    """A random task of 600 faces whose backend capped its result (4 faces, 50 of 602
+    files): its ``task`` events and the task list carry counts, not the result; the one
+    ``result`` event has the faces without latents and no file list; GET of the task has the
+    capped result; ``…/files`` pages through all 602 paths from the backend while it lives."""
+    from master_daemon.models import B_ENDED
+
+    manager, monitor, sched, client = scripted
+    auth = {"Authorization": "Bearer tok"}
+    sid = "user-2"
+    files = ["tasks/x/task.json", "tasks/x/records.jsonl"] + [f"tasks/x/{i:05d}.png"
+                                                              for i in range(600)]
+    fake = FakeBackend(files)
+    try:
+        client.put(f"/api/sessions/{sid}", headers=auth)
+        b = manager.backends[manager.sessions[sid].backend_id]
+        bearer = {"Authorization": f"Bearer {b.secret}"}
+        r = client.post(f"/callbacks/{b.backend_id}/on-ready", headers=bearer,
+                        json={"status": "ready", "address": fake.url, "bundle_hash": "h"})
+        assert r.status_code == 200 and manager.get_session(sid)["state"] == "ready"
+        r = client.post(f"/api/sessions/{sid}/tasks", headers=auth,
+                        json={"type": "random", "params": {"amount": 600}})
+        assert r.status_code == 202 and fake.posted, r.json
+        tid = r.json["task_id"]
+        r = client.post(f"/callbacks/{b.backend_id}/on-progress", headers=bearer,
+                        json={"task_id": "bt1", "progress": 50, "message": "300 of 600"})
+        assert r.status_code == 200
+        faces = [{"id": f"{i:032x}", "latent": [0.123456789] * 256, "latent_space": "z",
+                  "image": files[2 + i]} for i in range(4)]
+        result = {"faces": faces, "files": files[:50], "faces_total": 600, "files_total": 602,
+                  "seed": 3, "folder": "tasks/x"}
+        r = client.post(f"/callbacks/{b.backend_id}/on-result", headers=bearer,
+                        json={"task_id": "bt1", "state": "done", "result": result,
+                              "error": None})
+        assert r.status_code == 200, r.json
+        manager.hub.flush()
+        events = [e for e in manager.hub.after(sid, 0) if e.name in ("task", "result")]
+        tasks = [json.loads(e.data) for e in events if e.name == "task"]
+        assert [t["state"] for t in tasks] == ["queued", "running", "done"]
+        assert all("result" not in t and len(json.dumps(t)) < 1000 for t in tasks)
+        assert tasks[-1]["result_summary"] == {"faces_total": 600, "files_total": 602}
+        (ended,) = [json.loads(e.data) for e in events if e.name == "result"]
+        assert ended["state"] == "done" and ended["result"]["faces_total"] == 600
+        assert "files" not in ended["result"] and ended["result"]["seed"] == 3
+        assert [f["image"] for f in ended["result"]["faces"]] == files[2:6]
+        assert all("latent" not in f for f in ended["result"]["faces"])
+        assert len(json.dumps(ended)) < 2000
+        full = client.get(f"/api/sessions/{sid}/tasks/{tid}", headers=auth).json
+        assert full["result"] == result  # GET has the capped result as the backend sent it
+        listed = client.get(f"/api/sessions/{sid}/tasks", headers=auth).json["tasks"]
+        assert listed[0]["task_id"] == tid and "result" not in listed[0]
+        assert listed[0]["result_summary"]["files_total"] == 602
+
+        got: list[str] = []
+        while True:
+            page = client.get(f"/api/sessions/{sid}/tasks/{tid}/files?offset={len(got)}"
+                              f"&limit=250", headers=auth).json
+            assert page["task_id"] == tid and page["total"] == 602 and page["offset"] == len(got)
+            got += page["files"]
+            if not page["files"]:
+                break
+        assert got == files
+        for obj, name in [*((t, "TaskSummary") for t in tasks + listed), (full, "Task"),
+                          (ended, "Task"), (page, "FilesPage")]:
+            _check_schema(obj, name)
+        for bad in ("offset=-1", "limit=0", "limit=10001", "offset=x"):
+            r = client.get(f"/api/sessions/{sid}/tasks/{tid}/files?{bad}", headers=auth)
+            assert r.status_code == 400 and "must be a whole number" in r.json["error"], bad
+        with manager.lock:
+            b.state = B_ENDED
+        r = client.get(f"/api/sessions/{sid}/tasks/{tid}/files", headers=auth)
+        assert r.status_code == 410 and "records.jsonl" in r.json["error"]
+    finally:
+        fake.close()
+
+
+def _check_schema(obj: dict, name: str) -> None:
+    import jsonschema
+    import yaml
+
+    spec = yaml.safe_load((Path(__file__).parent.parent / "docs" / "api" /
+                           "master_daemon.yaml").read_text())
+    jsonschema.Draft202012Validator({**spec, "$ref": f"#/components/schemas/{name}"}
+                                    ).validate(obj)
