@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from tests.test_training import LONDON, needs_faces, tiny_train_config
+from tests.test_training import needs_faces, tiny_train_config
 
 # A processor line as /proc/cpuinfo writes it, with and without bfloat16 units.
 CPUINFO = ("processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 avx512f "
@@ -185,17 +185,3 @@ def test_float16_training_steps_give_finite_losses(tmp_path):
     assert trainer.train()["finished"]
     ticks = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(ticks) == 2 and all(math.isfinite(t["loss/D"]) for t in ticks)
-
-
-@needs_faces
-def test_the_train_command_names_the_precision_it_chose(tmp_path):
-    from tests.conftest import ligan
-
-    r = ligan("train", "stylegan2", "--data", str(LONDON), "--run-dir", str(tmp_path / "r"),
-              "--resolution", "32", "--batch", "4", "--kimg", "0.004", "--z-dim", "32",
-              "--w-dim", "32", "--mapping-layers", "2", "--channel-base", "512",
-              "--channel-max", "32", "--tick-kimg", "0.004", "--snapshot-kimg", "0.004",
-              "--no-progress", env={"LIGAN_PRECISION": "bfloat16"})
-    assert r.returncode == 0, r.stderr
-    assert "precision bfloat16 (set explicitly)" in r.stderr + r.stdout
-    assert json.loads((tmp_path / "r" / "config.json").read_text())["precision"] == "bfloat16"

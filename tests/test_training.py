@@ -1,5 +1,6 @@
 """StyleGAN2 training: augmentation, optimiser, data order, losses, checkpoint and resume."""
 import json
+import os
 import re
 
 import numpy as np
@@ -154,8 +155,10 @@ def test_cli_training_checkpoints_on_sigterm_and_resumes(tmp_path):
             "--resolution", "32", "--batch", "4", "--z-dim", "32", "--w-dim", "32",
             "--mapping-layers", "2", "--channel-base", "1024", "--channel-max", "64",
             "--tick-kimg", "0.004", "--snapshot-kimg", "100", "--no-progress"]
+    # LIGAN_PRECISION is read, and the command says which precision it chose and why.
     proc = subprocess.Popen([*ligan_command(), *args, "--kimg", "100"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, LIGAN_PRECISION="float32"))
     metrics = run / "metrics.jsonl"
     deadline = time.monotonic() + 300
     while not (metrics.exists() and metrics.read_text().strip()):
@@ -167,6 +170,8 @@ def test_cli_training_checkpoints_on_sigterm_and_resumes(tmp_path):
     assert proc.returncode == 0, err[-2000:]
     found = re.search(r"stopped by SIGTERM at ([0-9.]+) kimg; run the same command again", out)
     assert found, out
+    assert "precision float32 (set explicitly)" in err + out
+    assert json.loads((run / "config.json").read_text())["precision"] == "float32"
     stopped_kimg = float(found.group(1))
     assert stopped_kimg > 0
     assert any(p.name.startswith("ckpt-") for p in (run / "checkpoints").iterdir())

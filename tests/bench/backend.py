@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bundle", type=Path, help="bundle to use (default: a new untrained one)")
     ap.add_argument("--resolution", type=int, default=64, help="of the untrained bundle")
-    ap.add_argument("--amount", type=int, default=24, help="faces per task")
+    ap.add_argument("--amount", type=int, help="faces per task (24; quick: 8)")
     ap.add_argument("--repeats", type=int, default=7, help="timed runs of each way")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=3.0, help="per GET measurement")
@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny bundle, few repeats")
     ap.add_argument("--json", type=Path, help="write every number here")
     args = ap.parse_args(argv)
+    if args.amount is None:
+        args.amount = 8 if args.quick else 24
     if args.quick:
         args.repeats, args.seconds = min(args.repeats, 3), min(args.seconds, 1.0)
 

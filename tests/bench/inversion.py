@@ -22,7 +22,7 @@ precision (generator, encoder, projector, refine and the discriminator's feature
 Run from the repository root::
 
     .venv/bin/python tests/bench/inversion.py --bundle models/bundles/default
-    .venv/bin/python tests/bench/inversion.py --quick          # tiny untrained bundle, 2 photos
+    .venv/bin/python tests/bench/inversion.py --quick          # tiny untrained bundle, 1 photo
 """
 from __future__ import annotations
 
@@ -81,13 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default="encoder,encoder+projector,encoder+refine",
                     help="comma-separated inversion methods to measure (the encoder always "
                          "runs: fillers start from its latents)")
-    ap.add_argument("--quick", action="store_true", help="tiny bundle, 2 photos, few steps")
+    ap.add_argument("--quick", action="store_true", help="tiny bundle, 1 photo, few steps")
     ap.add_argument("--precision", nargs="+", default=["float32"],
                     choices=("float32", "bfloat16"), help="precisions to measure in")
     ap.add_argument("--json", type=Path, help="write every number here")
     args = ap.parse_args(argv)
     if args.quick:
-        args.limit, args.steps, args.pages, args.per_page = 2, 5, 2, 6
+        args.limit, args.steps, args.pages, args.per_page = 1, 5, 2, 6
         args.refine_steps = args.refine_steps or 4
     photos = sorted(args.photos.glob(args.pattern))[:args.limit]
     if not photos:

@@ -4,7 +4,8 @@ Two numbers per resolution, measured separately:
 
 * **training**: images per second of complete G+D steps (``Trainer``'s compiled step function
   with the real schedule: path-length regularisation every 4th, R1 every 16th minibatch) on a
-  batch already in memory, after every step variant has been compiled once;
+  batch already in memory, after every step variant has been compiled once (``--quick`` times
+  plain steps only, to keep the smoke test short);
 * **loading**: images per second of the TFRecord pipeline of ``models/training/data.py``
   (decode, resize, mirror, batch) over a shard of JPEGs written for the run (UTKFace faces when
   ``../shared/data/utkface`` exists, else random images).
@@ -22,7 +23,7 @@ bfloat16 is emulated). Run from the repository root::
 
     .venv/bin/python tests/bench/training.py                 # 64 and 128 px
     .venv/bin/python tests/bench/training.py --resolutions 64 --precision float32 bfloat16
-    .venv/bin/python tests/bench/training.py --quick         # 32 px, a few steps (the test)
+    .venv/bin/python tests/bench/training.py --quick         # 32 px, a few plain steps (the test)
 """
 from __future__ import annotations
 
@@ -74,8 +75,13 @@ def loading_rate(data: Path, resolution: int, batch: int, batches: int) -> float
 
 
 def training_rate(data: Path, run_dir: Path, resolution: int, batch: int, steps: int,
-                  channel_base: int, channel_max: int, precision: str) -> float:
-    """Images per second of G+D steps; leaves the run's bundle in ``run_dir/bundle``."""
+                  channel_base: int, channel_max: int, precision: str,
+                  schedule: bool = True) -> float:
+    """Images per second of G+D steps; leaves the run's bundle in ``run_dir/bundle``.
+
+    ``schedule=False`` times plain steps only (no R1, no path length): compiling the three
+    regularised variants is most of a short run's time, and tests/test_training.py covers them.
+    """
     import tensorflow as tf
 
     from models.training.data import training_dataset
@@ -87,12 +93,17 @@ def training_rate(data: Path, run_dir: Path, resolution: int, batch: int, steps:
     trainer = Trainer(cfg, run_dir)
     real = next(iter(training_dataset(data, resolution, batch, seed=0)))
     beta = tf.constant(trainer.ema_beta(10_000), tf.float32)
-    for key in ((True, True), (True, False), (False, True), (False, False)):
+    def variant(step: int) -> tuple[bool, bool]:
+        if not schedule:
+            return False, False
+        return step % cfg.pl_interval == 0, step % cfg.r1_interval == 0
+
+    for key in {variant(0), variant(1), *(((True, True), (True, False), (False, True))
+                                          if schedule else ())}:
         trainer._step_fn(*key)(real, beta)  # compile every variant outside the clock
     t0 = time.perf_counter()
     for step in range(steps):
-        stats = trainer._step_fn(step % cfg.pl_interval == 0, step % cfg.r1_interval == 0)(
-            real, beta)
+        stats = trainer._step_fn(*variant(step))(real, beta)
     float(stats["loss/G"])  # wait for the last step
     rate = steps * batch / (time.perf_counter() - t0)
     if not (run_dir / "bundle").exists():
@@ -156,7 +167,7 @@ def ratio_lines(report: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="32 px, few steps (smoke test)")
+    parser.add_argument("--quick", action="store_true", help="32 px, a few plain steps (smoke test)")
     parser.add_argument("--resolutions", type=int, nargs="+", default=None)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=16, help="timed training steps")
@@ -202,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             for precision in args.precision:
                 run = Path(tmp) / f"run{res}-{precision}"
                 train = training_rate(data, run, res, batch, steps, args.channel_base,
-                                      args.channel_max, precision)
+                                      args.channel_max, precision, schedule=not args.quick)
                 row = {"resolution": res, "precision": precision, "train_img_s": round(train, 2),
                        "load_img_s": round(load, 1), "ratio": round(load / train, 1)}
                 report["results"].append(row)
