@@ -25,7 +25,7 @@ log = logging.getLogger("ligan.daemon")
 class Callbacks:
     """Handles the callbacks of the backends ``manager`` started."""
 
-    def __init__(self, manager: Manager):
+    def __init__(self, manager: Manager) -> None:
         self.m = manager
 
     def handle(self, bid: str, kind: str, authorization: str, body: Any

@@ -28,7 +28,7 @@ log = logging.getLogger("ligan.daemon.monitor")
 class Monitor:
     """Watches the jobs and sessions of ``manager`` on a thread of its own."""
 
-    def __init__(self, manager: Manager, interval_s: float = 2.0):
+    def __init__(self, manager: Manager, interval_s: float = 2.0) -> None:
         self.manager = manager
         self.interval_s = interval_s
         self._stop = threading.Event()
