@@ -215,11 +215,15 @@ def test_refine_shows_a_new_page(page):
     assert page.locator("#refine-value").inner_text() == "60"
     page.click("#refine")
     page.wait_for_selector("#cancel:not([disabled])")        # the task runs
-    try:
-        page.wait_for_function("() => document.getElementById('progress').value > 0",
-                               timeout=45_000)
-    except Exception:
-        pass                                                  # a screenshot without progress
+    # The bar moves with the clock and says, in words, what is done and how long is left (it
+    # sat at 0 % through the first, compiling steps, then counted encoder and generator steps).
+    page.wait_for_function("() => document.getElementById('progress').value > 0 && document"
+                           ".getElementById('progress-text').textContent.includes(' s left')",
+                           timeout=45_000)
+    words = page.locator("#progress-text").inner_text()
+    assert re.fullmatch(r"\d+% · (Preparing a private copy of the model|Fitting the photo to "
+                        r"the model|Adapting the model to the photo): about \d+ s left",
+                        words), words
     shot(page, "refining", show=".refine")
     page.reload()                         # the running task is picked up again after a reload
     page.wait_for_selector("#cancel:not([disabled])")
