@@ -66,3 +66,31 @@ export function sessionWords(session) {
   if (!session) return 'Backend: not started yet (it starts with your first photo)';
   return words[s] || `Backend: ${s}`;
 }
+
+// -- the lineup page's draft: its unsaved work, in this tab's session storage, one per user
+// (app.js writes it). Logging out drops it; another user logging in in this tab never sees it.
+
+const DRAFT = 'ligan-draft-';
+
+export const LOGOUT_QUESTION = 'Log out and discard the lineup you have not saved?';
+
+export const draftKey = (user) => `${DRAFT}${user.id}`;
+
+export function forgetDrafts(keep = null) {
+  // Every draft of this tab but `keep`.
+  try {
+    for (const key of Object.keys(sessionStorage)) {
+      if (key.startsWith(DRAFT) && key !== keep) sessionStorage.removeItem(key);
+    }
+  } catch { /* storage disabled: there are none */ }
+}
+
+export function draftUnsaved(user) {
+  // Whether the user's draft holds lineup picks that were not saved.
+  try { return Boolean(JSON.parse(sessionStorage.getItem(draftKey(user)) || 'null')?.unsaved); } catch { return false; }
+}
+
+export async function logout() {
+  forgetDrafts();
+  try { await api('POST', '/web/logout'); } finally { location.replace('/login'); }
+}

@@ -2,8 +2,11 @@
 //
 // State lives in `state`; every change calls the matching render function. Backend state,
 // progress and results arrive as server-sent events from the master daemon; task requests go
-// through the frontend server (/web/...), which checks the user and forwards them.
-import { api, me, sessionWords } from './api.js';
+// through the frontend server (/web/...), which checks the user and forwards them. The work in
+// progress is kept as a draft in this tab's session storage (see "the draft" below).
+import {
+  LOGOUT_QUESTION, api, draftKey, forgetDrafts, logout, me, sessionWords,
+} from './api.js';
 import { renderSlot, uploadInto } from './photos.js';
 
 const $ = (id) => document.getElementById(id);
@@ -22,6 +25,8 @@ const state = {
   distanceTo: null,              // what the fillers' distances measure against (the photo)
   reconstruction: null,          // the suspect's reconstruction of the last fillers task
   lineup: { id: null, name: '', size: 6, position: null, suspect: null, fillers: [] },
+  savedAs: null,                 // lineupKey() as last saved or opened (to tell unsaved picks)
+  draftOn: false,                // the draft is written (not before it was read, nor at logout)
   menuFace: null,
 };
 
@@ -34,11 +39,109 @@ async function start() {
   state.user = who.user;
   $('user-name').textContent = who.user.name;
   $('admin-link').hidden = !who.user.is_admin;
+  forgetDrafts(draftKey(who.user));   // another user's, left in this tab without logging out
   wireControls();
   renderPositions();
   renderLineup();
   await attachSession();
+  await restoreDraft();
   await resumeTask();
+  document.body.dataset.started = 'true';   // (browser tests wait for it)
+}
+
+// -- the draft -----------------------------------------------------------------------------
+// The photos, the pages of results, the lineup and the settings, written to this tab's session
+// storage (under the user's id) after every change and read at start: a reload or a visit to
+// Research loses nothing. "New lineup", opening a saved lineup and logging out ask before they
+// discard picks that were not saved; saving marks the draft as saved.
+
+const settingIds = () => ['per-page', 'steps', 'interp-count', 'refine-seconds',
+                          ...[...document.querySelectorAll('#traits select')].map((el) => el.id)];
+
+function lineupKey() {
+  const l = state.lineup;
+  return JSON.stringify([l.id, l.suspect, l.fillers.map((f) => f.face_id), l.size, l.name,
+                         $('suspect-position').value]);
+}
+
+function unsaved() {
+  const l = state.lineup;
+  return Boolean(l.suspect || l.fillers.length) && lineupKey() !== state.savedAs;
+}
+
+function markSaved() {
+  state.savedAs = lineupKey();
+  saveDraft();
+}
+
+function slimFace(face) {
+  // What the page shows of a face; its latent (large for w+) stays on the server.
+  const { id, image, operation, parents, distance } = face;
+  const { t, traits } = face.parameters || {};
+  return { id, image, operation, parents, distance, parameters: { t, traits } };
+}
+
+function saveDraft() {
+  if (!state.draftOn) return;
+  const pages = Object.fromEntries(Object.entries(state.pages).map(
+    ([n, seen]) => [n, { faces: seen.faces.map(slimFace), note: seen.note }]));
+  const draft = {
+    mode: state.mode, slots: slotsForSaving(), lineup: state.lineup,
+    position: $('suspect-position').value, savedAs: state.savedAs, unsaved: unsaved(),
+    faces: state.faces.map(slimFace), page: state.page, pageSource: state.pageSource, pages,
+    distanceTo: state.distanceTo,
+    reconstruction: state.reconstruction && { id: state.reconstruction.id },
+    note: $('results-note').textContent, saveMessage: $('save-message').textContent,
+    downloads: !$('downloads').hidden,
+    settings: Object.fromEntries(settingIds().map((id) => [id, $(id).value])),
+  };
+  try {
+    sessionStorage.setItem(draftKey(state.user), JSON.stringify(draft));
+  } catch { /* storage full or disabled: no draft is kept */ }
+}
+
+async function restoreDraft() {
+  let draft = null;
+  try { draft = JSON.parse(sessionStorage.getItem(draftKey(state.user)) || 'null'); } catch { draft = null; }
+  try {
+    if (draft) await applyDraft(draft);
+  } catch { /* a draft this version cannot read: start afresh */ }
+  state.draftOn = true;
+}
+
+async function applyDraft(draft) {
+  for (const [id, value] of Object.entries(draft.settings || {})) {
+    if ($(id) && typeof value === 'string') $(id).value = value;
+  }
+  $('refine-value').textContent = $('refine-seconds').value;
+  setMode(draft.mode === 'interpolate' ? 'interpolate' : 'basic');
+  await restoreSlots(draft.slots || {});
+  if (draft.lineup && Array.isArray(draft.lineup.fillers)) state.lineup = draft.lineup;
+  renderPositions();
+  $('suspect-position').value = draft.position || '';
+  Object.assign(state, {
+    faces: draft.faces || [], page: draft.page || 0, pageSource: draft.pageSource || null,
+    pages: draft.pages || {}, distanceTo: draft.distanceTo || null,
+    reconstruction: draft.reconstruction || null, savedAs: draft.savedAs || null,
+  });
+  if (draft.note) $('results-note').textContent = draft.note;
+  $('save-message').textContent = draft.saveMessage || '';
+  showDownloads(state.lineup.id, Boolean(draft.downloads));
+  renderLineup();
+  renderFaces();
+  renderButtons();
+}
+
+async function restoreSlots(slots) {
+  // The photo slots of a saved lineup or a draft (uploads are looked up again).
+  for (const [name, slot] of Object.entries(slots)) {
+    if (slot.upload_id) {
+      try {
+        const upload = await api('GET', `/web/uploads/${slot.upload_id}`);
+        setSlot(name, { upload, faceIndex: slot.faceIndex || 0 });
+      } catch { /* the photo is gone: leave the slot empty */ }
+    } else if (slot.face) setSlot(name, { face: slot.face });
+  }
 }
 
 async function resumeTask() {
@@ -134,6 +237,7 @@ function setMode(mode) {
   document.querySelector('[data-slot="suspect"] .slot-title').textContent =
     mode === 'interpolate' ? 'Photo #1 (the suspect)' : 'Suspect photo';
   renderButtons();
+  saveDraft();
 }
 
 function slotElement(name) { return document.querySelector(`[data-slot="${name}"]`); }
@@ -147,6 +251,7 @@ function setSlot(name, value) {
   if (name === 'suspect') setSuspect();
   if (value) ensureSession();
   renderButtons();
+  saveDraft();
 }
 
 function setSuspect() {
@@ -372,6 +477,7 @@ function renderFaces() {
   $('page-label').textContent = paged ? `Page ${state.page + 1}` : '—';
   $('prev-page').disabled = !paged || state.page === 0 || Boolean(state.task);
   $('next-page').disabled = !paged || state.page >= 99 || Boolean(state.task);
+  saveDraft();
 }
 
 function describe(face) {
@@ -472,6 +578,7 @@ function renderLineup() {
   });
   $('selected').replaceChildren(...items);
   $('save').disabled = !l.suspect;
+  saveDraft();
 }
 
 const THUMB = 56;   // px: the lineup panel's thumbnails (style.css .selected-item)
@@ -546,13 +653,17 @@ async function saveLineup() {
     const missing = saved.size - 1 - saved.fillers.length;
     $('save-message').textContent = `Saved “${saved.name}”: the suspect is number ${saved.suspect_position}.` +
       (missing ? ` Select ${missing} more filler${missing > 1 ? 's' : ''} to export it.` : '');
-    const downloads = $('downloads');
-    downloads.hidden = !saved.complete;
-    $('download-png').href = `/web/lineups/${saved.id}/composite.png`;
-    $('download-zip').href = `/web/lineups/${saved.id}/export.zip`;
+    showDownloads(saved.id, saved.complete);
+    markSaved();
   } catch (e) {
     $('save-message').textContent = e.message;
   }
+}
+
+function showDownloads(id, complete) {
+  $('downloads').hidden = !(id && complete);
+  $('download-png').href = `/web/lineups/${id}/composite.png`;
+  $('download-zip').href = `/web/lineups/${id}/export.zip`;
 }
 
 function slotsForSaving() {
@@ -591,6 +702,7 @@ async function showLineups() {
 }
 
 async function openLineup(id) {
+  if (unsaved() && !window.confirm('Open this lineup and discard the picks you have not saved?')) return;
   try {
     const saved = await api('GET', `/web/lineups/${id}`);
     state.lineup = { id: saved.id, name: saved.name, size: saved.size, position: saved.suspect_position,
@@ -599,26 +711,19 @@ async function openLineup(id) {
     $('suspect-position').value = String(saved.suspect_position);
     const ui = saved.ui || {};
     setMode(ui.mode === 'interpolate' ? 'interpolate' : 'basic');
-    for (const [name, slot] of Object.entries(ui.slots || {})) {
-      if (slot.upload_id) {
-        try {
-          const upload = await api('GET', `/web/uploads/${slot.upload_id}`);
-          setSlot(name, { upload, faceIndex: slot.faceIndex || 0 });
-        } catch { /* the photo is gone: leave the slot empty */ }
-      } else if (slot.face) setSlot(name, { face: slot.face });
-    }
+    await restoreSlots(ui.slots || {});
     state.lineup.suspect = saved.suspect;
     renderLineup();
     $('save-message').textContent = `Opened “${saved.name}”.`;
-    $('downloads').hidden = !saved.complete;
-    $('download-png').href = `/web/lineups/${saved.id}/composite.png`;
-    $('download-zip').href = `/web/lineups/${saved.id}/export.zip`;
+    showDownloads(saved.id, saved.complete);
+    markSaved();
   } catch (e) {
     showError(e.message);
   }
 }
 
 function newLineup() {
+  if (unsaved() && !window.confirm('Start a new lineup and discard the one you have not saved?')) return;
   state.lineup = { id: null, name: '', size: 6, position: null, suspect: null, fillers: [] };
   state.faces = [];
   setPageSource(null);
@@ -636,6 +741,8 @@ function newLineup() {
   $('save-message').textContent = '';
   $('results-note').textContent = 'Upload a photo of the suspect and press “Generate results”. Later pages are less similar to the suspect.';
   $('details').hidden = true;
+  state.savedAs = null;
+  saveDraft();
 }
 
 // -- controls ------------------------------------------------------------------------------
@@ -704,12 +811,17 @@ function wireControls() {
     renderLineup();
     renderFaces();
   });
-  $('lineup-name').addEventListener('input', (ev) => { state.lineup.name = ev.target.value; });
+  $('lineup-name').addEventListener('input', (ev) => { state.lineup.name = ev.target.value; saveDraft(); });
+  $('suspect-position').addEventListener('change', saveDraft);
+  for (const id of settingIds()) $(id).addEventListener('change', saveDraft);
+  window.addEventListener('pagehide', saveDraft);   // e.g. a setting typed but not yet changed
   $('save').addEventListener('click', saveLineup);
   $('open-lineups').addEventListener('click', showLineups);
   $('new-lineup').addEventListener('click', newLineup);
-  $('logout').addEventListener('click', async () => {
-    try { await api('POST', '/web/logout'); } finally { location.replace('/login'); }
+  $('logout').addEventListener('click', () => {
+    if (unsaved() && !window.confirm(LOGOUT_QUESTION)) return;
+    state.draftOn = false;   // nothing is written again on the way out
+    logout();
   });
   const menu = $('face-menu');
   menu.addEventListener('click', (ev) => {

@@ -4,12 +4,13 @@
 // Task requests go through the frontend server (/web/research/tasks checks that every face is
 // the user's own); backend state, progress and results arrive as server-sent events from the
 // master daemon (the stream whose URL /web/session answers), with polling as a safety net.
-import { api, me, sessionWords } from './api.js';
+import { LOGOUT_QUESTION, api, draftUnsaved, logout, me, sessionWords } from './api.js';
 
 const $ = (id) => document.getElementById(id);
 const ENDED = ['done', 'failed', 'cancelled'];
 
 const state = {
+  user: null,
   session: null,
   events: null,
   job: null,            // {kind, tasks: Map(task_id → {task, meta}), done, total}
@@ -28,6 +29,7 @@ async function start() {
   let who;
   try { who = await me(); } catch (e) { showError(e.message); return; }
   if (!who.user) { location.replace('/login'); return; }
+  state.user = who.user;
   $('user-name').textContent = who.user.name;
   wire();
   renderPicks();
@@ -594,8 +596,9 @@ function wire() {
   $('next-page').addEventListener('click', () => {
     if (state.gallery.page < state.gallery.pages) { state.gallery.page += 1; loadGallery(); }
   });
-  $('logout').addEventListener('click', async () => {
-    try { await api('POST', '/web/logout'); } finally { location.replace('/login'); }
+  $('logout').addEventListener('click', () => {
+    if (draftUnsaved(state.user) && !window.confirm(LOGOUT_QUESTION)) return;
+    logout();
   });
 }
 

@@ -343,5 +343,122 @@ def test_an_administrator_disables_resets_and_deletes_an_account(page, live):
         context.close()
 
 
+FACE_IDS = "() => [...document.querySelectorAll('#faces .face')].map((b) => b.dataset.faceId)"
+DRAFTS = ("() => Object.keys(sessionStorage).filter((k) => k.startsWith('ligan-draft-'))"
+          ".map((k) => sessionStorage.getItem(k)).join(' ')")
+
+
+def _answer(pg, accept: bool) -> list[str]:
+    """Answer the next dialog; the list gets its question."""
+    asked: list[str] = []
+    pg.once("dialog", lambda d: (asked.append(d.message), d.accept() if accept else d.dismiss()))
+    return asked
+
+
+def _started(pg) -> None:
+    """Wait until the lineup page has started (its draft, if any, restored)."""
+    pg.wait_for_selector("body[data-started]")
+
+
+def _log_in_again(pg, live, name: str) -> None:
+    """The same tab, another login (the old one's cookie dropped, not logged out)."""
+    pg.context.clear_cookies()
+    pg.goto(live.url + "/login")
+    pg.fill("#name", name)
+    pg.fill("#password", live.password)
+    pg.click("button[type=submit]")
+    pg.wait_for_url(live.url + "/")
+    _started(pg)
+    assert pg.locator("#user-name").inner_text() == name
+
+
+def test_a_draft_survives_reload_and_research_and_is_not_discarded_unasked(page, live):
+    """Unsaved work (the suspect, the pages, the picks, the settings) is kept in the tab's
+    session storage: a reload or a visit to Research loses none of it, New lineup and logging
+    out ask before they discard it, and another user of the tab never sees it."""
+    context, pg = _logged_in(page, live, "officer")
+    suspect = pg.locator('[data-slot="suspect"]')
+    try:
+        suspect.locator(".file-input").set_input_files(str(LONDON / "005_03.jpg"))
+        suspect.get_by_text("One face found.").wait_for()
+        pg.wait_for_selector('#backend-state[data-state="ready"]', timeout=READY_TIMEOUT)
+        pg.click(".advanced summary")
+        pg.fill("#per-page", "6")
+        pg.fill("#steps", "5")
+        pg.click("#generate")
+        wait_results(pg, "Fillers, page 1", 6)
+        first = pg.evaluate(FACE_IDS)
+        pg.click("#next-page")
+        wait_results(pg, "Fillers, page 2", 6)
+        face_action(pg, 1, "Select as filler")
+        face_action(pg, 3, "Select as filler")
+        pg.fill("#lineup-name", "Draft case")
+        second = pg.evaluate(FACE_IDS)
+
+        def kept() -> None:
+            _started(pg)
+            suspect.get_by_text("One face found.").wait_for()
+            assert pg.locator("#lineup-count").inner_text() == "2 of 5 fillers selected"
+            assert pg.locator("#selected li").count() == 3      # the suspect and two fillers
+            assert pg.evaluate(FACE_IDS) == second               # page 2, shown once
+            assert pg.locator("#faces .face.chosen").count() == 2
+            assert pg.locator("#page-label").inner_text() == "Page 2"
+            assert pg.locator("#results-note").inner_text().startswith("Fillers, page 2")
+            assert pg.locator("#per-page").input_value() == "6"  # the settings too
+            assert pg.locator("#lineup-name").input_value() == "Draft case"
+
+        pg.reload()
+        kept()
+        pg.click("#research-link")
+        pg.wait_for_url(live.url + "/research")
+        pg.click("#lineup-link")
+        pg.wait_for_url(live.url + "/")
+        kept()
+        pg.click("#prev-page")                 # page 1 as it was, from the draft: no new task
+        wait_results(pg, "Fillers, page 1", 6)
+        assert pg.evaluate(FACE_IDS) == first
+        # New lineup asks first; no: nothing is lost.
+        asked = _answer(pg, accept=False)
+        pg.click("#new-lineup")
+        assert asked == ["Start a new lineup and discard the one you have not saved?"]
+        assert pg.locator("#lineup-count").inner_text() == "2 of 5 fillers selected"
+        # Once saved it asks no more, and the new, empty lineup is what a reload shows.
+        pg.click("#save")
+        pg.get_by_text("Saved “Draft case”").wait_for()
+        asked = []
+        record = lambda d: (asked.append(d.message), d.accept())  # noqa: E731
+        pg.on("dialog", record)
+        pg.click("#new-lineup")
+        pg.remove_listener("dialog", record)
+        assert asked == [] and pg.locator("#selected li").count() == 0
+        pg.reload()
+        _started(pg)
+        assert pg.locator("#selected li").count() == 0 and pg.locator("#faces li").count() == 0
+        # Another user logging in in this tab sees nothing of it: the draft is gone.
+        suspect.locator(".file-input").set_input_files(str(LONDON / "005_03.jpg"))
+        pg.locator("#selected .suspect").wait_for()
+        assert "upload_id" in pg.evaluate(DRAFTS)
+        _log_in_again(pg, live, "admin")
+        assert pg.locator("#selected li").count() == 0
+        assert suspect.get_by_text("One face found.").count() == 0
+        assert "upload_id" not in pg.evaluate(DRAFTS)
+        _log_in_again(pg, live, "officer")
+        assert pg.locator("#selected li").count() == 0
+        # Logging out asks before it discards unsaved picks, and leaves no draft behind.
+        suspect.locator(".file-input").set_input_files(str(LONDON / "005_03.jpg"))
+        pg.locator("#selected .suspect").wait_for()
+        asked = _answer(pg, accept=False)
+        pg.click("#logout")
+        assert asked == ["Log out and discard the lineup you have not saved?"]
+        assert pg.url == live.url + "/"
+        asked = _answer(pg, accept=True)
+        pg.click("#logout")
+        pg.wait_for_url(live.url + "/login")
+        assert asked and pg.evaluate(DRAFTS) == ""
+        assert pg.errors == []
+    finally:
+        context.close()
+
+
 def test_no_script_errors(page):
     assert page.errors == [], "\n".join(page.errors)
