@@ -63,7 +63,7 @@ def validate(body: dict, results_dir, previous: dict | None = None) -> dict:
         raise ApiError(422, "ui must be a JSON object of at most 64 KB.")
     return {"name": name, "notes": notes, "size": size, "suspect_position": position,
             "suspect": suspect, "fillers": chosen, "complete": len(chosen) == size - 1,
-            "ui": ui}
+            "presentation": export.validate_presentation(body.get("presentation")), "ui": ui}
 
 
 def _suspect(value, results_dir) -> dict:
@@ -133,18 +133,23 @@ def delete(lineup_id: str):
 
 
 def _positions(lineup: dict):
-    return export.lineup_faces(lineup, frontend().results_dir(current_user()), bundle_framing())
+    shown = bundle_presentation()
+    return export.lineup_faces(lineup, frontend().results_dir(current_user()), shown.framing,
+                               shown.resolution)
 
 
-def bundle_framing():
-    """The configured bundle's framing (FFHQ's when it cannot be read): the suspect's photo is
-    cut like the faces that bundle generates."""
-    from models.bundle import BundleError, manifest_framing, read_manifest
+def bundle_presentation() -> export.BundlePresentation:
+    """What the configured bundle says about showing its faces (defaults when it cannot be
+    read): framing, resolution and a research-only notice."""
+    from models.bundle import BundleError, manifest_framing, read_manifest, research_only_notice
 
     try:
-        return manifest_framing(read_manifest(frontend().settings.bundle))
-    except (BundleError, OSError):
-        return None
+        manifest = read_manifest(frontend().settings.bundle)
+        return export.BundlePresentation(manifest_framing(manifest),
+                                         int(manifest["resolution"]),
+                                         research_only_notice(manifest))
+    except (BundleError, OSError, KeyError, TypeError, ValueError):
+        return export.BundlePresentation(None, None, None)
 
 
 def _download(data: bytes, mimetype: str, filename: str) -> Response:
@@ -156,7 +161,8 @@ def _download(data: bytes, mimetype: str, filename: str) -> Response:
 @login_required
 def composite(lineup_id: str):
     lineup = _own(lineup_id)
-    data = export.png_bytes(export.composite(_positions(lineup)))
+    data = export.png_bytes(export.composite(_positions(lineup),
+                                             bundle_presentation().notice))
     return _download(data, "image/png", f"lineup-{lineup_id}.png")
 
 
@@ -164,12 +170,23 @@ def composite(lineup_id: str):
 @login_required
 def export_zip(lineup_id: str):
     lineup = _own(lineup_id)
-    return _download(export.zip_bytes(lineup, _positions(lineup)), "application/zip",
-                     f"lineup-{lineup_id}.zip")
+    return _download(export.zip_bytes(lineup, _positions(lineup), bundle_presentation().notice),
+                     "application/zip", f"lineup-{lineup_id}.zip")
 
 
 @bp.get("/<lineup_id>/record.json")
 @login_required
 def record_json(lineup_id: str):
     lineup = _own(lineup_id)
-    return jsonify(export.record(lineup, _positions(lineup)))
+    return jsonify(export.record(lineup, _positions(lineup), bundle_presentation().notice))
+
+
+@bp.get("/<lineup_id>/parity")
+@login_required
+def parity(lineup_id: str):
+    """The presentation-parity check of the lineup as it is shown, with the bundle's
+    research-only notice: what the builder warns about before anyone is asked."""
+    lineup = _own(lineup_id)
+    return jsonify(parity=export.parity(_positions(lineup)),
+                   presentation=export.presentation_options(lineup),
+                   notice=bundle_presentation().notice)

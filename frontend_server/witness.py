@@ -36,7 +36,7 @@ from frontend_server.accounts import json_body
 from frontend_server.context import current_user, frontend, login_required
 from frontend_server.errors import ApiError
 from frontend_server.limits import limiter
-from frontend_server.lineups import bundle_framing
+from frontend_server.lineups import bundle_presentation
 from frontend_server.store import StoreError
 from models import fairness
 from models.attributes.heads import AGE_GROUPS, ETHNICITIES, GENDERS
@@ -251,7 +251,9 @@ def create_test(lineup_id: str):
     if not lineup.get("complete"):
         raise ApiError(409, "This lineup is a draft: choose all its fillers and save it before "
                             "testing it with mock witnesses.")
-    positions = export.lineup_faces(lineup, ctx.results_dir(user), bundle_framing())
+    shown = bundle_presentation()
+    positions = export.lineup_faces(lineup, ctx.results_dir(user), shown.framing,
+                                    shown.resolution)
     images = {p["position"]: export.png_bytes(p["image"]) for p in positions}
     members = [{"position": p["position"], "role": p["role"],
                 **{k: p["entry"][k] for k in ("face_id", "upload_id") if k in p["entry"]}}

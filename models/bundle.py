@@ -271,6 +271,21 @@ def manifest_framing(manifest: dict[str, Any]):
         raise BundleFormatError(f"the manifest's alignment is invalid: {exc}") from None
 
 
+def research_only_notice(manifest: dict[str, Any]) -> str | None:
+    """The notice every lineup made with this bundle must show, or None: a bundle whose
+    ``licence`` (or its training data's) limits it to research — non-commercial or "research
+    only" terms, as the default bundle's UTKFace and CelebA terms do."""
+    licences = [str(manifest.get("licence") or ""),
+                str((manifest.get("training_data") or {}).get("licence") or "")]
+    for text in licences:
+        low = text.lower()
+        if "research" in low and ("only" in low or "non-commercial" in low):
+            return (f"RESEARCH ONLY: the faces come from the model {manifest.get('name', '?')}, "
+                    f"whose licence is \"{text}\". Its synthetic faces are for research, not "
+                    "for lineups shown to real witnesses.")
+    return None
+
+
 def set_framing(directory: str | os.PathLike, framing) -> str:
     """Record how the training faces were framed in a bundle directory's manifest; returns the
     new bundle hash (the framing changes what every photo inversion produces)."""

@@ -22,6 +22,7 @@ import zlib
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 import requests
 import yaml
@@ -838,12 +839,18 @@ def test_lineup_save_reopen_and_export(stack, alice):
     png = alice.get(f"/web/lineups/{draft['id']}/composite.png")
     assert png.headers["Content-Type"] == "image/png"
     with Image.open(io.BytesIO(png.content)) as im:
-        assert im.size == (16 + 2 * (256 + 16), 16 + 2 * (256 + 44 + 16))   # 2 × 2 grid
+        # A 2 × 2 grid, and under it the default bundle's research-only notice in red.
+        grid = 16 + 2 * (256 + 44 + 16)
+        assert im.size[0] == 16 + 2 * (256 + 16) and im.size[1] > grid
+        notice_band = np.asarray(im.convert("RGB"))[grid:]
+        assert ((notice_band[..., 0] > 120) & (notice_band[..., 1] < 60)).any()
     zipped = alice.get(f"/web/lineups/{draft['id']}/export.zip")
     assert "attachment" in zipped.headers["Content-Disposition"]
     with zipfile.ZipFile(io.BytesIO(zipped.content)) as zf:
-        assert sorted(zf.namelist()) == ["composite.png", "faces/01.png", "faces/02.png",
-                                         "faces/03.png", "faces/04.png", "lineup.json"]
+        assert sorted(zf.namelist()) == ["NOTICE.txt", "composite.png", "faces/01.png",
+                                         "faces/02.png", "faces/03.png", "faces/04.png",
+                                         "lineup.json"]
+        assert zf.read("NOTICE.txt").decode().startswith("RESEARCH ONLY")
         sizes = {Image.open(io.BytesIO(zf.read(f"faces/0{i}.png"))).size for i in range(1, 5)}
         assert sizes == {(256, 256)}
         record = json.loads(zf.read("lineup.json"))
@@ -859,6 +866,37 @@ def test_lineup_save_reopen_and_export(stack, alice):
     assert filler["record"]["latent"] == records[0]["latent"]
     assert {"bundle_hash", "latent_space", "operation", "parameters", "noise_seed",
             "truncation_psi", "parents"} <= set(filler["record"])
+    # One pipeline for every member: the photo is brought to the bundle's 64 px first.
+    assert {p["presentation"]["resolution"] for p in record["positions"]} == {64}
+    assert record["notice"].startswith("RESEARCH ONLY") and "synthetic" in \
+        record["synthetic_fillers"]
+    # The photo stands out among the flat test images, and the check says so, suspect first.
+    parity = alice.get(f"/web/lineups/{draft['id']}/parity").json()
+    assert parity["parity"] == record["presentation_parity"] and not parity["parity"]["fair"]
+    first = parity["parity"]["warnings"][0]
+    assert first["role"] == "suspect" and first["position"] == 2 and \
+        first["message"].startswith("Member 2 (the suspect) is sharper than the others")
+    assert parity["presentation"] == {"normalise": False, "grayscale": False}
+    assert parity["notice"] == record["notice"]
+
+    # Grey and normalised: every member goes out in grey with the lineup's common tone.
+    alice.request("PUT", f"/web/lineups/{draft['id']}", json={
+        "name": "Case 12", "size": 4, "suspect_position": 2,
+        "suspect": {"upload_id": upload["upload_id"]}, "fillers": [r["id"] for r in records],
+        "presentation": {"grayscale": True, "normalise": True}})
+    with zipfile.ZipFile(io.BytesIO(alice.get(
+            f"/web/lineups/{draft['id']}/export.zip").content)) as zf:
+        faces = [np.asarray(Image.open(io.BytesIO(zf.read(f"faces/0{i}.png"))).convert("RGB"),
+                            np.int16) for i in range(1, 5)]
+        assert json.loads(zf.read("lineup.json"))["presentation"] == {
+            "normalise": True, "grayscale": True}
+    assert all((f[..., 0] == f[..., 1]).all() and (f[..., 1] == f[..., 2]).all() for f in faces)
+    suspect_luma = faces[1].mean()
+    assert abs(suspect_luma - np.median([f.mean() for f in faces])) < 3
+    err = alice.request("PUT", f"/web/lineups/{draft['id']}", None, json={
+        "size": 4, "suspect": {"upload_id": upload["upload_id"]},
+        "presentation": {"sepia": True}})
+    assert err.status_code == 422 and "presentation must be" in err.json()["error"]
     alice.request("DELETE", f"/web/lineups/{draft['id']}")
     alice.get(f"/web/lineups/{draft['id']}", 404)
 
