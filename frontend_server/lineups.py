@@ -12,6 +12,7 @@ from frontend_server import faces as face_records
 from frontend_server.accounts import json_body
 from frontend_server.context import current_user, frontend, login_required
 from frontend_server.errors import ApiError
+from frontend_server.simulation import simulate_lineup
 from frontend_server.uploads import upload_info
 
 bp = Blueprint("lineups", __name__, url_prefix="/web/lineups")
@@ -107,6 +108,25 @@ def create():
     user = current_user()
     data = validate(json_body(), frontend().results_dir(user))
     return jsonify(frontend().store.save_lineup(user["id"], data)), 201
+
+
+@bp.get("/notice")
+@login_required
+def notice():
+    """The configured bundle's research-only notice (null if none), which every lineup page
+    shows."""
+    return jsonify(notice=bundle_presentation().notice)
+
+
+@bp.post("/simulation")
+@login_required
+def simulation():
+    """Simulated mock witnesses on the lineup being built (the body of a lineup, unsaved and
+    possibly short of fillers, plus ``description`` and ``n``): the live fairness panel."""
+    body = json_body()
+    results_dir = frontend().results_dir(current_user())
+    lineup = validate({**body, "size": MAX_SIZE, "suspect_position": 1}, results_dir)
+    return jsonify(simulate_lineup(lineup, results_dir, body.get("description"), body.get("n")))
 
 
 @bp.get("/<lineup_id>")

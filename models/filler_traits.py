@@ -79,9 +79,10 @@ def parse_trait_request(value: Any) -> dict[str, str | bool] | None:
     return request
 
 
-def _near_ages(label: str) -> tuple[str, ...]:
+def near_ages(label: str) -> tuple[str, ...]:
+    """The age group and its neighbours: a described or read age is taken within a decade."""
     i = AGE_GROUPS.index(label)
-    return AGE_GROUPS[max(i - 1, 0):i + 2]
+    return tuple(AGE_GROUPS[max(i - 1, 0):i + 2])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +138,7 @@ def trait_match(suspect_reading: dict | None,
         if trait in BINARY_TRAITS:
             constraints.append(Constraint(trait, present=bool(wanted)))
         else:
-            allowed = _near_ages(wanted) if trait == "age_group" else (wanted,)
+            allowed = near_ages(wanted) if trait == "age_group" else (wanted,)
             constraints.append(Constraint(trait, values=frozenset(allowed)))
     if not constraints:
         return None

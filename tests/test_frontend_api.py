@@ -773,8 +773,10 @@ def test_an_unreachable_daemon_is_a_readable_502(tmp_path):
 
 # -- lineups --------------------------------------------------------------------------------
 
-def fake_faces(folder: Path, count: int) -> list[dict]:
-    """Face records and 32-px images as a backend task writes them (records.jsonl, index)."""
+def fake_faces(folder: Path, count: int, parameters: list[dict] | None = None,
+               parents: list[str] = ()) -> list[dict]:
+    """Face records and 32-px images as a backend task writes them (records.jsonl, index);
+    ``parameters``: each record's, beside its rank."""
     from models.records import FaceRecord
 
     task = folder / "tasks" / "tfake"
@@ -782,8 +784,10 @@ def fake_faces(folder: Path, count: int) -> list[dict]:
     records = []
     with open(task / "records.jsonl", "a") as fh, open(folder / "faces.index", "a") as index:
         for i in range(count):
+            extra = parameters[i] if parameters else {}
             rec = FaceRecord(bundle_hash="b" * 64, latent_space="w", latent=[0.1 * i] * 4,
-                             operation="fillers", parameters={"rank": i}, noise_seed=i)
+                             operation="fillers", parameters={"rank": i, **extra},
+                             noise_seed=i, parents=list(parents))
             Image.new("RGB", (32, 32), (40 * i % 255, 90, 160)).save(task / f"face_{rec.id}.png")
             rec.image = f"face_{rec.id}.png"
             offset = fh.tell()
@@ -877,7 +881,8 @@ def test_lineup_save_reopen_and_export(stack, alice):
     assert first["role"] == "suspect" and first["position"] == 2 and \
         first["message"].startswith("Member 2 (the suspect) is sharper than the others")
     assert parity["presentation"] == {"normalise": False, "grayscale": False}
-    assert parity["notice"] == record["notice"]
+    assert parity["notice"] == record["notice"] == alice.get("/web/lineups/notice").json()[
+        "notice"]
 
     # Grey and normalised: every member goes out in grey with the lineup's common tone.
     alice.request("PUT", f"/web/lineups/{draft['id']}", json={
@@ -899,6 +904,44 @@ def test_lineup_save_reopen_and_export(stack, alice):
     assert err.status_code == 422 and "presentation must be" in err.json()["error"]
     alice.request("DELETE", f"/web/lineups/{draft['id']}")
     alice.get(f"/web/lineups/{draft['id']}", 404)
+
+
+@needs_photos
+def test_simulated_witnesses_on_a_lineup_being_built(stack, alice):
+    folder = results_dir(stack[2], alice)
+    upload = alice.upload(LONDON.read_bytes())["upload_id"]
+    photo = {"gender": {"label": "female", "p": {"female": 0.97, "male": 0.03}},
+             "age_group": {"label": "30-39", "p": {"30-39": 0.9, "40-49": 0.1}}}
+    [inversion] = fake_faces(folder, 1, [{"photo_attributes": photo}])
+
+    def filler(gender: str, distance: float) -> dict:
+        return {"identity_distance": distance, "traits": {
+            "gender": {"accepted": ["female"], "source": "suspect", "read": gender, "p": 0.9}}}
+
+    fillers = fake_faces(folder, 4, [filler("female", 0.50), filler("female", 0.55),
+                                     filler("male", 0.52), filler("female", 0.31)],
+                         parents=[inversion["id"]])
+    body = {"suspect": {"upload_id": upload}, "fillers": [f["id"] for f in fillers], "n": 400}
+    out = alice.post("/web/lineups/simulation", 200, json=body).json()
+    assert out["simulation"].startswith("Simulation, not evidence")
+    # Without a description the witness describes what the suspect's photo reads as.
+    assert out["description"] == {"gender": "female", "age_group": "30-39"}
+    assert [m["face_id"] for m in out["members"]] == [None] + [f["id"] for f in fillers]
+    assert sum(out["description_witness"]["counts"]) == 400
+    assert out["description_witness"]["counts"][3] < 40      # the man is hardly ever chosen
+    probs = out["resemblance_witness"]["choice_probabilities"]
+    assert probs[0] == max(probs) and probs[4] > probs[2]     # the near-clone draws most
+    flags = {(f["position"], f["reason"]) for f in out["stand_out"]}
+    assert flags == {(4, "trait"), (5, "near-clone")}
+    described = alice.post("/web/lineups/simulation", 200, json={
+        **body, "description": {"gender": "male"}}).json()
+    assert described["description"] == {"gender": "male"}
+    assert described["description_witness"]["counts"][3] > 200
+    for bad, words in (({"n": 0}, "n must be a whole number from 1 to 10000"),
+                       ({"description": {"hair": "red"}}, "unknown trait 'hair'"),
+                       ({"fillers": []}, "Pick at least one filler")):
+        err = alice.post("/web/lineups/simulation", None, json={**body, **bad})
+        assert err.status_code == 422 and words in err.json()["error"], err.text
 
 
 @needs_photos

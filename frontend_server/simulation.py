@@ -1,0 +1,96 @@
+"""The builder's live fairness panel: simulated mock witnesses on the lineup being built.
+
+It reads only what the face records already hold (each filler's identity distance to the
+suspect's photo and its trait reading, the suspect's photo reading kept by its inversion), so
+an answer takes milliseconds and loads no model. ``models.simulated_witnesses`` does the
+simulation; this module turns a lineup body into its members.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from frontend_server import faces as face_records
+from frontend_server.errors import ApiError
+from models.attributes.heads import BINARY_TRAITS
+from models.filler_traits import (AUTO, MATCHED_TRAITS, PHOTO_ATTRIBUTES, TraitRequestError,
+                                  parse_trait_request)
+from models.simulated_witnesses import DEFAULT_WITNESSES, SimMember, simulate
+
+MAX_WITNESSES = 10_000
+#: What a simulated description names when the request gives none: the suspect's own reading.
+DEFAULT_DESCRIBED = ("gender", "ethnicity", "age_group")
+
+
+def simulate_lineup(lineup: dict, results_dir: Path, description: Any = None,
+                    n: Any = None) -> dict[str, Any]:
+    """The simulation of a validated lineup body (fillers may still be missing: at least one
+    is needed). ``description``: trait → value (the suspect's reading of gender, ethnicity
+    and age group when None); ``n``: simulated witnesses of each kind."""
+    n = DEFAULT_WITNESSES if n is None else n
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_WITNESSES:
+        raise ApiError(422, f"n must be a whole number from 1 to {MAX_WITNESSES}, got {n!r}.")
+    if not lineup["fillers"]:
+        raise ApiError(422, "Pick at least one filler before the simulated witnesses can "
+                            "compare the members.")
+    records = [face_records.find_record(results_dir, f["face_id"]) or {}
+               for f in lineup["fillers"]]
+    suspect_reading = _suspect_reading(lineup["suspect"], records, results_dir)
+    described = _description(description, suspect_reading)
+    members = [SimMember(1, "suspect", 0.0, suspect_reading)] + [
+        SimMember(i + 2, "filler", _distance(rec), _filler_reading(rec))
+        for i, rec in enumerate(records)]
+    result = simulate(members, described, n=n)
+    result["members"] = [{"position": 1, "role": "suspect", "face_id": None}] + [
+        {"position": i + 2, "role": "filler", "face_id": f["face_id"]}
+        for i, f in enumerate(lineup["fillers"])]
+    return result
+
+
+def _description(value: Any, suspect_reading: dict | None) -> dict[str, Any]:
+    if value is None:
+        if not suspect_reading:
+            return {}
+        return {t: suspect_reading[t]["label"] for t in DEFAULT_DESCRIBED if t in suspect_reading}
+    try:
+        request = parse_trait_request(value if isinstance(value, dict) else None)
+    except TraitRequestError as exc:
+        raise ApiError(422, f"description: {exc}.") from None
+    if not isinstance(value, dict):
+        raise ApiError(422, "description must be an object of trait: value, e.g. "
+                            "{\"gender\": \"female\", \"age_group\": \"30-39\"}.")
+    return {t: v for t, v in (request or {}).items() if v not in (AUTO, "any")}
+
+
+def _suspect_reading(suspect: dict, fillers: list[dict], results_dir: Path) -> dict | None:
+    """The suspect photo's reading, kept by the inversion its fillers descend from (or by the
+    suspect's own record when the suspect is a face of the session)."""
+    candidates = [suspect.get("face_id")] + [p for rec in fillers
+                                            for p in (rec.get("parents") or [])[:1]]
+    for face_id in filter(None, candidates):
+        record = face_records.find_record(results_dir, face_id) or {}
+        reading = (record.get("parameters") or {}).get(PHOTO_ATTRIBUTES)
+        if reading:
+            return reading
+    return None
+
+
+def _distance(record: dict) -> float | None:
+    value = (record.get("parameters") or {}).get("identity_distance")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _filler_reading(record: dict) -> dict | None:
+    """A filler's kept trait reading (``parameters.traits``: per trait the read label and its
+    probability) in the attribute model's format."""
+    traits = (record.get("parameters") or {}).get("traits")
+    if not isinstance(traits, dict):
+        return None
+    reading = {}
+    for trait, entry in traits.items():
+        if trait not in MATCHED_TRAITS or not isinstance(entry, dict) or "read" not in entry:
+            continue
+        label, p = entry["read"], float(entry.get("p", 1.0))
+        reading[trait] = {"label": label,
+                          "p": (p if label else 1.0 - p) if trait in BINARY_TRAITS else p}
+    return reading or None
