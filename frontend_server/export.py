@@ -49,6 +49,19 @@ class BundlePresentation:
     notice: str | None
 
 
+def bundle_presentation(bundle: str | Path) -> BundlePresentation:
+    """Framing, resolution and research-only notice of the bundle at ``bundle`` (defaults
+    when its manifest cannot be read: FFHQ's framing, the faces' own size, no notice)."""
+    from models.bundle import BundleError, manifest_framing, read_manifest, research_only_notice
+
+    try:
+        manifest = read_manifest(bundle)
+        return BundlePresentation(manifest_framing(manifest), int(manifest["resolution"]),
+                                  research_only_notice(manifest))
+    except (BundleError, OSError, KeyError, TypeError, ValueError):
+        return BundlePresentation(None, None, None)
+
+
 def presentation_options(lineup: dict) -> dict[str, bool]:
     """The lineup's presentation options, every one named (off when not set)."""
     options = lineup.get("presentation") or {}

@@ -159,17 +159,8 @@ def _positions(lineup: dict):
 
 
 def bundle_presentation() -> export.BundlePresentation:
-    """What the configured bundle says about showing its faces (defaults when it cannot be
-    read): framing, resolution and a research-only notice."""
-    from models.bundle import BundleError, manifest_framing, read_manifest, research_only_notice
-
-    try:
-        manifest = read_manifest(frontend().settings.bundle)
-        return export.BundlePresentation(manifest_framing(manifest),
-                                         int(manifest["resolution"]),
-                                         research_only_notice(manifest))
-    except (BundleError, OSError, KeyError, TypeError, ValueError):
-        return export.BundlePresentation(None, None, None)
+    """What the configured bundle says about showing its faces (``export.bundle_presentation``)."""
+    return export.bundle_presentation(frontend().settings.bundle)
 
 
 def _download(data: bytes, mimetype: str, filename: str) -> Response:
@@ -199,6 +190,19 @@ def export_zip(lineup_id: str):
 def record_json(lineup_id: str):
     lineup = _own(lineup_id)
     return jsonify(export.record(lineup, _positions(lineup), bundle_presentation().notice))
+
+
+@bp.get("/<lineup_id>/report.pdf")
+@login_required
+def report_pdf(lineup_id: str):
+    """The printable report for the case file (``frontend_server.report``)."""
+    from frontend_server.report import lineup_report, report_filename
+
+    lineup = _own(lineup_id)
+    ctx = frontend()
+    data = lineup_report(ctx.store, ctx.settings.results_root, ctx.settings.bundle,
+                         current_user()["id"], lineup)
+    return _download(data, "application/pdf", report_filename(lineup))
 
 
 @bp.get("/<lineup_id>/parity")

@@ -23,10 +23,12 @@ DEFAULT_DESCRIBED = ("gender", "ethnicity", "age_group")
 
 
 def simulate_lineup(lineup: dict, results_dir: Path, description: Any = None,
-                    n: Any = None) -> dict[str, Any]:
+                    n: Any = None, as_shown: bool = False) -> dict[str, Any]:
     """The simulation of a validated lineup body (fillers may still be missing: at least one
     is needed). ``description``: trait → value (the suspect's reading of gender, ethnicity
-    and age group when None); ``n``: simulated witnesses of each kind."""
+    and age group when None); ``n``: simulated witnesses of each kind. Members are numbered
+    suspect first, then the fillers in order; ``as_shown``: by their positions in the saved
+    lineup instead (the suspect at ``suspect_position``, the fillers in the other places)."""
     n = DEFAULT_WITNESSES if n is None else n
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_WITNESSES:
         raise ApiError(422, f"n must be a whole number from 1 to {MAX_WITNESSES}, got {n!r}.")
@@ -37,13 +39,16 @@ def simulate_lineup(lineup: dict, results_dir: Path, description: Any = None,
                for f in lineup["fillers"]]
     suspect_reading = _suspect_reading(lineup["suspect"], records, results_dir)
     described = _description(description, suspect_reading)
-    members = [SimMember(1, "suspect", 0.0, suspect_reading)] + [
-        SimMember(i + 2, "filler", _distance(rec), _filler_reading(rec))
-        for i, rec in enumerate(records)]
+    count = len(records) + 1
+    suspect_at = lineup["suspect_position"] if as_shown else 1
+    places = [p for p in range(1, count + 1) if p != suspect_at]
+    members = [SimMember(suspect_at, "suspect", 0.0, suspect_reading)] + [
+        SimMember(place, "filler", _distance(rec), _filler_reading(rec))
+        for place, rec in zip(places, records)]
     result = simulate(members, described, n=n)
-    result["members"] = [{"position": 1, "role": "suspect", "face_id": None}] + [
-        {"position": i + 2, "role": "filler", "face_id": f["face_id"]}
-        for i, f in enumerate(lineup["fillers"])]
+    result["members"] = sorted([{"position": suspect_at, "role": "suspect", "face_id": None}] + [
+        {"position": place, "role": "filler", "face_id": f["face_id"]}
+        for place, f in zip(places, lineup["fillers"])], key=lambda m: m["position"])
     return result
 
 

@@ -356,6 +356,13 @@ class Store:
                              (lineup_id, user_id)).fetchone()
         return _lineup(row) if row else None
 
+    def lineup_owner(self, lineup_id: str) -> int | None:
+        """The id of the user who owns ``lineup_id`` (None for an unknown lineup): for operator
+        commands that name a lineup by its id alone."""
+        with self._db() as db:
+            row = db.execute("SELECT user_id FROM lineups WHERE id = ?", (lineup_id,)).fetchone()
+        return int(row["user_id"]) if row else None
+
     def lineups(self, user_id: int) -> list[dict]:
         with self._db() as db:
             rows = db.execute("SELECT * FROM lineups WHERE user_id = ? ORDER BY updated DESC",

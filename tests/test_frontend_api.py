@@ -41,7 +41,7 @@ SPEC = REPO / "docs" / "api" / "frontend.yaml"
 _openapi: OpenAPI | None = None
 #: Bodies that are not JSON: checked only for the content type the spec gives (no schema).
 FILES = "/web/files/"
-BINARY = ("image/", "application/zip", "text/html", "text/javascript", "text/css", "text/csv")
+BINARY = ("image/", "application/zip", "application/pdf", "text/html", "text/javascript", "text/css", "text/csv")
 needs_photos = pytest.mark.skipif(not LONDON.exists(), reason=f"{LONDON} is absent (shared photos)")
 
 
@@ -773,6 +773,14 @@ def test_an_unreachable_daemon_is_a_readable_502(tmp_path):
 
 # -- lineups --------------------------------------------------------------------------------
 
+def pdf_text(data: bytes) -> str:
+    """The text of every page of a PDF, whitespace runs as single spaces."""
+    from pypdf import PdfReader
+
+    text = " ".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(data)).pages)
+    return " ".join(text.split())
+
+
 def fake_faces(folder: Path, count: int, parameters: list[dict] | None = None,
                parents: list[str] = ()) -> list[dict]:
     """Face records and 32-px images as a backend task writes them (records.jsonl, index);
@@ -883,6 +891,28 @@ def test_lineup_save_reopen_and_export(stack, alice):
     assert parity["presentation"] == {"normalise": False, "grayscale": False}
     assert parity["notice"] == record["notice"] == alice.get("/web/lineups/notice").json()[
         "notice"]
+
+    # The printable report: the lineup, its checks and every face's provenance, in a PDF;
+    # the same from the command line, found by the lineup's id.
+    pdf = alice.get(f"/web/lineups/{draft['id']}/report.pdf")
+    assert pdf.headers["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+    text = pdf_text(pdf.content)
+    for words in ("Lineup report: Case 12", "RESEARCH ONLY", "Every filler is a synthetic face",
+                  "Member 2 (the suspect) is sharper than the others",
+                  "Simulated mock witnesses (a simulation, not evidence)",
+                  "No mock-witness test has been made", "2 (suspect): the uploaded photo",
+                  f"synthetic face {records[0]['id']}"):
+        assert words in text, (words, text[:3000])
+    out = stack[2] / "report.pdf"
+    cli = subprocess.run([sys.executable, "-m", "setup.cli", "lineup", "report", draft["id"],
+                          "--out", str(out)], capture_output=True, text=True, cwd=REPO,
+                         env=frontend_env(stack[2]), timeout=120)
+    assert cli.returncode == 0 and out.read_bytes().startswith(b"%PDF"), cli.stderr
+    assert "Lineup report: Case 12" in pdf_text(out.read_bytes())
+    cli = subprocess.run([sys.executable, "-m", "setup.cli", "lineup", "report", "nosuchid",
+                          "--out", str(out)], capture_output=True, text=True, cwd=REPO,
+                         env=frontend_env(stack[2]), timeout=120)
+    assert cli.returncode == 2 and "no lineup 'nosuchid'" in cli.stderr
 
     # Grey and normalised: every member goes out in grey with the lineup's common tone.
     alice.request("PUT", f"/web/lineups/{draft['id']}", json={
