@@ -360,4 +360,6 @@ def test_benchmark_runs_and_meets_its_goal(tmp_path):
     numbers = json.loads(out.read_text())
     assert numbers["witnesses"] == 10_000 and numbers["bootstrap"] == 2000
     assert 0 < numbers["measures_s"] < numbers["goal_s"]
+    assert 0 < numbers["panel_s"] < numbers["panel_goal_s"] and numbers["panel_reference_s"] > 0
+    assert "live panel: simulated witnesses" in proc.stdout
     assert "goal: well under 1 s for 10000 witnesses" in proc.stdout

@@ -24,7 +24,7 @@ const state = {
   faces: [],                     // faces shown
   distanceTo: null,              // what the fillers' distances measure against (the photo)
   reconstruction: null,          // the suspect's reconstruction of the last fillers task
-  lineup: { id: null, name: '', size: 6, position: null, suspect: null, fillers: [] },
+  lineup: { id: null, name: '', size: 6, position: null, suspect: null, fillers: [], presentation: {} },
   savedAs: null,                 // lineupKey() as last saved or opened (to tell unsaved picks)
   draftOn: false,                // the draft is written (not before it was read, nor at logout)
   menuFace: null,
@@ -43,6 +43,7 @@ async function start() {
   wireControls();
   renderPositions();
   renderLineup();
+  showNotice();
   await attachSession();
   await restoreDraft();
   await resumeTask();
@@ -61,7 +62,7 @@ const settingIds = () => ['per-page', 'steps', 'interp-count', 'refine-seconds',
 function lineupKey() {
   const l = state.lineup;
   return JSON.stringify([l.id, l.suspect, l.fillers.map((f) => f.face_id), l.size, l.name,
-                         $('suspect-position').value]);
+                         $('suspect-position').value, l.presentation || {}]);
 }
 
 function unsaved() {
@@ -578,6 +579,9 @@ function renderLineup() {
   });
   $('selected').replaceChildren(...items);
   $('save').disabled = !l.suspect;
+  $('present-normalise').checked = Boolean((l.presentation || {}).normalise);
+  $('present-grayscale').checked = Boolean((l.presentation || {}).grayscale);
+  scheduleFairness();
   saveDraft();
 }
 
@@ -640,6 +644,7 @@ async function saveLineup() {
     suspect_position: $('suspect-position').value ? Number($('suspect-position').value) : l.position,
     suspect: l.suspect,
     fillers: l.fillers.map((f) => ({ face_id: f.face_id, distance: f.distance ?? null })),
+    presentation: presentationOptions(),
     ui: { mode: state.mode, slots: slotsForSaving() },
   };
   if (!$('suspect-position').value) body.suspect_position = l.id ? l.position : null;
@@ -654,9 +659,88 @@ async function saveLineup() {
     $('save-message').textContent = `Saved “${saved.name}”: the suspect is number ${saved.suspect_position}.` +
       (missing ? ` Select ${missing} more filler${missing > 1 ? 's' : ''} to export it.` : '');
     showDownloads(saved.id, saved.complete);
+    showParity(saved.id, saved.complete);
     markSaved();
   } catch (e) {
     $('save-message').textContent = e.message;
+  }
+}
+
+// -- fairness before anyone is asked --------------------------------------------------------
+// The research-only notice of the model, the presentation options, the simulated witnesses
+// while fillers are picked (POST /web/lineups/simulation, debounced) and, for a saved complete
+// lineup, the presentation-parity warnings (GET /web/lineups/<id>/parity).
+
+function presentationOptions() {
+  return { normalise: $('present-normalise').checked, grayscale: $('present-grayscale').checked };
+}
+
+async function showNotice() {
+  try {
+    const { notice } = await api('GET', '/web/lineups/notice');
+    $('research-notice').textContent = notice || '';
+    $('research-notice').hidden = !notice;
+  } catch (e) { /* the page works without it; the exports still carry the notice */ }
+}
+
+function warningItems(messages) {
+  return messages.map((text) => { const li = document.createElement('li'); li.textContent = text; return li; });
+}
+
+async function showParity(id, complete) {
+  const list = $('parity-warnings');
+  list.hidden = true;
+  if (!id || !complete) return;
+  try {
+    const { parity } = await api('GET', `/web/lineups/${id}/parity`);
+    const items = parity.warnings.length ? warningItems(parity.warnings.map((w) => w.message))
+      : warningItems(['No member stands out by sharpness, tone, colour or background.']);
+    list.replaceChildren(...items);
+    list.classList.toggle('ok', parity.fair);
+    list.hidden = false;
+  } catch (e) {
+    list.replaceChildren(...warningItems([`The presentation check failed: ${e.message}`]));
+    list.hidden = false;
+  }
+}
+
+let fairnessTimer = null;
+let fairnessAsked = 0;
+
+function scheduleFairness() {
+  clearTimeout(fairnessTimer);
+  const l = state.lineup;
+  if (!l.suspect || !l.fillers.length) { $('fairness-panel').hidden = true; return; }
+  fairnessTimer = setTimeout(updateFairness, 150);
+}
+
+function describeWitness(name, w) {
+  if (!w) return '';
+  const share = Math.round(100 * w.suspect_proportion);
+  return `${name}: effective size E′ ${w.tredoux_e.toFixed(1)} of ${w.size}, the suspect chosen by ${share} % (chance ${Math.round(100 * w.chance)} %).`;
+}
+
+async function updateFairness() {
+  const l = state.lineup;
+  const asked = ++fairnessAsked;
+  try {
+    const sim = await api('POST', '/web/lineups/simulation', {
+      suspect: l.suspect, fillers: l.fillers.map((f) => f.face_id) });
+    if (asked !== fairnessAsked) return;   // a newer selection is on its way
+    const lines = [describeWitness('Description witnesses', sim.description_witness),
+                   describeWitness('Resemblance witnesses', sim.resemblance_witness)].filter(Boolean);
+    $('fairness-summary').textContent = lines.length ? lines.join(' ')
+      : 'The simulated witnesses need the fillers’ trait readings or identity distances.';
+    const byPosition = (p) => (p === 1 ? 'The suspect' : `Filler ${p - 1}`);
+    $('fairness-flags').replaceChildren(...warningItems(sim.stand_out.map(
+      (f) => f.message.replace(`Member ${f.position} (the suspect)`, 'The suspect').replace(`Member ${f.position}`, byPosition(f.position)))));
+    $('fairness-label').textContent = sim.simulation;
+    $('fairness-panel').hidden = false;
+  } catch (e) {
+    if (asked !== fairnessAsked) return;
+    $('fairness-summary').textContent = `The fairness check is not available: ${e.message}`;
+    $('fairness-flags').replaceChildren();
+    $('fairness-panel').hidden = false;
   }
 }
 
@@ -664,6 +748,7 @@ function showDownloads(id, complete) {
   $('downloads').hidden = !(id && complete);
   $('download-png').href = `/web/lineups/${id}/composite.png`;
   $('download-zip').href = `/web/lineups/${id}/export.zip`;
+  $('download-report').href = `/web/lineups/${id}/report.pdf`;
 }
 
 function slotsForSaving() {
@@ -706,7 +791,7 @@ async function openLineup(id) {
   try {
     const saved = await api('GET', `/web/lineups/${id}`);
     state.lineup = { id: saved.id, name: saved.name, size: saved.size, position: saved.suspect_position,
-                     suspect: saved.suspect, fillers: saved.fillers };
+                     suspect: saved.suspect, fillers: saved.fillers, presentation: saved.presentation || {} };
     renderPositions();
     $('suspect-position').value = String(saved.suspect_position);
     const ui = saved.ui || {};
@@ -716,6 +801,7 @@ async function openLineup(id) {
     renderLineup();
     $('save-message').textContent = `Opened “${saved.name}”.`;
     showDownloads(saved.id, saved.complete);
+    showParity(saved.id, saved.complete);
     markSaved();
   } catch (e) {
     showError(e.message);
@@ -724,7 +810,7 @@ async function openLineup(id) {
 
 function newLineup() {
   if (unsaved() && !window.confirm('Start a new lineup and discard the one you have not saved?')) return;
-  state.lineup = { id: null, name: '', size: 6, position: null, suspect: null, fillers: [] };
+  state.lineup = { id: null, name: '', size: 6, position: null, suspect: null, fillers: [], presentation: {} };
   state.faces = [];
   setPageSource(null);
   state.reconstruction = null;
@@ -738,6 +824,7 @@ function newLineup() {
   renderLineup();
   renderFaces();
   $('downloads').hidden = true;
+  $('parity-warnings').hidden = true;
   $('save-message').textContent = '';
   $('results-note').textContent = 'Upload a photo of the suspect and press “Generate results”. Later pages are less similar to the suspect.';
   $('details').hidden = true;
@@ -813,6 +900,9 @@ function wireControls() {
   });
   $('lineup-name').addEventListener('input', (ev) => { state.lineup.name = ev.target.value; saveDraft(); });
   $('suspect-position').addEventListener('change', saveDraft);
+  for (const id of ['present-normalise', 'present-grayscale']) {
+    $(id).addEventListener('change', () => { state.lineup.presentation = presentationOptions(); saveDraft(); });
+  }
   for (const id of settingIds()) $(id).addEventListener('change', saveDraft);
   window.addEventListener('pagehide', saveDraft);   // e.g. a setting typed but not yet changed
   $('save').addEventListener('click', saveLineup);

@@ -4,6 +4,7 @@ part, so ``fillers`` works). Starting it costs a backend's TensorFlow start (~15
 shared by the whole session; everything is stopped at the end."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -23,6 +24,11 @@ def pca_bundle(tiny_bundle_dir, tmp_path_factory):
     shutil.copytree(tiny_bundle_dir, path)
     pca = fit_pca(load_bundle(path).generator, num_samples=1000, num_components=16)
     add_part(path, "pca", pca.arrays(), config=pca.config())
+    # Licensed like the default bundle: the pages and exports must show the research notice.
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["licence"] = "non-commercial research use only (test bundle)"
+    (path / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    load_bundle(path)  # still a valid bundle
     return path
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import zipfile
+from pathlib import Path
 
 from PIL import Image
 
@@ -176,6 +178,12 @@ def test_select_fillers_save_and_download(page):
         face_action(page, i, "Select as filler")
     assert page.locator("#lineup-count").inner_text() == "5 of 5 fillers selected"
     assert page.locator("#selected li").count() == 6
+    # The default model is for research only, and the page says so.
+    assert page.locator("#research-notice").inner_text().startswith("RESEARCH ONLY")
+    # The simulated witnesses follow the picks, labelled as a simulation.
+    page.locator("#fairness-panel").wait_for()
+    page.wait_for_function("document.querySelector('#fairness-summary').textContent.includes('E′')")
+    assert page.locator("#fairness-label").inner_text().startswith("Simulation, not evidence")
     face_action(page, 5, "Select as filler")               # one too many: told why
     assert "room for 5 fillers" in page.locator("#error").inner_text()
     # Removing one and adding another.
@@ -184,19 +192,28 @@ def test_select_fillers_save_and_download(page):
     face_action(page, 5, "Select as filler")
     page.fill("#lineup-name", "Case 117")
     page.select_option("#suspect-position", "3")
+    page.check("#present-normalise")
     page.click("#save")
     page.get_by_text("the suspect is number 3").wait_for()
     assert page.locator("#error").inner_text() == ""        # the old error no longer applies
+    # The presentation check of the saved lineup: warnings, or a line saying none stands out.
+    page.locator("#parity-warnings li").first.wait_for()
     shot(page, "lineup-saved")
     with page.expect_download() as download:
         page.click("#download-png")
     with Image.open(download.value.path()) as im:
-        assert im.size == (16 + 3 * 272, 16 + 2 * 316)       # 3 × 2 grid of 256-px faces
+        # A 3 × 2 grid of 256-px faces, with the research-only notice under it.
+        assert im.size[0] == 16 + 3 * 272 and im.size[1] > 16 + 2 * 316
     with page.expect_download() as download:
         page.click("#download-zip")
     with zipfile.ZipFile(download.value.path()) as zf:
         names = set(zf.namelist())
-    assert {"composite.png", "lineup.json"} <= names and len(names) == 8
+        record = json.loads(zf.read("lineup.json"))
+    assert {"composite.png", "lineup.json", "NOTICE.txt"} <= names and len(names) == 9
+    assert record["presentation"] == {"normalise": True, "grayscale": False}
+    with page.expect_download() as download:
+        page.click("#download-report")
+    assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
 
 
 def test_interpolation_between_the_photo_and_a_face(page):
