@@ -15,7 +15,7 @@ import requests
 
 from models import fairness
 from tests.test_frontend_api import (Browser, FakeDaemon, Frontend, add_user, fake_faces,
-                                     results_dir, validate)
+                                     pdf_text, results_dir, validate)
 
 
 @pytest.fixture(scope="module")
@@ -362,6 +362,12 @@ def test_paper_choices_import_export_and_the_measures(stack, alice, tmp_path):
     path.write_text(exported.text)
     choices, _ = fairness.read_choices_csv(path, size=6)
     assert fairness.analyse_choices(choices, 6, 3).to_dict() == expected
+    # The lineup's report carries the description and the real measures with their intervals.
+    text = pdf_text(alice.get(f"/web/lineups/{lineup['id']}/report.pdf").content)
+    assert made["test"]["description"][:30] in text
+    assert "5 online, 10 on paper" in text and expected["verdict"][:40] in text
+    low, high = expected["tredoux_e_ci"]
+    assert f"Tredoux's E′ {expected['tredoux_e']:.2f} [95 % CI {low:.2f}–{high:.2f}]" in text
     # The paper choices can be taken out again (to import a corrected file).
     assert alice.request("DELETE", f"/web/witness-tests/{test_id}/imports").json() == \
         {"deleted": 10}
