@@ -10,6 +10,10 @@ library (no TensorFlow, no servers), so the command line and any server can call
 Notation: ``k`` members (nominal size), the suspect at position ``s`` (1-based), ``N`` mock
 witnesses, ``o_i`` the number who chose member ``i``, ``p_i = o_i / N``, ``D = o_s``.
 
+Design: in a *target-present* lineup (the default) ``s`` is the suspect; in a *target-absent*
+lineup built for a study, ``s`` is the *designated innocent suspect* (the member who stands in
+for an innocent suspect). The measures are the same; the verdict names the member accordingly.
+
 * **Functional size** ``N / D`` (Wells, Leippe & Ostrom, 1979; r4lineups ``func_size``);
   undefined when nobody chose the suspect (r4lineups returns ``Inf``; here ``None`` and a
   reason).
@@ -64,6 +68,7 @@ from typing import Sequence
 import numpy as np
 
 ALPHA = 0.05  # the level of the binomial test and of every interval (95 %)
+DESIGNS = ("target-present", "target-absent")
 Z = NormalDist().inv_cdf(1 - ALPHA / 2)  # 1.959963984540054
 CHOICE_COLUMN = "choice"
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -95,6 +100,7 @@ class LineupFairness:
     binomial_p: float  # exact two-sided test of D / N = 1 / k
     bias: str  # "against suspect", "below chance" or "none" (the test at ALPHA)
     verdict: str
+    design: str = "target-present"  # or "target-absent": s is the designated innocent suspect
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (lists for tuples; ``None`` for what is undefined)."""
@@ -123,19 +129,23 @@ class LineupFairness:
             "binomial_p": self.binomial_p,
             "bias": self.bias,
             "verdict": self.verdict,
+            "design": self.design,
         }
 
 
 def analyse_choices(choices: Sequence[int], size: int, suspect_position: int, *,
-                    bootstrap: int = 2000, seed: int = 0) -> LineupFairness:
-    """All fairness measures of a lineup of ``size`` members with the suspect at
-    ``suspect_position`` (1-based), from each mock witness's chosen position (1-based).
+                    bootstrap: int = 2000, seed: int = 0,
+                    design: str = "target-present") -> LineupFairness:
+    """All fairness measures of a lineup of ``size`` members with the suspect (the designated
+    innocent suspect when ``design`` is "target-absent") at ``suspect_position`` (1-based),
+    from each mock witness's chosen position (1-based).
 
     Raises ValueError for a size below 2, a suspect position outside the lineup, no choices, or
     a choice that is not a position of the lineup (naming the first such choice).
     """
     k, s = _check_lineup(size, suspect_position)
-    return analyse_counts(count_choices(choices, k), s, bootstrap=bootstrap, seed=seed)
+    return analyse_counts(count_choices(choices, k), s, bootstrap=bootstrap, seed=seed,
+                          design=design)
 
 
 def count_choices(choices: Sequence[int], size: int) -> np.ndarray:
@@ -163,8 +173,10 @@ def count_choices(choices: Sequence[int], size: int) -> np.ndarray:
 
 
 def analyse_counts(counts: Sequence[int], suspect_position: int, *, bootstrap: int = 2000,
-                   seed: int = 0) -> LineupFairness:
+                   seed: int = 0, design: str = "target-present") -> LineupFairness:
     """All fairness measures from the table of counts per member (position 1 first)."""
+    if design not in DESIGNS:
+        raise ValueError(f"design must be one of {', '.join(DESIGNS)}, got {design!r}")
     o = np.asarray(counts, dtype=np.int64)
     k, s = _check_lineup(len(o), suspect_position)
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) \
@@ -210,7 +222,7 @@ def analyse_counts(counts: Sequence[int], suspect_position: int, *, bootstrap: i
         tredoux_e_ci=ci, tredoux_e_ci_bootstrap=boot, bootstrap_resamples=int(bootstrap),
         seed=seed, suspect_count=d, suspect_proportion=d / n, chance=chance,
         suspect_proportion_ci=wilson_interval(d, n), binomial_p=pval, bias=bias,
-        verdict=_verdict(d, n, k, pval, bias))
+        verdict=_verdict(d, n, k, pval, bias, design), design=design)
 
 
 def tredoux_e(counts: Sequence[int]) -> float:
@@ -275,15 +287,16 @@ def format_p(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
 
 
-def _verdict(d: int, n: int, k: int, pval: float, bias: str) -> str:
+def _verdict(d: int, n: int, k: int, pval: float, bias: str,
+             design: str = "target-present") -> str:
     ratio = d * k / n
-    head = (f"the suspect was chosen by {d} of {n} mock witnesses, {ratio:.2g}× chance "
-            f"(1/{k})")
+    who = "the designated innocent suspect" if design == "target-absent" else "the suspect"
+    head = f"{who} was chosen by {d} of {n} mock witnesses, {ratio:.2g}× chance (1/{k})"
     if bias == "against suspect":
-        return f"{head}: the lineup is biased against the suspect ({format_p(pval)})"
+        return f"{head}: the lineup is biased against {who} ({format_p(pval)})"
     if bias == "below chance":
-        return (f"{head}: less often than chance, so the lineup is not biased against the "
-                f"suspect ({format_p(pval)})")
+        return (f"{head}: less often than chance, so the lineup is not biased against "
+                f"{who} ({format_p(pval)})")
     return f"{head}: not distinguishable from chance ({format_p(pval)})"
 
 
@@ -355,10 +368,11 @@ def read_choices_csv(path: str | Path, size: int | None = None
 def format_table(result: LineupFairness) -> str:
     """A short readable report: the counts per member, then each measure and the verdict."""
     r = result
-    lines = [f"lineup of {r.size}, suspect at position {r.suspect_position}, "
+    who = "designated innocent suspect" if r.design == "target-absent" else "suspect"
+    lines = [f"lineup of {r.size} ({r.design}), {who} at position {r.suspect_position}, "
              f"{r.n} mock witnesses", "", "position  chosen  share"]
     for i, (count, share) in enumerate(zip(r.counts, r.proportions), start=1):
-        mark = "  <- suspect" if i == r.suspect_position else ""
+        mark = f"  <- {who}" if i == r.suspect_position else ""
         lines.append(f"{i:>8}  {count:>6}  {100 * share:5.1f} %{mark}")
     lo, hi = r.tredoux_e_ci
     plo, phi = r.suspect_proportion_ci

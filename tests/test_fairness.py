@@ -326,6 +326,27 @@ def test_cli_table(tmp_path):
     assert "       3       9   30.0 %  <- suspect" in r.stdout
     assert "effective size E (Malpass 1981)" in r.stdout and "4.20 of 6" in r.stdout
     assert "verdict: the suspect was chosen by 9 of 30 mock witnesses" in r.stdout
+    assert "lineup of 6 (target-present), suspect at position 3" in r.stdout
+
+
+def test_a_target_absent_lineup_names_its_designated_innocent_suspect(tmp_path):
+    from models.fairness import analyse_counts
+
+    present = analyse_counts(WORKED, 3, bootstrap=0)
+    absent = analyse_counts(WORKED, 3, bootstrap=0, design="target-absent")
+    same = {k: v for k, v in present.to_dict().items() if k not in ("verdict", "design")}
+    assert same == {k: v for k, v in absent.to_dict().items() if k not in ("verdict", "design")}
+    assert absent.design == "target-absent" and present.design == "target-present"
+    assert absent.verdict.startswith("the designated innocent suspect was chosen by 9 of 30")
+    with pytest.raises(ValueError, match="design must be one of target-present, target-absent"):
+        analyse_counts(WORKED, 3, design="culprit-free")
+    r = ligan("lineup", "analyse", "--choices", str(worked_csv(tmp_path)), "--size", "6",
+              "--suspect-position", "3", "--design", "target-absent")
+    assert r.returncode == 0, r.stderr
+    assert "       3       9   30.0 %  <- designated innocent suspect" in r.stdout
+    r = ligan("lineup", "analyse", "--choices", str(worked_csv(tmp_path)), "--size", "6",
+              "--suspect-position", "3", "--design", "target-absent", "--json")
+    assert json.loads(r.stdout)["design"] == "target-absent"
 
 
 @pytest.mark.parametrize("args,message", [

@@ -103,6 +103,10 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
                      help="number of lineup members (nominal size)")
     ana.add_argument("--suspect-position", type=int, required=True, metavar="S",
                      help="the suspect's position, 1 to K")
+    ana.add_argument("--design", choices=("target-present", "target-absent"),
+                     default="target-present",
+                     help="target-absent: S is the designated innocent suspect of a "
+                          "culprit-absent lineup (same measures, worded for it)")
     ana.add_argument("--json", action="store_true", help="print one JSON object")
     ana.set_defaults(handler=_analyse)
 
@@ -348,7 +352,7 @@ def _analyse(args: argparse.Namespace, settings) -> int:
                            f"{args.suspect_position}")
     try:
         choices, _ = read_choices_csv(args.choices, size=args.size)
-        result = analyse_choices(choices, args.size, args.suspect_position)
+        result = analyse_choices(choices, args.size, args.suspect_position, design=args.design)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     print(json.dumps(result.to_dict()) if args.json else format_table(result))
