@@ -17,6 +17,23 @@ TINY = dict(resolution=32, z_dim=32, w_dim=32, mapping_layers=2, channel_base=10
             channel_max=64)
 
 
+#: Test folders whose modules share one session-wide resource, so that pytest-xdist runs all of
+#: them on one worker: the SLURM cluster (tests/integration) and the web stack (tests/browser).
+SHARED_RESOURCE_FOLDERS = {"integration": "slurm-cluster", "browser": "web-stack"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep each module on one pytest-xdist worker (``./setup/test.sh`` runs with
+    ``--dist loadgroup``): module fixtures are then built once, tests that rely on their file's
+    order keep it, and the folders in :data:`SHARED_RESOURCE_FOLDERS` stay together."""
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        path = Path(item.fspath).resolve()
+        rel = path.relative_to(tests) if path.is_relative_to(tests) else path
+        group = SHARED_RESOURCE_FOLDERS.get(rel.parts[0], rel.as_posix())
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="module")
 def default_bundle():
     """The committed default bundle, loaded once per test module."""
