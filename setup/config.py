@@ -61,11 +61,15 @@ class SettingsError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    home: Path
-    bundle: Path
-    log_level: str
-    tf_intra_threads: int
-    tf_inter_threads: int
+    """Every setting with its default: the one place a default is written. ``Settings()`` is
+    the configuration with no environment variable set (``public_url`` and ``callback_host``
+    are derived by :func:`load_settings`); components take a ``Settings``, never re-read it."""
+
+    home: Path = CHECKOUT / "var"
+    bundle: Path = CHECKOUT / "models" / "bundles" / "default"
+    log_level: str = "INFO"
+    tf_intra_threads: int = 0
+    tf_inter_threads: int = 1
     precision: str = "auto"
     backend_host: str = "127.0.0.1"
     backend_workers: int = 1
@@ -112,6 +116,9 @@ class Settings:
         return self.home / "results"
 
 
+DEFAULTS = Settings()  # what load_settings falls back to for a variable that is not set
+
+
 # Handed by the master daemon to the frontend server it starts: the read end of a pipe whose
 # write end only the daemon holds, so that the frontend ends when the daemon does.
 LIFELINE_ENV = "LIGAN_LIFELINE_FD"
@@ -129,7 +136,14 @@ def to_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _env_name(field: str) -> str:
+    """The environment variable of the Settings field ``field``."""
+    return f"LIGAN_{field.upper()}"
+
+
+def _int(env: Mapping[str, str], field: str, minimum: int = 0) -> int:
+    """The integer setting ``field`` from its variable, else the field's default."""
+    name, default = _env_name(field), getattr(DEFAULTS, field)
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -142,7 +156,9 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+def _float(env: Mapping[str, str], field: str, minimum: float = 0.0) -> float:
+    """The number setting ``field`` from its variable, else the field's default."""
+    name, default = _env_name(field), getattr(DEFAULTS, field)
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -158,24 +174,24 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Settings from the environment (``os.environ`` by default), validated."""
     env = os.environ if env is None else env
-    home = Path(env.get("LIGAN_HOME") or CHECKOUT / "var").expanduser()
-    bundle = Path(env.get("LIGAN_BUNDLE") or CHECKOUT / "models" / "bundles" / "default")
-    level = (env.get("LIGAN_LOG_LEVEL") or "INFO").upper()
+    home = Path(env.get("LIGAN_HOME") or DEFAULTS.home).expanduser()
+    bundle = Path(env.get("LIGAN_BUNDLE") or DEFAULTS.bundle)
+    level = (env.get("LIGAN_LOG_LEVEL") or DEFAULTS.log_level).upper()
     if level not in LOG_LEVELS:
         raise SettingsError(f"LIGAN_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
     return Settings(home=home, bundle=bundle.expanduser(), log_level=level,
-                    tf_intra_threads=_int(env, "LIGAN_TF_INTRA_THREADS", 0),
-                    tf_inter_threads=_int(env, "LIGAN_TF_INTER_THREADS", 1),
+                    tf_intra_threads=_int(env, "tf_intra_threads"),
+                    tf_inter_threads=_int(env, "tf_inter_threads"),
                     precision=_precision(env),
-                    backend_host=(env.get("LIGAN_BACKEND_HOST") or "127.0.0.1").strip(),
-                    backend_workers=_int(env, "LIGAN_BACKEND_WORKERS", 1, minimum=1),
-                    backend_idle_timeout=_float(env, "LIGAN_BACKEND_IDLE_TIMEOUT", 0.0),
-                    backend_grace=_float(env, "LIGAN_BACKEND_GRACE", 20.0),
-                    backend_batch_size=_int(env, "LIGAN_BACKEND_BATCH_SIZE", 8, minimum=1),
-                    backend_result_faces=_int(env, "LIGAN_BACKEND_RESULT_FACES", 256),
-                    backend_result_files=_int(env, "LIGAN_BACKEND_RESULT_FILES", 1000),
-                    log_max_mb=_int(env, "LIGAN_LOG_MAX_MB", 10, minimum=1),
-                    log_backups=_int(env, "LIGAN_LOG_BACKUPS", 5, minimum=1),
+                    backend_host=(env.get("LIGAN_BACKEND_HOST") or DEFAULTS.backend_host).strip(),
+                    backend_workers=_int(env, "backend_workers", minimum=1),
+                    backend_idle_timeout=_float(env, "backend_idle_timeout"),
+                    backend_grace=_float(env, "backend_grace"),
+                    backend_batch_size=_int(env, "backend_batch_size", minimum=1),
+                    backend_result_faces=_int(env, "backend_result_faces"),
+                    backend_result_files=_int(env, "backend_result_files"),
+                    log_max_mb=_int(env, "log_max_mb", minimum=1),
+                    log_backups=_int(env, "log_backups", minimum=1),
                     **_server_settings(env))
 
 
@@ -186,22 +202,22 @@ def _precision(env: Mapping[str, str]) -> str:
     from models.precision import PrecisionError, check_precision
 
     try:
-        return check_precision(env.get("LIGAN_PRECISION") or "auto")
+        return check_precision(env.get("LIGAN_PRECISION") or DEFAULTS.precision)
     except PrecisionError as exc:
         raise SettingsError(f"LIGAN_PRECISION: {exc}") from None
 
 
 def _server_settings(env: Mapping[str, str]) -> dict:
     """The master daemon's, the frontend's and the SLURM job settings."""
-    host = (env.get("LIGAN_HOST") or "127.0.0.1").strip()
-    port = _int(env, "LIGAN_PORT", 8700, minimum=1)
+    host = (env.get("LIGAN_HOST") or DEFAULTS.host).strip()
+    port = _int(env, "port", minimum=1)
     if port > 65535:
         raise SettingsError(f"LIGAN_PORT must be a port number (1-65535), got {port}")
     public_url = (env.get("LIGAN_PUBLIC_URL") or "").strip().rstrip("/")
     if public_url and not public_url.startswith(("http://", "https://")):
         raise SettingsError(f"LIGAN_PUBLIC_URL must start with http:// or https://, got "
                             f"{public_url!r}")
-    scheduler = (env.get("LIGAN_SCHEDULER") or "local").strip().lower()
+    scheduler = (env.get("LIGAN_SCHEDULER") or DEFAULTS.scheduler).strip().lower()
     if scheduler not in SCHEDULERS:
         raise SettingsError(f"LIGAN_SCHEDULER must be one of {', '.join(SCHEDULERS)}, got "
                             f"{scheduler!r}")
@@ -209,14 +225,15 @@ def _server_settings(env: Mapping[str, str]) -> dict:
     if container and container.split(":", 1)[0] not in ("apptainer", "enroot"):
         raise SettingsError(f"LIGAN_CONTAINER must be apptainer:IMAGE or enroot:IMAGE, got "
                             f"{container!r}")
-    frontend_port = _int(env, "LIGAN_FRONTEND_PORT", 0)
+    frontend_port = _int(env, "frontend_port")
     if frontend_port > 65535:
         raise SettingsError(f"LIGAN_FRONTEND_PORT must be 0-65535, got {frontend_port}")
-    secure = (env.get("LIGAN_SECURE_COOKIES") or "0").strip().lower()
+    secure = (env.get("LIGAN_SECURE_COOKIES") or ("1" if DEFAULTS.secure_cookies else "0"))
+    secure = secure.strip().lower()
     if secure not in ("0", "1", "true", "false", "yes", "no"):
         raise SettingsError(f"LIGAN_SECURE_COOKIES must be 0 or 1, got {secure!r}")
-    time_limit = _int(env, "LIGAN_BACKEND_TIME_LIMIT", 28800, minimum=60)
-    renew_before = _int(env, "LIGAN_BACKEND_RENEW_BEFORE", 900)
+    time_limit = _int(env, "backend_time_limit", minimum=60)
+    renew_before = _int(env, "backend_renew_before")
     if renew_before >= time_limit:
         raise SettingsError(f"LIGAN_BACKEND_RENEW_BEFORE ({renew_before} s) must be shorter than "
                             f"LIGAN_BACKEND_TIME_LIMIT ({time_limit} s): a backend would be "
@@ -224,33 +241,34 @@ def _server_settings(env: Mapping[str, str]) -> dict:
     return dict(
         host=host, port=port, public_url=public_url or f"http://{host}:{port}",
         scheduler=scheduler,
-        max_backends=_int(env, "LIGAN_MAX_BACKENDS", 2, minimum=1),
-        session_idle_timeout=_float(env, "LIGAN_SESSION_IDLE_TIMEOUT", 1800.0),
+        max_backends=_int(env, "max_backends", minimum=1),
+        session_idle_timeout=_float(env, "session_idle_timeout"),
         backend_time_limit=time_limit, backend_renew_before=renew_before,
         callback_host=(env.get("LIGAN_CALLBACK_HOST") or "").strip(),
         slurm_partition=(env.get("LIGAN_SLURM_PARTITION") or "").strip(),
         slurm_account=(env.get("LIGAN_SLURM_ACCOUNT") or "").strip(),
-        slurm_gpus=_int(env, "LIGAN_SLURM_GPUS", 1),
-        slurm_memory_mb=_int(env, "LIGAN_SLURM_MEMORY_MB", 16384, minimum=1),
-        slurm_cpus=_int(env, "LIGAN_SLURM_CPUS", 4, minimum=1),
+        slurm_gpus=_int(env, "slurm_gpus"),
+        slurm_memory_mb=_int(env, "slurm_memory_mb", minimum=1),
+        slurm_cpus=_int(env, "slurm_cpus", minimum=1),
         container=container,
         frontend_port=frontend_port,
-        daemon_threads=_int(env, "LIGAN_DAEMON_THREADS", 300, minimum=8),
+        daemon_threads=_int(env, "daemon_threads", minimum=8),
         secure_cookies=secure in ("1", "true", "yes"),
-        trusted_proxies=_int(env, "LIGAN_TRUSTED_PROXIES", 0),
-        upload_max_mb=_int(env, "LIGAN_UPLOAD_MAX_MB", 20, minimum=1),
-        login_rate_limit=_rate(env, "LIGAN_LOGIN_RATE_LIMIT", "10 per minute"),
-        witness_link_days=_float(env, "LIGAN_WITNESS_LINK_DAYS", 14.0, minimum=0.001),
-        witness_max_links=_int(env, "LIGAN_WITNESS_MAX_LINKS", 500, minimum=1),
-        witness_rate_limit=_rate(env, "LIGAN_WITNESS_RATE_LIMIT", "60 per minute"),
+        trusted_proxies=_int(env, "trusted_proxies"),
+        upload_max_mb=_int(env, "upload_max_mb", minimum=1),
+        login_rate_limit=_rate(env, "login_rate_limit"),
+        witness_link_days=_float(env, "witness_link_days", minimum=0.001),
+        witness_max_links=_int(env, "witness_max_links", minimum=1),
+        witness_rate_limit=_rate(env, "witness_rate_limit"),
     )
 
 
-def _rate(env: Mapping[str, str], name: str, default: str) -> str:
+def _rate(env: Mapping[str, str], field: str) -> str:
     """A rate such as ``10 per minute`` or ``5/second`` (flask-limiter's notation)."""
     import re
 
-    raw = (env.get(name) or default).strip()
+    name = _env_name(field)
+    raw = (env.get(name) or getattr(DEFAULTS, field)).strip()
     if not re.fullmatch(r"\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?", raw):
         raise SettingsError(f"{name} must look like '10 per minute' or '5/second', got {raw!r}")
     return raw

@@ -50,3 +50,17 @@ def test_renewal_must_come_before_the_time_limit():
                               "LIGAN_BACKEND_RENEW_BEFORE": "600"})
     assert config.load_settings({"LIGAN_BACKEND_TIME_LIMIT": "600",
                                  "LIGAN_BACKEND_RENEW_BEFORE": "599"}).backend_renew_before == 599
+
+
+def test_each_default_is_written_once():
+    """``Settings``' field defaults are the defaults: reading an empty environment gives them
+    back (only the derived public URL differs), and the backend's limits start from them."""
+    from backend_server.tasks import BackendLimits
+
+    loaded = config.load_settings({})
+    assert dataclasses.replace(loaded, public_url="") == config.Settings() == config.DEFAULTS
+    assert loaded.public_url == f"http://{loaded.host}:{loaded.port}"
+    limits = BackendLimits()
+    assert (limits.batch_size, limits.result_faces, limits.result_files) == (
+        config.DEFAULTS.backend_batch_size, config.DEFAULTS.backend_result_faces,
+        config.DEFAULTS.backend_result_files)
