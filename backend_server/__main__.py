@@ -6,9 +6,10 @@ import sys
 
 from backend_server.cli import register
 from setup import entry
+from setup.config import Settings
 
 
-def build_parser(settings) -> argparse.ArgumentParser:
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m backend_server")
     register(entry.subcommands(parser), settings)
     return parser

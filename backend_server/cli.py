@@ -11,15 +11,20 @@ import argparse
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from models.precision import SETTINGS
+from setup.config import Settings
+
+if TYPE_CHECKING:
+    from backend_server.backend import BackendConfig
 
 SECRET_ENV = "LIGAN_JOB_SECRET"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 
 
-def register(sub: argparse._SubParsersAction, settings) -> None:
+def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
     """Add ``backend serve`` to the ``ligan`` parser."""
     backend = sub.add_parser("backend", help="the per-session backend server",
                              description="The per-session backend: one loaded model bundle "
@@ -41,33 +46,30 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     serve.add_argument("--callback-url", required=True,
                        help="the master daemon's callback base URL (on-ready, on-progress and "
                             "on-result are POSTed below it)")
-    serve.add_argument("--host", default=_setting(settings, "backend_host", "127.0.0.1"),
+    serve.add_argument("--host", default=settings.backend_host,
                        help="address to listen on (0.0.0.0: all; the node name is reported)")
     serve.add_argument("--port", type=int, default=0, help="port to listen on (0: any free)")
     serve.add_argument("--idle-timeout", type=float,
-                       default=_setting(settings, "backend_idle_timeout", 0.0),
+                       default=settings.backend_idle_timeout,
                        help="exit after this many seconds without tasks (0: never)")
-    serve.add_argument("--workers", type=int, default=_setting(settings, "backend_workers", 1),
+    serve.add_argument("--workers", type=int, default=settings.backend_workers,
                        help="worker threads running tasks side by side")
-    serve.add_argument("--grace", type=float, default=_setting(settings, "backend_grace", 20.0),
+    serve.add_argument("--grace", type=float, default=settings.backend_grace,
                        help="seconds a running task may take to finish after SIGTERM")
     serve.add_argument("--batch-size", type=int,
-                       default=_setting(settings, "backend_batch_size", 8),
+                       default=settings.backend_batch_size,
                        help="faces rendered at once")
     serve.add_argument("--precision", choices=SETTINGS, default=settings.precision,
                        help="numeric precision faces are rendered in (LIGAN_PRECISION; auto: "
                             "bfloat16 on CPUs with AMX or AVX-512 BF16, else float32)")
     serve.set_defaults(handler=_serve,
-                       result_faces=_setting(settings, "backend_result_faces", 256),
-                       result_files=_setting(settings, "backend_result_files", 1000))
+                       result_faces=settings.backend_result_faces,
+                       result_files=settings.backend_result_files)
 
 
-def _setting(settings, name: str, default):
-    """Backend settings from setup.config (LIGAN_BACKEND_*), with these defaults until then."""
-    return getattr(settings, name, default)
-
-
-def build_config(args: argparse.Namespace, secret: str):
+def build_config(args: argparse.Namespace, secret: str) -> BackendConfig:
+    """The backend's configuration from ``backend serve``'s arguments; ValueError names every
+    argument that is wrong."""
     from backend_server.backend import BackendConfig
     from backend_server.tasks import BackendLimits
 
@@ -106,7 +108,7 @@ def build_config(args: argparse.Namespace, secret: str):
                              result_files=max(0, int(args.result_files))))
 
 
-def _serve(args: argparse.Namespace, settings) -> int:
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from models.runtime import configure_tensorflow
     from setup.entry import CommandError
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from backend_server.validation import Params
+from setup.config import DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,14 @@ class TaskStopped(Exception):
 
 @dataclass(frozen=True)
 class BackendLimits:
-    """Settings the task types read (from the command line / setup.config)."""
+    """The limits the task types read: the backend's settings (``LIGAN_BACKEND_*``, defaults
+    from :class:`setup.config.Settings`, overridden on the command line) and two constants."""
 
-    batch_size: int = 8          # faces rendered at once
-    chunk_size: int = 64         # faces per chunk written to disk (random)
-    result_faces: int = 256      # face records carried in a result (the rest: records.jsonl)
-    result_files: int = 1000     # file paths carried in a result (all: GET /tasks/<id>/files)
-    max_random: int = 30_000     # most faces one random task may make
+    batch_size: int = DEFAULTS.backend_batch_size      # faces rendered at once
+    chunk_size: int = 64         # faces per chunk written to disk (random); not a setting
+    result_faces: int = DEFAULTS.backend_result_faces  # records in a result (all: records.jsonl)
+    result_files: int = DEFAULTS.backend_result_files  # paths in a result (all: GET …/files)
+    max_random: int = 30_000     # most faces one random task may make; not a setting
 
 
 @dataclass
