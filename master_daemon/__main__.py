@@ -7,9 +7,10 @@ import sys
 
 from master_daemon import cli
 from setup import entry
+from setup.config import Settings
 
 
-def build_parser(settings) -> argparse.ArgumentParser:
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m master_daemon")
     sub = entry.subcommands(parser)
     cli.register_serve(sub, settings)

@@ -36,7 +36,7 @@ from master_daemon.monitor import Monitor
 from master_daemon.proxy import Proxy
 from master_daemon.status import attach_log_file, disk, remove_state_file, write_state_file
 from master_daemon.store import Store
-from setup.config import to_env
+from setup.config import Settings, to_env
 from master_daemon.validation import ApiError
 from setup.strict_json import MAX_JSON_BODY_BYTES, dumps_strict, loads_strict
 
@@ -260,7 +260,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def scheduler_from_settings(settings: Any, **overrides: Any) -> Scheduler:
+def scheduler_from_settings(settings: Settings, **overrides: Any) -> Scheduler:
     """The scheduler ``settings.scheduler`` names, configured from the settings."""
     if settings.scheduler == "local":
         # SIGKILL only after the backend's grace period plus its callback delivery time.
@@ -287,7 +287,7 @@ class Daemon:
     the environment, else a fresh random one.
     """
 
-    def __init__(self, settings: Any, *, host: str | None = None, port: int | None = None,
+    def __init__(self, settings: Settings, *, host: str | None = None, port: int | None = None,
                  token: str | None = None, scheduler: Scheduler | None = None,
                  frontend_command: Sequence[str] | None = DEFAULT_COMMAND,
                  frontend_port: int | None = None, threads: int | None = None,
@@ -298,7 +298,7 @@ class Daemon:
         if self.port == 0:
             self.port = free_port(self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1")
         self.token = token or os.environ.get("LIGAN_DAEMON_TOKEN") or secrets.token_urlsafe(32)
-        self.threads = threads or max(64, int(getattr(settings, "daemon_threads", 300)))
+        self.threads = threads or max(64, int(settings.daemon_threads))
         home = Path(settings.home)
         (home / "var").mkdir(parents=True, exist_ok=True)
         self.store = Store(home / "var" / "master_daemon.sqlite3")
@@ -426,7 +426,7 @@ class Daemon:
         log.info("master daemon stopped")
 
 
-def run_embedded(settings: Any) -> int:
+def run_embedded(settings: Settings) -> int:
     """``ligan up``: daemon + frontend + local backends on this machine, until Ctrl-C."""
     if settings.scheduler != "local":
         settings = dataclasses.replace(settings, scheduler="local")
@@ -473,7 +473,7 @@ def _wait_backends_gone(daemon: Daemon, timeout: float, jobs: list[str] | None =
             time.sleep(0.5)
 
 
-def serve_forever(settings: Any, cancel_on_exit: bool = False) -> int:
+def serve_forever(settings: Settings, cancel_on_exit: bool = False) -> int:
     """``ligan daemon serve``: the daemon with the configured scheduler, until SIGINT/SIGTERM.
     Backends keep running across a restart unless ``cancel_on_exit``. The log goes to
     standard error and to ``settings.log_file`` (rotated)."""

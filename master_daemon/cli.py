@@ -11,10 +11,11 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+
+from setup.config import Settings
 
 
-def register(sub: argparse._SubParsersAction, settings: Any) -> None:
+def register(sub: argparse._SubParsersAction, settings: Settings) -> None:
     """Add ``daemon serve`` and ``status`` to the ``ligan`` parser."""
     daemon = sub.add_parser("daemon", help="the master daemon (the public entry point)",
                             description="The master daemon: sessions, backend jobs, event "
@@ -24,7 +25,7 @@ def register(sub: argparse._SubParsersAction, settings: Any) -> None:
     register_status(sub, settings)
 
 
-def register_status(sub: argparse._SubParsersAction, settings: Any) -> None:
+def register_status(sub: argparse._SubParsersAction, settings: Settings) -> None:
     """Add ``status``: the running master daemon's sessions, backends, jobs, queue and disk."""
     status = sub.add_parser(
         "status", help="what the running master daemon is doing (for operators)",
@@ -43,7 +44,7 @@ def register_status(sub: argparse._SubParsersAction, settings: Any) -> None:
     status.set_defaults(handler=_status)
 
 
-def register_serve(sub: argparse._SubParsersAction, settings: Any) -> None:
+def register_serve(sub: argparse._SubParsersAction, settings: Settings) -> None:
     """Add ``serve``: the daemon until SIGINT/SIGTERM."""
     serve = sub.add_parser(
         "serve", help="serve until SIGINT/SIGTERM",
@@ -57,13 +58,13 @@ def register_serve(sub: argparse._SubParsersAction, settings: Any) -> None:
     serve.set_defaults(handler=_serve)
 
 
-def _serve(args: argparse.Namespace, settings) -> int:
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from master_daemon.app import serve_forever
 
     return serve_forever(settings, cancel_on_exit=args.cancel_on_exit)
 
 
-def _status(args: argparse.Namespace, settings) -> int:
+def _status(args: argparse.Namespace, settings: Settings) -> int:
     from master_daemon.status import StatusError, fetch_status, format_status
 
     try:

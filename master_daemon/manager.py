@@ -36,6 +36,7 @@ from master_daemon.models import (B_DRAINING, B_READY, FAILED, QUEUED, STARTING,
                                   Session, Task, result_summary)
 from master_daemon.store import Store
 from master_daemon.validation import ApiError
+from setup.config import Settings
 
 log = logging.getLogger("ligan.daemon")
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -55,7 +56,7 @@ class Manager:
     submitted; it is known once the HTTP server has bound its port.
     """
 
-    def __init__(self, settings: Any, scheduler: Scheduler, store: Store, hub: EventHub,
+    def __init__(self, settings: Settings, scheduler: Scheduler, store: Store, hub: EventHub,
                  bundle: Path | None = None, backend_cmd: list[str] | None = None,
                  clock: Callable[[], float] = time.time):
         self.settings = settings

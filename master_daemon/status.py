@@ -21,6 +21,8 @@ from typing import Any
 
 import requests
 
+from setup.config import Settings
+
 #: Where a running daemon describes itself, under LIGAN_HOME.
 STATE_FILE = Path("var") / "daemon.json"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -31,7 +33,7 @@ class StatusError(RuntimeError):
 
 
 # -- the daemon's side ---------------------------------------------------------------------
-def attach_log_file(settings: Any) -> logging.Handler:
+def attach_log_file(settings: Settings) -> logging.Handler:
     """Send every log record of this process also to ``settings.log_file``, rotated at
     ``settings.log_max_mb`` MiB with ``settings.log_backups`` old files kept; returns the
     handler (remove it from the root logger to stop)."""
