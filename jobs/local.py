@@ -39,12 +39,6 @@ WRAPPER = Path(__file__).resolve().parent / "scripts" / "local_wrapper.py"
 WRAPPER_EXIT_S = 10.0
 
 
-def _default_state_dir() -> Path:
-    from setup.config import load_settings
-
-    return load_settings().home / "jobs" / "local"
-
-
 def _proc_stat(pid: int) -> tuple[str, int, int] | None:
     """(state letter, session id, start time in clock ticks) of ``pid`` from /proc, or None."""
     try:
@@ -92,16 +86,16 @@ class _Tracked:
 class LocalScheduler(Scheduler):
     """Runs jobs as child processes of this machine.
 
-    ``state_dir`` holds one record per job (default ``$LIGAN_HOME/jobs/local``);
+    ``state_dir`` holds one record per job (the daemon passes ``$LIGAN_HOME/jobs/local``);
     ``kill_grace_s`` is the time between SIGTERM and SIGKILL on cancel and on the time limit.
     A background thread enforces time limits and grace periods while jobs run.
     """
 
     kind = "local"
 
-    def __init__(self, state_dir: str | Path | None = None, kill_grace_s: float = 5.0,
+    def __init__(self, state_dir: str | Path, kill_grace_s: float = 5.0,
                  poll_interval_s: float = 0.2, python: str = sys.executable):
-        self.state_dir = Path(state_dir) if state_dir else _default_state_dir()
+        self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.kill_grace_s = float(kill_grace_s)
         self.poll_interval_s = float(poll_interval_s)

@@ -334,7 +334,7 @@ class SlurmScheduler(Scheduler):
     command, e.g. ``module load cuda``). ``slurm_conf`` points the command-line tools at a
     cluster (the dev cluster's ``SLURM_CONF``); ``export_env`` is ``"ALL"`` (the job inherits
     the submitting environment, Slurm's default) or ``"NAMED"`` (only ``JobSpec.env``).
-    ``script_dir`` keeps the generated scripts (default ``$LIGAN_HOME/jobs/slurm``).
+    ``script_dir`` keeps the generated scripts (the daemon passes ``$LIGAN_HOME/jobs/slurm``).
     ``use_json``: ``"yes"``/``"no"`` force squeue/sacct's JSON or text output; ``"auto"`` uses
     JSON from Slurm 23.02 on (22.05's ``squeue --json`` ignores ``-j`` and prints every job of
     the cluster, too heavy to poll on a busy cluster) and text formats before.
@@ -342,7 +342,7 @@ class SlurmScheduler(Scheduler):
 
     kind = "slurm"
 
-    def __init__(self, script_dir: str | Path | None = None, partition: str | None = None,
+    def __init__(self, script_dir: str | Path, partition: str | None = None,
                  account: str | None = None, time_limit_s: int | None = None,
                  memory_mb: int | None = None, gpu_type: str | None = None,
                  container: Container | Mapping[str, Any] | None = None,
@@ -350,10 +350,6 @@ class SlurmScheduler(Scheduler):
                  slurm_conf: str | Path | None = None, export_env: str = "ALL",
                  requeue: bool = False, use_json: str = "auto", use_pyslurm: bool = True,
                  command_timeout_s: float = 30.0):
-        if script_dir is None:
-            from setup.config import load_settings
-
-            script_dir = load_settings().home / "jobs" / "slurm"
         self.script_dir = Path(script_dir)
         self.partition, self.account = partition, account
         self.time_limit_s, self.memory_mb, self.gpu_type = time_limit_s, memory_mb, gpu_type

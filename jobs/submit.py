@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from setup.config import DEFAULTS, Settings
 from setup.entry import CommandError
 
 #: Options that describe the submission, not the command; never passed on to the job.
@@ -65,15 +66,15 @@ def parse_container(text: str):
             f"--container {text!r}: {exc} (use apptainer:IMAGE or enroot:IMAGE)") from None
 
 
-def add_submit_options(parser: argparse.ArgumentParser, settings, gpus: int | None = None
-                       ) -> None:
-    """``--local`` / ``--slurm`` and the job's resources, defaults from ``settings``.
+def add_submit_options(parser: argparse.ArgumentParser, settings: Settings | None,
+                       gpus: int | None = None) -> None:
+    """``--local`` / ``--slurm`` and the job's resources, defaults from ``settings`` (None:
+    the defaults of :class:`~setup.config.Settings`, as in tests that build a parser alone).
 
     ``gpus``: the default number of GPUs (None: ``settings.slurm_gpus``; 0 for CPU-only
     commands such as the dataset build).
     """
-    def setting(name: str, default: Any) -> Any:  # settings may be None in tests
-        return getattr(settings, name, default) if settings is not None else default
+    settings = DEFAULTS if settings is None else settings
 
     group = parser.add_argument_group(
         "where it runs", "Default: in the foreground on this machine. --slurm submits the same "
@@ -83,21 +84,21 @@ def add_submit_options(parser: argparse.ArgumentParser, settings, gpus: int | No
                            help="run in the foreground on this machine (the default)")
     group.add_argument("--slurm", action="store_true",
                        help="submit as a SLURM batch job instead; prints the job id and log")
-    group.add_argument("--partition", default=setting("slurm_partition", "") or None,
+    group.add_argument("--partition", default=settings.slurm_partition or None,
                        help="SLURM partition; LIGAN_SLURM_PARTITION sets the default")
-    group.add_argument("--account", default=setting("slurm_account", "") or None,
+    group.add_argument("--account", default=settings.slurm_account or None,
                        help="SLURM account; LIGAN_SLURM_ACCOUNT sets the default")
     group.add_argument("--gpus", type=int,
-                       default=setting("slurm_gpus", 1) if gpus is None else gpus,
+                       default=settings.slurm_gpus if gpus is None else gpus,
                        help="GPUs of the job")
     group.add_argument("--time", type=parse_time, default=None, metavar="LIMIT",
                        help="time limit: MINUTES, HH:MM:SS or D-HH:MM:SS (none: the "
                             "partition's); SIGTERM comes 2 minutes before, the run checkpoints")
-    group.add_argument("--memory", type=int, default=setting("slurm_memory_mb", 16384),
+    group.add_argument("--memory", type=int, default=settings.slurm_memory_mb,
                        metavar="MB", help="memory of the job in MB")
-    group.add_argument("--cpus", type=int, default=setting("slurm_cpus", 4), help="CPU cores")
+    group.add_argument("--cpus", type=int, default=settings.slurm_cpus, help="CPU cores")
     group.add_argument("--container", type=parse_container,
-                       default=setting("container", "") or None,
+                       default=settings.container or None,
                        metavar="KIND:IMAGE",
                        help="run inside apptainer:IMAGE or enroot:IMAGE; LIGAN_CONTAINER sets "
                             "the default")
@@ -112,7 +113,7 @@ def submittable(handler: Callable, path: Sequence[str], run_dir_dest: str,
     instead. ``path`` is the subcommand (``("train", "stylegan2")``), ``run_dir_dest`` the
     argument holding the run folder (its ``slurm/`` subfolder receives the job's log)."""
 
-    def run(args: argparse.Namespace, settings) -> int:
+    def run(args: argparse.Namespace, settings: Settings) -> int:
         if not getattr(args, "slurm", False):
             return handler(args, settings)
         run_dir = Path(getattr(args, run_dir_dest)).resolve()
@@ -170,7 +171,7 @@ def _text(value: Any) -> str:
 
 
 def submit(args: argparse.Namespace, parser: argparse.ArgumentParser, path: Sequence[str],
-           run_dir: Path, settings) -> tuple[str, Path]:
+           run_dir: Path, settings: Settings) -> tuple[str, Path]:
     """Submit the job; returns its id and its log file."""
     from jobs.scheduler import JobSpec, SchedulerError, make_scheduler
 
@@ -196,8 +197,8 @@ def submit(args: argparse.Namespace, parser: argparse.ArgumentParser, path: Sequ
 
 
 def make_submittable(subparsers: argparse._SubParsersAction, prefix: Sequence[str],
-                     settings, run_dir_dest: str = "run_dir", names: Sequence[str] | None = None,
-                     gpus: int | None = None) -> None:
+                     settings: Settings | None, run_dir_dest: str = "run_dir",
+                     names: Sequence[str] | None = None, gpus: int | None = None) -> None:
     """Add the submission options to the named subcommands of ``subparsers`` (all by default)
     and wrap their handlers: one call per command group, no per-command copies."""
     for name, parser in subparsers.choices.items():
