@@ -188,3 +188,47 @@ def test_a_violation_names_file_line_and_import(tmp_path, monkeypatch):
         "models/faces/x.py:5: imports jobs (models/ is a library: it imports only models/)",
         "models/faces/x.py:8: imports master_daemon.app (models/ is a library: it imports "
         "only models/)"]
+
+
+#: The modules that read the environment into a Settings: the command-line frame (once per
+#: process) and the test daemon's helper; everything else is handed its Settings.
+READS_SETTINGS = ("setup.config", "setup.entry", "master_daemon.testing")
+
+
+def settings_rereads(path: Path) -> list[str]:
+    """``file:line: what`` for each ``load_settings()`` call outside :data:`READS_SETTINGS`
+    and each ``getattr(…settings, "name", default)``: a setting read again or its default
+    written a second time."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    where = path.relative_to(REPO).as_posix()
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+        if name == "load_settings" and module_name(path) not in READS_SETTINGS:
+            found.append(f"{where}:{node.lineno}: load_settings() (take the caller's Settings)")
+        elif (name == "getattr" and len(node.args) == 3
+              and ast.unparse(node.args[0]).rpartition(".")[2].endswith("settings")):
+            found.append(f"{where}:{node.lineno}: {ast.unparse(node)} (a second default: "
+                         f"read the Settings field)")
+    return found
+
+
+def test_settings_are_passed_in_never_reread():
+    """Each default lives in setup.config.Settings only; components take the Settings their
+    caller built (docs/configuration.md)."""
+    found = [hit for path in python_files() for hit in settings_rereads(path)]
+    assert not found, "settings re-read or defaults restated:\n" + "\n".join(found)
+
+
+def test_a_reread_is_found(tmp_path, monkeypatch):
+    (tmp_path / "jobs").mkdir()
+    source = tmp_path / "jobs" / "x.py"
+    source.write_text("def f(settings):\n    from setup.config import load_settings\n"
+                      "    return getattr(settings, 'port', 8700), load_settings().home\n")
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    assert settings_rereads(source) == [
+        "jobs/x.py:3: getattr(settings, 'port', 8700) (a second default: read the Settings "
+        "field)",
+        "jobs/x.py:3: load_settings() (take the caller's Settings)"]
