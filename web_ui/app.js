@@ -8,6 +8,7 @@ import {
   LOGOUT_QUESTION, api, draftKey, forgetDrafts, logout, me, sessionWords,
 } from './api.js';
 import { renderSlot, uploadInto } from './photos.js';
+import { BackendSession } from './session.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -16,7 +17,6 @@ const state = {
   mode: 'basic',                 // 'basic' | 'interpolate'
   slots: { suspect: null, b: null },   // {upload, faceIndex} or {face}
   session: null,                 // the daemon's session object
-  events: null,                  // EventSource
   task: null,                    // the running task {task_id, type, params}
   page: 0,
   pageSource: null,              // how to ask for another page: {type, params}
@@ -44,7 +44,7 @@ async function start() {
   renderPositions();
   renderLineup();
   showNotice();
-  await attachSession();
+  await backend.attach();
   await restoreDraft();
   await resumeTask();
   document.body.dataset.started = 'true';   // (browser tests wait for it)
@@ -161,57 +161,20 @@ async function resumeTask() {
   } catch { /* nothing to resume */ }
 }
 
-async function attachSession() {
-  // Follow the backend a tab of this user already started; start none until there is work
-  // for it (a photo), so that a visit to read lineups or manage accounts holds no GPU job.
-  try {
-    const { session, events_url: url } = await api('GET', '/web/session');
-    setSession(session);
-    if (session && url) listen(url);
-  } catch (e) {
-    setSession({ state: 'failed', reason: e.message });
-  }
-}
-
-function ensureSession() {
-  const s = state.session ? state.session.state : null;
-  if (!s || s === 'stopped') startSession();
-}
-
-async function startSession() {
-  try {
-    const { session, events_url: url } = await api('POST', '/web/session');
-    setSession(session);
-    listen(url);
-  } catch (e) {
-    setSession({ state: 'failed', reason: e.message });
-  }
-}
-
-function listen(url) {
-  if (state.events) state.events.close();
-  const source = new EventSource(url);
-  state.events = source;
-  source.addEventListener('session', (ev) => setSession(JSON.parse(ev.data)));
-  source.addEventListener('progress', (ev) => {
-    const data = JSON.parse(ev.data);
+const backend = new BackendSession({
+  session: setSession,
+  progress: (data) => {
     if (state.task && data.task_id === state.task.task_id) showProgress(data.progress, data.message);
-  });
-  source.addEventListener('task', (ev) => {
-    const task = JSON.parse(ev.data);
+  },
+  task: (task) => {
     if (state.task && task.task_id === state.task.task_id && task.state === 'queued') {
       showProgress(0, 'waiting for the backend');
     }
-  });
-  source.addEventListener('result', (ev) => {
-    const task = JSON.parse(ev.data);
+  },
+  result: (task) => {
     if (state.task && task.task_id === state.task.task_id) finishTask(task);
-  });
-  source.onerror = () => {
-    // The browser reconnects by itself (with Last-Event-ID); an expired token needs a new URL.
-    if (source.readyState === EventSource.CLOSED) setTimeout(startSession, 3000);
-  };
-}
+  },
+});
 
 // -- backend session -----------------------------------------------------------------------
 
@@ -250,7 +213,7 @@ function setSlot(name, value) {
     if (name === 'suspect') setSuspect();
   });
   if (name === 'suspect') setSuspect();
-  if (value) ensureSession();
+  if (value) backend.ensure();
   renderButtons();
   saveDraft();
 }
@@ -885,7 +848,7 @@ function wireControls() {
     });
   }
   $('generate').addEventListener('click', generate);
-  $('restart').addEventListener('click', startSession);
+  $('restart').addEventListener('click', () => backend.start());
   $('cancel').addEventListener('click', cancel);
   $('refine').addEventListener('click', refine);
   $('refine-seconds').addEventListener('input', (ev) => { $('refine-value').textContent = ev.target.value; });

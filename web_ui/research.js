@@ -5,6 +5,7 @@
 // the user's own); backend state, progress and results arrive as server-sent events from the
 // master daemon (the stream whose URL /web/session answers), with polling as a safety net.
 import { LOGOUT_QUESTION, api, draftUnsaved, logout, me, sessionWords } from './api.js';
+import { BackendSession } from './session.js';
 
 const $ = (id) => document.getElementById(id);
 const ENDED = ['done', 'failed', 'cancelled'];
@@ -12,7 +13,6 @@ const ENDED = ['done', 'failed', 'cancelled'];
 const state = {
   user: null,
   session: null,
-  events: null,
   job: null,            // {kind, tasks: Map(task_id → {task, meta}), done, total}
   gallery: { page: 1, pages: 1, q: '', operation: '', where: '' },
   galleryLoads: 0,      // number of the newest gallery request (older answers are dropped)
@@ -34,26 +34,12 @@ async function start() {
   wire();
   renderPicks();
   await Promise.all([loadGallery(), loadCapabilities()]);
-  await startSession();
+  await backend.start();
 }
 
-async function startSession() {
-  try {
-    const { session, events_url: url } = await api('POST', '/web/session');
-    setSession(session);
-    listen(url);
-  } catch (e) {
-    setSession({ state: 'failed', reason: e.message });
-  }
-}
-
-function listen(url) {
-  if (state.events) state.events.close();
-  const source = new EventSource(url);
-  state.events = source;
-  source.addEventListener('session', (ev) => setSession(JSON.parse(ev.data)));
-  source.addEventListener('progress', (ev) => {
-    const data = JSON.parse(ev.data);
+const backend = new BackendSession({
+  session: setSession,
+  progress: (data) => {
     const entry = state.job && state.job.tasks.get(data.task_id);
     if (!entry) return;
     entry.progress = data.progress;
@@ -64,20 +50,16 @@ function listen(url) {
       state.job.shownAt = Date.now();
       loadGallery();
     }
-  });
-  source.addEventListener('task', (ev) => {
-    const task = JSON.parse(ev.data);
+  },
+  task: (task) => {
     const entry = state.job && state.job.tasks.get(task.task_id);
     if (entry && task.state === 'queued' && !entry.progress) {
       entry.message = 'waiting for the backend';
       showJobProgress();
     }
-  });
-  source.addEventListener('result', (ev) => taskEnded(JSON.parse(ev.data)));
-  source.onerror = () => {
-    if (source.readyState === EventSource.CLOSED) setTimeout(startSession, 3000);
-  };
-}
+  },
+  result: taskEnded,
+});
 
 function setSession(session) {
   state.session = session;
@@ -570,7 +552,7 @@ function wire() {
   $('attr-filter-form').addEventListener('submit', submitAttrFilter);
   $('attr-edit-form').addEventListener('submit', submitAttrEdit);
   $('cancel').addEventListener('click', cancelJob);
-  $('restart').addEventListener('click', startSession);
+  $('restart').addEventListener('click', () => backend.start());
   $('transition-distance').addEventListener('input', () => {
     $('distance-value').textContent = $('transition-distance').value;
   });

@@ -318,7 +318,7 @@ def test_officers_are_told_that_only_administrators_manage_accounts(page, live):
 
 
 def test_an_administrator_disables_resets_and_deletes_an_account(page, live):
-    from tests.test_frontend_api import add_user
+    from frontend_server.testing import add_user
 
     assert add_user(live.home, "constable").returncode == 0
     context, admin = _logged_in(page, live, "admin")
@@ -378,7 +378,10 @@ def _started(pg) -> None:
 
 
 def _log_in_again(pg, live, name: str) -> None:
-    """The same tab, another login (the old one's cookie dropped, not logged out)."""
+    """The same tab, another login (the old one's cookie dropped, not logged out). The page is
+    left first, so that no answer to one of its requests still in flight brings the old
+    session cookie back after it was dropped."""
+    pg.goto("about:blank")
     pg.context.clear_cookies()
     pg.goto(live.url + "/login")
     pg.fill("#name", name)
