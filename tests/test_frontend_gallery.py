@@ -6,7 +6,7 @@ Listing, paging, id search, operation and attribute filters (and a malformed fil
 record with parents and children, isolation between users, research task forwarding and its
 400/404 answers (shape and ownership; value ranges are the backend's), the attribute
 capability, and the speed of a listing over thousands of faces.
-The daemon is the stand-in of tests/test_frontend_api.py.
+The daemon is the stand-in of frontend_server/testing.py (FakeDaemon).
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from frontend_server.testing import Browser, FakeDaemon, Frontend, add_user
 from models.facestore import FaceStore
 from models.records import FaceRecord
-from tests.test_frontend_api import Browser, FakeDaemon, Frontend, add_user
 
 BUNDLE = "ab" * 32
 

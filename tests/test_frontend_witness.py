@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from frontend_server.testing import (Browser, FakeDaemon, Frontend, add_user, fake_faces,
+                                    pdf_text, results_dir, validate)
 from models import fairness
-from tests.test_frontend_api import (Browser, FakeDaemon, Frontend, add_user, fake_faces,
-                                     pdf_text, results_dir, validate)
 
 
 @pytest.fixture(scope="module")

@@ -358,7 +358,7 @@ def test_revoked_stream_keys_end_their_streams_and_stay_refused_after_a_restart(
 def test_logout_ends_the_event_stream_of_the_real_frontend(tmp_path):
     """The whole contract: the real frontend makes the token and, at logout, revokes its key
     (the two sides keep their own copy of the token's salt: this shows they agree)."""
-    from tests.test_frontend_api import Browser, add_user
+    from frontend_server.testing import Browser, add_user
 
     import dataclasses
 

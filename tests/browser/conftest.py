@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 
+from frontend_server.testing import PASSWORD, add_user
 from tests.conftest import REPO, SHARED
-from tests.test_frontend_api import PASSWORD, add_user
 
 LONDON = SHARED / "faces" / "london"
 

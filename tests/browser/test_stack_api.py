@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
+from frontend_server.testing import Browser
 from tests.browser.conftest import LONDON
-from tests.test_frontend_api import Browser
 
 
 def wait_task(b: Browser, task_id: str, timeout: float = 180) -> dict:

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image
 
+from frontend_server.testing import fake_faces
 from tests.browser.conftest import SHOTS
-from tests.test_frontend_api import fake_faces
 
 NAME = "Case 2024-201"
 made: dict = {}
