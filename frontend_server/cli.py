@@ -1,16 +1,22 @@
-"""``python -m frontend_server serve`` (started by the master daemon) and ``ligan user add``."""
+"""``python -m frontend_server serve`` (started by the master daemon), ``ligan user …`` and
+``ligan lineup report``."""
 from __future__ import annotations
 
 import argparse
 import getpass
 import logging
 import sys
+from pathlib import Path
 
 from setup import entry
 
 
-def register(sub: argparse._SubParsersAction, settings) -> None:
-    """Add ``user add NAME [--admin]`` to the ``ligan`` parser."""
+def register(sub: argparse._SubParsersAction, settings,
+             lineup: argparse._SubParsersAction | None = None) -> None:
+    """Add ``user add NAME [--admin]`` and ``user list`` to the ``ligan`` parser, and
+    ``report`` to its ``lineup`` actions when given."""
+    if lineup is not None:
+        _register_report(lineup)
     user = sub.add_parser("user", help="web UI accounts",
                           description="Accounts of the web UI (stored under LIGAN_HOME).")
     usub = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
@@ -23,6 +29,47 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     add.set_defaults(handler=_add_user)
     lst = usub.add_parser("list", help="list the accounts")
     lst.set_defaults(handler=_list_users)
+
+
+def _register_report(lsub: argparse._SubParsersAction) -> None:
+    rep = lsub.add_parser(
+        "report", help="the printable PDF report of a saved lineup",
+        description="Write the case-file report of a saved lineup (as the web UI's 'Download "
+                    "report'): the lineup as shown, the culprit's descriptions, the provenance "
+                    "of every face, the presentation-parity check, the simulated and the real "
+                    "mock-witness results with their intervals. Reads the frontend's database "
+                    "and results under LIGAN_HOME. See docs/fairness.md.")
+    rep.add_argument("lineup_id", metavar="LINEUP_ID",
+                     help="the lineup's id (in its URL and lineup.json)")
+    rep.add_argument("--out", type=Path, required=True, metavar="REPORT.pdf",
+                     help="where to write the PDF")
+    rep.set_defaults(handler=_report)
+
+
+def _report(args: argparse.Namespace, settings) -> int:
+    """``ligan lineup report``: the frontend's lineup, found by its id, as a PDF."""
+    from frontend_server.app import database_path
+    from frontend_server.errors import ApiError
+    from frontend_server.report import lineup_report
+
+    db = database_path(settings)
+    if not db.is_file():
+        raise entry.CommandError(f"no frontend database at {db}: is LIGAN_HOME "
+                                 f"({settings.home}) the one the web UI runs with?")
+    store = _store(settings)
+    owner = store.lineup_owner(args.lineup_id)
+    if owner is None:
+        raise entry.CommandError(f"no lineup {args.lineup_id!r} in {db}")
+    if args.out.is_dir() or not args.out.parent.is_dir():
+        raise entry.CommandError(f"--out must be a file in an existing folder, got {args.out}")
+    try:
+        data = lineup_report(store, settings.results_root, settings.bundle, owner,
+                             store.lineup(owner, args.lineup_id))
+    except ApiError as exc:
+        raise entry.CommandError(exc.message) from None
+    args.out.write_bytes(data)
+    print(f"wrote {args.out} ({len(data) // 1024} KB)")
+    return 0
 
 
 def _store(settings):

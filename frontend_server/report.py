@@ -67,8 +67,9 @@ def render(record: dict, composite, simulation: dict, tests: list[tuple[dict, di
         for test, _ in tests:
             traits = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in
                                (test.get("traits") or {}).items()) or "none given"
-            pdf.para(f"{test.get('title') or 'Mock-witness test'}: \u201c{test['description']}\u201d "
-                     f"(structured traits: {traits}).")
+            title = test.get("title") or "Mock-witness test"
+            pdf.para(f"{title}: \u201c{test['description']}\u201d (structured traits: "
+                     f"{traits}).")
     else:
         pdf.para("No mock-witness test has been made for this lineup, so no description is on "
                  "record.")

@@ -30,12 +30,12 @@ def build_parser(settings) -> argparse.ArgumentParser:
     backend_cli.register(sub, settings)
     daemon_cli.register(sub, settings)
     model_cli.register(sub, settings)
-    lineup_cli.register(sub, settings)
+    lineup_actions = lineup_cli.register(sub, settings)
     research_cli.register(sub, settings)
     attributes_cli.register(sub, settings)
     training_cli.register(sub, settings)
     dataset_cli.register(sub, settings)
-    frontend_cli.register(sub, settings)
+    frontend_cli.register(sub, settings, lineup_actions)
     return parser
 
 

@@ -30,7 +30,9 @@ def face_source_options(settings) -> argparse.ArgumentParser:
     return common
 
 
-def register(sub: argparse._SubParsersAction, settings) -> None:
+def register(sub: argparse._SubParsersAction, settings) -> argparse._SubParsersAction:
+    """Add the face and lineup commands; returns the ``lineup`` actions, to which the frontend
+    adds ``lineup report`` (it reads the frontend's database)."""
     from models.fillers import NEAR_CLONE_THRESHOLD
 
     common = face_source_options(settings)
@@ -110,19 +112,6 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     ana.add_argument("--json", action="store_true", help="print one JSON object")
     ana.set_defaults(handler=_analyse)
 
-    rep = lsub.add_parser(
-        "report", help="the printable PDF report of a saved lineup",
-        description="Write the case-file report of a saved lineup (as the web UI's 'Report' "
-                    "download): the lineup as shown, the culprit's descriptions, the provenance "
-                    "of every face, the presentation-parity check, the simulated and the real "
-                    "mock-witness results with their intervals. Reads the frontend's database "
-                    "and results under LIGAN_HOME. See docs/fairness.md.")
-    rep.add_argument("lineup_id", metavar="LINEUP_ID", help="the lineup's id (in its URL and "
-                     "lineup.json)")
-    rep.add_argument("--out", type=Path, required=True, metavar="REPORT.pdf",
-                     help="where to write the PDF")
-    rep.set_defaults(handler=_report)
-
     eva = lsub.add_parser(
         "evaluate", help="how well page-1 fillers of real photos match their suspects",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -154,6 +143,7 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     eva.add_argument("--json", action="store_true",
                      help="print one JSON object (with every photo's numbers)")
     eva.set_defaults(handler=_evaluate)
+    return lsub
 
 
 TRAITS_HELP = ("what every filler shares with the suspect: auto (gender, ethnicity, age group "
@@ -356,33 +346,6 @@ def _analyse(args: argparse.Namespace, settings) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     print(json.dumps(result.to_dict()) if args.json else format_table(result))
-    return 0
-
-
-def _report(args: argparse.Namespace, settings) -> int:
-    """``ligan lineup report``: the frontend's lineup, found by its id, as a PDF."""
-    from frontend_server.app import database_path
-    from frontend_server.errors import ApiError
-    from frontend_server.report import lineup_report
-    from frontend_server.store import Store
-
-    db = database_path(settings)
-    if not db.is_file():
-        raise CommandError(f"no frontend database at {db}: is LIGAN_HOME ({settings.home}) the "
-                           "one the web UI runs with?")
-    store = Store(db)
-    owner = store.lineup_owner(args.lineup_id)
-    if owner is None:
-        raise CommandError(f"no lineup {args.lineup_id!r} in {db}")
-    if args.out.is_dir() or not args.out.parent.is_dir():
-        raise CommandError(f"--out must be a file in an existing folder, got {args.out}")
-    try:
-        data = lineup_report(store, settings.results_root, settings.bundle, owner,
-                             store.lineup(owner, args.lineup_id))
-    except ApiError as exc:
-        raise CommandError(exc.message) from None
-    args.out.write_bytes(data)
-    print(f"wrote {args.out} ({len(data) // 1024} KB)")
     return 0
 
 
