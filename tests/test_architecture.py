@@ -145,6 +145,38 @@ def test_every_import_follows_the_rules():
     assert not found, "forbidden imports:\n" + "\n".join(map(str, found))
 
 
+def imported_test_modules(root: Path) -> list[str]:
+    """``file:line: module`` for each import, in a file under ``root``/tests, of a test module
+    (``test_*.py``): shared helpers and fixtures live in a conftest.py, tests/bench/common.py
+    or a package's test kit (``frontend_server/testing.py`` and the like), so each test module
+    runs the same alone, in any order and on any pytest-xdist worker."""
+    found = []
+    for path in sorted((root / "tests").rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        for line, module in imports(path):
+            if _within(module, "tests") and module.rpartition(".")[2].startswith("test_"):
+                found.append(f"{path.relative_to(root).as_posix()}:{line}: {module}")
+    return found
+
+
+def test_no_test_module_imports_another():
+    found = imported_test_modules(REPO)
+    assert not found, "test modules imported (move what they share to tests/conftest.py or " \
+                      "a test kit):\n" + "\n".join(found)
+
+
+def test_an_import_of_a_test_module_is_found(tmp_path, monkeypatch):
+    (tmp_path / "tests" / "browser").mkdir(parents=True)
+    (tmp_path / "tests" / "__init__.py").write_text("")
+    (tmp_path / "tests" / "conftest.py").write_text("")
+    (tmp_path / "tests" / "test_a.py").write_text("from tests.conftest import REPO\n")
+    (tmp_path / "tests" / "browser" / "test_b.py").write_text(
+        "import json\n\n\ndef test_x():\n    from tests.test_a import helper\n")
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    assert imported_test_modules(tmp_path) == ["tests/browser/test_b.py:5: tests.test_a"]
+
+
 @pytest.mark.parametrize("importer,module,allowed", [
     ("models.generate", "models.images", True),
     ("models.generate", "jobs", False),

@@ -154,55 +154,8 @@ def test_matches_rejects_foreign_dicts():
 
 
 # -- a tiny trained classifier on a tiny generator ---------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def trained_bundle(tmp_path_factory, tiny_bundle_dir):
-    """A copy of the tiny bundle with an attribute model whose Smiling head was trained (80
-    Adam steps) on generated faces labelled ``mean brightness > median``, and fitted
-    directions."""
-    import tensorflow as tf
-
-    from models.attributes.directions import fit_directions, save_directions
-    from models.attributes.heads import CELEBA_HEADS
-    from models.attributes.model import (ATTRIBUTES_PART, AttributeConfig, AttributeModel,
-                                         attribute_part_config)
-    from models.bundle import add_part, load_bundle, module_arrays
-    from models.training.optim import Adam
-
-    path = tmp_path_factory.mktemp("attr") / "bundle"
-    shutil.copytree(tiny_bundle_dir, path)
-    bundle = load_bundle(path)
-    g = bundle.generator
-    cfg = AttributeConfig(resolution=32, work_resolution=16, channel_base=256, channel_max=32,
-                          features=32)
-    model = AttributeModel(cfg, seed=1)
-    opt = Adam(model.trainable_variables, 3e-3, betas=(0.9, 0.999))
-    z = np.random.default_rng(0).standard_normal((512, g.cfg.z_dim)).astype(np.float32)
-    images = np.concatenate([g.synthesize(g.map_compiled(z[i:i + 128])).numpy()
-                             for i in range(0, 512, 128)])
-    bright = images.mean(axis=(1, 2, 3))
-    labels = (bright > np.median(bright)).astype(np.float32)
-    j = CELEBA_HEADS.index(SMILING)
-
-    @tf.function
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            logit = model.logits(x)["celeba"][:, j]
-            loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(y, logit))
-        opt.apply(tape.gradient(loss, model.trainable_variables,
-                                unconnected_gradients="zero"))
-        return loss
-
-    rng = np.random.default_rng(1)
-    for _ in range(80):
-        idx = rng.integers(0, 512, 32)
-        step(tf.constant(images[idx]), tf.constant(labels[idx]))
-    add_part(path, ATTRIBUTES_PART, module_arrays(model),
-             attribute_part_config(cfg, training={"note": "test: brightness → Smiling"}))
-    bundle = load_bundle(path)
-    save_directions(bundle, fit_directions(bundle, num_samples=400, min_side=20, seed=3))
-    return path
+# (``trained_bundle``, the tiny bundle with a briefly trained attribute model, is in
+# tests/conftest.py: tests/test_backend_attribute_tasks.py uses it too)
 
 
 def test_part_round_trip_and_directions(trained_bundle):

@@ -9,20 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 import yaml
 from openapi_core import OpenAPI
-from openapi_core.contrib.requests import (RequestsOpenAPIRequest, RequestsOpenAPIResponse,
-                                           RequestsOpenAPIWebhookRequest)
 from PIL import Image
 
 from backend_server.tasks import TaskType, discover
 from backend_server.testing import CallbackReceiver, start_backend
+from tests.conftest import BACKEND_AUTH as AUTH
+from tests.conftest import BACKEND_T as T
+from tests.conftest import SECRET, Api, validate_callbacks
+from tests.conftest import wait_backend_state as wait_state
 
 REPO = Path(__file__).resolve().parent.parent
-SECRET = "s3cret-for-tests"
-AUTH = {"Authorization": f"Bearer {SECRET}"}
-T = 30  # seconds: the longest any single wait may take
 
 
 @pytest.fixture(scope="module")
@@ -71,64 +69,9 @@ def server(bundle, receiver, tmp_path_factory):
     http.stop()
 
 
-class Api:
-    """Requests that validate every response against the OpenAPI document."""
-
-    def __init__(self, url: str, openapi) -> None:
-        self.url = url
-        self.openapi = openapi
-
-    def call(self, method: str, path: str, *, headers=AUTH, check=True, **kw) -> requests.Response:
-        resp = requests.request(method, self.url + path, headers=headers, timeout=T, **kw)
-        if check:
-            self.openapi.validate_response(RequestsOpenAPIRequest(resp.request),
-                                           RequestsOpenAPIResponse(resp))
-            assert resp.headers["Content-Type"].startswith("application/json")
-            assert "error" in resp.json() or resp.status_code < 400
-        return resp
-
-    def post_task(self, type_: str, params: dict | None = None, expect: int = 202,
-                  documented: bool = True, **kw):
-        body = {"type": type_} if params is None else {"type": type_, "params": params}
-        resp = self.call("POST", "/tasks", json=body, **kw)
-        assert resp.status_code == expect, resp.text
-        if expect == 202:
-            if documented:  # accepted requests are valid requests of the documented API
-                self.openapi.validate_request(RequestsOpenAPIRequest(resp.request))
-            return resp.json()["task_id"]
-        return resp.json()["error"]
-
-    def task(self, task_id: str) -> dict:
-        resp = self.call("GET", f"/tasks/{task_id}")
-        assert resp.status_code == 200, resp.text
-        return resp.json()
-
-
 @pytest.fixture(scope="module")
 def api(server, openapi):
     return Api(server[1], openapi)
-
-
-def validate_callbacks(openapi, receiver: CallbackReceiver, task_id: str | None = None) -> None:
-    for cb in receiver.callbacks:
-        if task_id is not None and cb.body.get("task_id") != task_id:
-            continue
-        req = requests.Request("POST", f"{receiver.url}/{cb.kind}", data=cb.raw,
-                               headers={"Content-Type": cb.content_type,
-                                        "Authorization": cb.authorization})
-        openapi.validate_request(RequestsOpenAPIWebhookRequest(req, cb.kind))
-        assert cb.body["session_id"] == "s1" and cb.body["job_id"] == "j1"
-
-
-def wait_state(api: Api, task_id: str, predicate, timeout: float = T) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        task = api.task(task_id)
-        if predicate(task):
-            return task
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"task {task_id} stuck: {task['state']} {task['message']}")
-        time.sleep(0.05)
 
 
 # -- random ---------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """attribute_filter and attribute_edit through the real backend API, on a bundle whose attribute
-model learnt one checkable thing (see tests/test_attributes.py's ``trained_bundle``)."""
+model learnt one checkable thing (see ``trained_bundle`` in tests/conftest.py)."""
 from __future__ import annotations
 
 import pytest
@@ -8,14 +8,14 @@ from openapi_core import OpenAPI
 
 from backend_server.tasks import discover
 from backend_server.testing import CallbackReceiver, start_backend
-from tests.test_attributes import trained_bundle  # noqa: F401 - a fixture used below
-from tests.test_backend_api import REPO, SECRET, Api, validate_callbacks, wait_state
+from tests.conftest import REPO, SECRET, Api, validate_callbacks
+from tests.conftest import wait_backend_state as wait_state
 
 DONE = ("done", "failed", "cancelled", "interrupted")
 
 
 @pytest.fixture(scope="module")
-def api(trained_bundle, tmp_path_factory):  # noqa: F811 - the imported fixture
+def api(trained_bundle, tmp_path_factory):
     from backend_server.backend import warm_up
     from models.bundle import load_bundle
 

@@ -11,8 +11,8 @@ from openapi_core import OpenAPI
 
 from backend_server.tasks import discover
 from backend_server.testing import CallbackReceiver, start_backend
-from tests.conftest import SHARED
-from tests.test_backend_api import REPO, SECRET, Api, validate_callbacks, wait_state
+from tests.conftest import REPO, SECRET, SHARED, Api, validate_callbacks
+from tests.conftest import wait_backend_state as wait_state
 
 PHOTO = SHARED / "faces" / "london" / "001_03.jpg"
 pytestmark = pytest.mark.skipif(not PHOTO.exists(), reason=f"{PHOTO} is absent (shared photos)")

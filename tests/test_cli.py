@@ -8,10 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO, ligan, ligan_command
-
-TINY_ARGS = ["--resolution", "32", "--z-dim", "32", "--w-dim", "32", "--mapping-layers", "2",
-             "--channel-base", "1024", "--channel-max", "64"]
+from tests.conftest import REPO, TINY_ARGS, ligan, ligan_command, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -161,10 +158,11 @@ def test_up_serves_the_web_app_creates_the_first_admin_and_stops_on_ctrl_c(cli_b
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         lines: list[str] = []
         threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
-        deadline = time.monotonic() + 120
-        while not any("LiGAN runs. Open" in line for line in lines):
-            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
-            time.sleep(0.2)
+        def running() -> bool:
+            assert proc.poll() is None, "".join(lines)
+            return any("LiGAN runs. Open" in line for line in lines)
+
+        wait_until(running, 120, "'LiGAN runs. Open' printed", interval=0.2)
         return proc, lines
 
     def stop(proc: subprocess.Popen, lines: list[str]) -> None:

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import DEFAULT_BUNDLE, SHARED, ligan
-from tests.test_cli import TINY_ARGS
+from tests.conftest import DEFAULT_BUNDLE, SHARED, TINY_ARGS, ligan
 
 LONDON = SHARED / "faces" / "london"
 NO_FACE = SHARED / "faces" / "no_face"

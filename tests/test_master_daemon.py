@@ -19,9 +19,9 @@ import pytest
 import requests
 
 from jobs.scheduler import JobState, JobStatus, Scheduler
-from master_daemon.testing import EventStream, RunningDaemon, start_daemon
-
-READY_S = 120  # a backend start: TensorFlow import + bundle load + warm-up, on 2 busy cores
+from master_daemon.testing import EventStream, start_daemon
+from tests.conftest import (READY_S, current_backend, post_task, session, task, wait_state,
+                            wait_task, wait_until)
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -33,52 +33,6 @@ def _kill_jobs(home: Path) -> None:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError, ValueError, KeyError, OSError):
             pass
-
-
-def wait_until(fn, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
-
-
-def session(d: RunningDaemon, sid: str) -> dict:
-    r = d.api("GET", f"/api/sessions/{sid}")
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def wait_state(d: RunningDaemon, sid: str, state: str, timeout: float = READY_S) -> dict:
-    return wait_until(lambda: (lambda s: s if s["state"] == state else None)(session(d, sid)),
-                      timeout, f"session {sid} {state}")
-
-
-def post_task(d: RunningDaemon, sid: str, type_: str, params: dict) -> dict:
-    r = d.api("POST", f"/api/sessions/{sid}/tasks", json={"type": type_, "params": params})
-    assert r.status_code == 202, r.text
-    return r.json()
-
-
-def task(d: RunningDaemon, sid: str, tid: str) -> dict:
-    r = d.api("GET", f"/api/sessions/{sid}/tasks/{tid}")
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def wait_task(d: RunningDaemon, sid: str, tid: str, states=("done", "failed", "cancelled"),
-              timeout: float = 120) -> dict:
-    return wait_until(lambda: (lambda t: t if t["state"] in states else None)(task(d, sid, tid)),
-                      timeout, f"task {tid} in {states}")
-
-
-def current_backend(d: RunningDaemon, sid: str):
-    m = d.daemon.manager
-    with m._lock:
-        return m.backends.get(m.sessions[sid].backend_id)
 
 
 # -- one daemon for the start/task/replay/auth/kill/restart tests ------------------------------

@@ -15,8 +15,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
-from tests.test_training import needs_faces, tiny_train_config
+from tests.conftest import REPO, needs_faces, tiny_train_config
 
 # A processor line as /proc/cpuinfo writes it, with and without bfloat16 units.
 CPUINFO = ("processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 avx512f "

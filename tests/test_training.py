@@ -10,11 +10,9 @@ import tensorflow as tf
 from models.training.augment import augment, parse_policy
 from models.training.data import DataError, training_dataset
 from models.training.optim import Adam, lazy_regularization_hyperparams
-from tests.conftest import SHARED
+from tests.conftest import SHARED, needs_faces, tiny_train_config
 
 LONDON = SHARED / "faces" / "london"
-needs_faces = pytest.mark.skipif(not LONDON.is_dir(),
-                                 reason=f"{LONDON} is absent (shared test photos)")
 
 
 def test_policy_parsing():
@@ -85,17 +83,6 @@ def test_missing_data_is_a_clear_error(tmp_path):
         training_dataset(tmp_path, 32, 4, seed=0)
 
 
-def tiny_train_config(**overrides):
-    from models.training.stylegan2 import TrainConfig
-
-    settings = dict(data=str(LONDON), resolution=32, batch_size=4, total_kimg=0.032, z_dim=32,
-                    w_dim=32, mapping_layers=2, channel_base=1024, channel_max=64,
-                    pl_interval=1, r1_interval=1, tick_kimg=0.008, snapshot_kimg=0.016,
-                    deterministic=True, progress=False)
-    settings.update(overrides)
-    return TrainConfig(**settings)
-
-
 def weights(trainer):
     return {f"{net}.{name}": v.numpy() for net in ("G", "D", "G_ema")
             for name, v in getattr(trainer, net).named_variables()}
@@ -146,9 +133,8 @@ def test_a_run_folder_refuses_other_settings(tmp_path):
 def test_cli_training_checkpoints_on_sigterm_and_resumes(tmp_path):
     import signal
     import subprocess
-    import time
 
-    from tests.conftest import REPO, ligan, ligan_command
+    from tests.conftest import REPO, ligan, ligan_command, wait_until
 
     run = tmp_path / "run"
     args = ["train", "stylegan2", "--data", str(LONDON), "--run-dir", str(run),
@@ -160,11 +146,11 @@ def test_cli_training_checkpoints_on_sigterm_and_resumes(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, LIGAN_PRECISION="float32"))
     metrics = run / "metrics.jsonl"
-    deadline = time.monotonic() + 300
-    while not (metrics.exists() and metrics.read_text().strip()):
+    def ticked() -> bool:
         assert proc.poll() is None, proc.communicate()[1][-2000:]
-        assert time.monotonic() < deadline, "training produced no tick within 300 s"
-        time.sleep(0.5)
+        return bool(metrics.exists() and metrics.read_text().strip())
+
+    wait_until(ticked, 300, "a training tick in metrics.jsonl", interval=0.5)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-2000:]

@@ -181,7 +181,7 @@ def test_the_embedding_probe_reads_generated_faces_by_the_real_faces_labels():
 def test_the_trainer_reports_metrics_at_every_snapshot(tmp_path):
     from models.bundle import load_bundle
     from models.training.stylegan2 import Trainer
-    from tests.test_training import tiny_train_config
+    from tests.conftest import tiny_train_config
 
     run = tmp_path / "run"
     cfg = tiny_train_config(total_kimg=0.016, snapshot_kimg=0.008, tick_kimg=0.008,

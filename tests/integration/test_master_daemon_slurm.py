@@ -13,8 +13,8 @@ import time
 import pytest
 
 from master_daemon.testing import EventStream, start_daemon
-from tests.test_master_daemon import (READY_S, current_backend, post_task, session, task,
-                                      wait_state, wait_task, wait_until)
+from tests.conftest import (READY_S, current_backend, post_task, session, task, wait_state,
+                            wait_task, wait_until)
 
 
 @pytest.fixture(scope="module")
