@@ -18,7 +18,7 @@ from master_daemon.models import B_READY, QUEUED, READY, Backend, Session, Task
 from master_daemon.status import STATE_FILE, attach_log_file
 from master_daemon.testing import daemon_settings, start_daemon
 from setup.config import load_settings, to_env
-from tests.conftest import REPO, ligan
+from tests.conftest import REPO, ligan, wait_until
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -125,11 +125,11 @@ def test_daemon_serve_logs_to_its_file_and_answers_status(tmp_path):
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True)
     try:
-        deadline = time.monotonic() + 120
-        while not (tmp_path / STATE_FILE).exists():
+        def written() -> bool:
             assert daemon.poll() is None, daemon.stderr.read()[-2000:]
-            assert time.monotonic() < deadline, "daemon.json not written within 120 s"
-            time.sleep(0.3)
+            return (tmp_path / STATE_FILE).exists()
+
+        wait_until(written, 120, "daemon.json written", interval=0.3)
         r = subprocess.run([sys.executable, "-m", "master_daemon", "status"], env=env,
                            cwd=REPO, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr

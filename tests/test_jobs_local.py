@@ -12,6 +12,7 @@ import pytest
 
 from jobs import JobSpec, JobStatus, SchedulerError, SubmitError, make_scheduler
 from jobs.local import _alive, _session_members
+from tests.conftest import wait_until
 
 PY = sys.executable
 
@@ -31,13 +32,9 @@ def wait_final(sched, job_id, timeout=10.0):
     pytest.fail(f"job {job_id} not finished within {timeout} s: {sched.state(job_id)}")
 
 
-def wait_file(path: Path, timeout=10.0) -> str:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if path.exists() and path.read_text().strip():
-            return path.read_text().strip()
-        time.sleep(0.05)
-    pytest.fail(f"{path} not written within {timeout} s")
+def wait_file(path: Path, timeout: float = 10.0) -> str:
+    return wait_until(lambda: path.exists() and path.read_text().strip(), timeout,
+                      f"{path} written", interval=0.05)
 
 
 def sleeper(pidfile: Path, ignore_term: bool = False) -> list[str]:

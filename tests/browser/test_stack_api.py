@@ -2,20 +2,26 @@
 contract between them (session start, event token, tasks, result images)."""
 from __future__ import annotations
 
-import time
-
 from frontend_server.testing import Browser
 from tests.browser.conftest import LONDON
+from tests.conftest import wait_until
 
 
 def wait_task(b: Browser, task_id: str, timeout: float = 180) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    def ended() -> dict | None:
         task = b.get(f"/web/tasks/{task_id}").json()
-        if task["state"] in ("done", "failed", "cancelled"):
-            return task
-        time.sleep(0.5)
-    raise AssertionError(f"task {task_id} did not end in {timeout} s: {task}")
+        return task if task["state"] in ("done", "failed", "cancelled") else None
+
+    return wait_until(ended, timeout, f"task {task_id} ended", interval=0.5)
+
+
+def wait_ready(b: Browser, timeout: float = 120) -> dict:
+    """The user's session once it is ready."""
+    def ready() -> dict | None:
+        session = b.get("/web/session").json()
+        return session if session["session"]["state"] == "ready" else None
+
+    return wait_until(ready, timeout, "the session ready", interval=0.5)
 
 
 def test_fillers_through_the_daemon(live):
@@ -28,10 +34,7 @@ def test_fillers_through_the_daemon(live):
     assert events.headers["Content-Type"].startswith("text/event-stream")
     events.close()
     upload = b.upload((LONDON / "001_03.jpg").read_bytes())
-    deadline = time.time() + 120
-    while b.get("/web/session").json()["session"]["state"] != "ready":
-        assert time.time() < deadline, b.get("/web/session").json()
-        time.sleep(0.5)
+    wait_ready(b, 120)
     task = b.post("/web/tasks", 202, json={"type": "fillers", "params": {
         "suspect_photo": upload["photo"], "per_page": 4, "steps": 5,
         "near_clone_threshold": 0}}).json()
@@ -61,10 +64,7 @@ def test_a_value_out_of_the_backends_range_reaches_the_user_as_its_422(live):
     b = Browser(live.url)
     b.login("officer", live.password)
     b.post("/web/session")
-    deadline = time.time() + 120
-    while b.get("/web/session").json()["session"]["state"] != "ready":
-        assert time.time() < deadline, b.get("/web/session").json()
-        time.sleep(0.5)
+    wait_ready(b, 120)
     photo = b.upload((LONDON / "001_03.jpg").read_bytes())["photo"]
     before = len(b.get("/web/tasks").json()["tasks"])
     for path, type_, params, words in (

@@ -18,6 +18,7 @@ import pytest
 from jobs import Container, JobSpec, JobStatus, SubmitError, make_scheduler
 from jobs.slurm import (SlurmRecord, decode_exit, parse_pipe_rows, parse_sacct_json,
                         parse_squeue_json, sbatch_error, slurm_time, to_job_state)
+from tests.conftest import wait_until
 
 PY = sys.executable
 
@@ -39,12 +40,8 @@ def wait_for(sched, job_id, want, timeout):
 
 
 def wait_file(path: Path, timeout: float = 15) -> str:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if path.exists() and path.read_text().strip():
-            return path.read_text().strip()
-        time.sleep(0.1)
-    pytest.fail(f"{path} not written within {timeout} s")
+    return wait_until(lambda: path.exists() and path.read_text().strip(), timeout,
+                      f"{path} written", interval=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +174,9 @@ def test_describe(sched, slurm_cluster):
     print("scheduler:", d)
 
 
+# Correct in any order or alone (it then waits the job's whole ~100 s itself); the names only
+# say where it belongs: test_00 first and this test last in the file, so that the other tests
+# run while Slurm lets the job reach its time limit.
 def test_zz_time_limit_is_timeout_with_slurms_reason(sched, timeout_job):
     job, started, out = timeout_job
     # Slurm limits are whole minutes (30 s -> 1 min); slurmctld checks them every 30 s.

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 
 from jobs import JobStatus, make_scheduler
-from tests.conftest import SHARED, ligan
+from tests.conftest import SHARED, ligan, wait_until
 
 LONDON = SHARED / "faces" / "london"
 pytestmark = pytest.mark.skipif(not LONDON.is_dir(),
@@ -34,15 +33,11 @@ def _submit(slurm_cluster, run, kimg: str) -> str:
 
 
 def _wait(sched, job: str, log, timeout: float = 80):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        st = sched.state(job)
-        if st.final:
-            text = log.read_text() if log.exists() else "(no log)"
-            assert st.status is JobStatus.COMPLETED, f"{st}\n{text[-3000:]}"
-            return text
-        time.sleep(0.5)
-    pytest.fail(f"job {job} did not finish within {timeout} s")
+    st = wait_until(lambda: (lambda s: s if s.final else None)(sched.state(job)), timeout,
+                    f"job {job} finished", interval=0.5)
+    text = log.read_text() if log.exists() else "(no log)"
+    assert st.status is JobStatus.COMPLETED, f"{st}\n{text[-3000:]}"
+    return text
 
 
 def test_training_submitted_to_slurm_runs_and_resumes(slurm_cluster, tmp_path):
