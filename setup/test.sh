@@ -10,4 +10,4 @@ cd "$ROOT"
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 WORKERS=${LIGAN_TEST_WORKERS:-2}
 case "$WORKERS" in ''|*[!0-9]*) echo "LIGAN_TEST_WORKERS must be a number, not '$WORKERS'" >&2; exit 2;; esac
-exec "${LIGAN_VENV:-$ROOT/.venv}/bin/python" -m pytest -n "$WORKERS" --dist loadgroup "$@"
+exec "${LIGAN_VENV:-$ROOT/.venv}/bin/python" -m pytest -n "$WORKERS" "$@"

@@ -8,6 +8,7 @@ another test module (tests/test_architecture.py checks it).
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -44,16 +45,27 @@ T_ = TypeVar("T_")
 SHARED_RESOURCE_FOLDERS = {"integration": "slurm-cluster", "browser": "web-stack"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep each module on one pytest-xdist worker (``./setup/test.sh`` runs with
-    ``--dist loadgroup``): module fixtures are then built once, tests that rely on their file's
-    order keep it, and the folders in :data:`SHARED_RESOURCE_FOLDERS` stay together."""
-    tests = Path(__file__).resolve().parent
-    for item in items:
-        path = Path(item.fspath).resolve()
-        rel = path.relative_to(tests) if path.is_relative_to(tests) else path
-        group = SHARED_RESOURCE_FOLDERS.get(rel.parts[0], rel.as_posix())
-        item.add_marker(pytest.mark.xdist_group(group))
+def xdist_scope(nodeid: str) -> str:
+    """The unit pytest-xdist gives one worker: the test's module, or its folder's shared
+    resource (:data:`SHARED_RESOURCE_FOLDERS`). A module on one worker builds its module
+    fixtures once and keeps its tests' order."""
+    path = nodeid.split("::", 1)[0]
+    parts = path.split("/")
+    if len(parts) > 2 and parts[0] == "tests" and parts[1] in SHARED_RESOURCE_FOLDERS:
+        return SHARED_RESOURCE_FOLDERS[parts[1]]
+    return path
+
+
+if importlib.util.find_spec("xdist") is not None:
+    def pytest_xdist_make_scheduler(config, log):
+        """``./setup/test.sh`` runs on pytest-xdist workers: schedule by :func:`xdist_scope`."""
+        from xdist.scheduler import LoadScopeScheduling
+
+        class SharedResourceScheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return xdist_scope(nodeid)
+
+        return SharedResourceScheduling(config, log)
 
 
 @pytest.fixture(scope="module")
