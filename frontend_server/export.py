@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from frontend_server import faces as face_records
 from frontend_server.errors import ApiError
-from models.presentation import match_sharpness, normalise_tone, parity_check, present
+from models.presentation import parity_check, present_members
 
 CELL = 256          # every face is scaled to CELL × CELL pixels
 LABEL = 44          # height of the number band under each face
@@ -90,11 +90,7 @@ def lineup_faces(lineup: dict, results_dir: Path, framing=None,
     generated = [p["image"].size[0] for p in positions if p["entry"]["source"] == "generated"]
     side = resolution or (max(generated) if generated else CELL)
     options = presentation_options(lineup)
-    images = [present(p["image"], side, CELL) for p in positions]
-    if options["normalise"]:
-        images = match_sharpness(normalise_tone(images))
-    if options["grayscale"]:
-        images = [im.convert("L").convert("RGB") for im in images]
+    images = present_members([p["image"] for p in positions], side, CELL, **options)
     for p, image in zip(positions, images):
         p["image"] = image
         p["entry"]["presentation"] = {"resolution": side, "display": CELL, **options}

@@ -152,10 +152,12 @@ def delete(lineup_id: str):
     return jsonify(deleted=lineup_id)
 
 
-def _positions(lineup: dict):
+def _positions(lineup: dict) -> tuple[list[dict], export.BundlePresentation]:
+    """The lineup's members as shown, and what the bundle says about showing them (its
+    manifest read once per request)."""
     shown = bundle_presentation()
     return export.lineup_faces(lineup, frontend().results_dir(current_user()), shown.framing,
-                               shown.resolution)
+                               shown.resolution), shown
 
 
 def bundle_presentation() -> export.BundlePresentation:
@@ -171,9 +173,8 @@ def _download(data: bytes, mimetype: str, filename: str) -> Response:
 @bp.get("/<lineup_id>/composite.png")
 @login_required
 def composite(lineup_id: str):
-    lineup = _own(lineup_id)
-    data = export.png_bytes(export.composite(_positions(lineup),
-                                             bundle_presentation().notice))
+    positions, shown = _positions(_own(lineup_id))
+    data = export.png_bytes(export.composite(positions, shown.notice))
     return _download(data, "image/png", f"lineup-{lineup_id}.png")
 
 
@@ -181,15 +182,17 @@ def composite(lineup_id: str):
 @login_required
 def export_zip(lineup_id: str):
     lineup = _own(lineup_id)
-    return _download(export.zip_bytes(lineup, _positions(lineup), bundle_presentation().notice),
-                     "application/zip", f"lineup-{lineup_id}.zip")
+    positions, shown = _positions(lineup)
+    return _download(export.zip_bytes(lineup, positions, shown.notice), "application/zip",
+                     f"lineup-{lineup_id}.zip")
 
 
 @bp.get("/<lineup_id>/record.json")
 @login_required
 def record_json(lineup_id: str):
     lineup = _own(lineup_id)
-    return jsonify(export.record(lineup, _positions(lineup), bundle_presentation().notice))
+    positions, shown = _positions(lineup)
+    return jsonify(export.record(lineup, positions, shown.notice))
 
 
 @bp.get("/<lineup_id>/report.pdf")
@@ -211,6 +214,6 @@ def parity(lineup_id: str):
     """The presentation-parity check of the lineup as it is shown, with the bundle's
     research-only notice: what the builder warns about before anyone is asked."""
     lineup = _own(lineup_id)
-    return jsonify(parity=export.parity(_positions(lineup)),
-                   presentation=export.presentation_options(lineup),
-                   notice=bundle_presentation().notice)
+    positions, shown = _positions(lineup)
+    return jsonify(parity=export.parity(positions),
+                   presentation=export.presentation_options(lineup), notice=shown.notice)

@@ -13,7 +13,7 @@ from typing import Any
 from frontend_server import faces as face_records
 from frontend_server.errors import ApiError
 from models.attributes.heads import BINARY_TRAITS
-from models.filler_traits import (AUTO, MATCHED_TRAITS, PHOTO_ATTRIBUTES, TraitRequestError,
+from models.filler_traits import (ANY, AUTO, MATCHED_TRAITS, PHOTO_ATTRIBUTES, TraitRequestError,
                                   parse_trait_request)
 from models.simulated_witnesses import DEFAULT_WITNESSES, SimMember, simulate
 
@@ -57,14 +57,14 @@ def _description(value: Any, suspect_reading: dict | None) -> dict[str, Any]:
         if not suspect_reading:
             return {}
         return {t: suspect_reading[t]["label"] for t in DEFAULT_DESCRIBED if t in suspect_reading}
-    try:
-        request = parse_trait_request(value if isinstance(value, dict) else None)
-    except TraitRequestError as exc:
-        raise ApiError(422, f"description: {exc}.") from None
     if not isinstance(value, dict):
         raise ApiError(422, "description must be an object of trait: value, e.g. "
                             "{\"gender\": \"female\", \"age_group\": \"30-39\"}.")
-    return {t: v for t, v in (request or {}).items() if v not in (AUTO, "any")}
+    try:
+        request = parse_trait_request(value)
+    except TraitRequestError as exc:
+        raise ApiError(422, f"description: {exc}.") from None
+    return {t: v for t, v in request.items() if v not in (AUTO, ANY)}
 
 
 def _suspect_reading(suspect: dict, fillers: list[dict], results_dir: Path) -> dict | None:

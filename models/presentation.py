@@ -64,9 +64,21 @@ def present(image: np.ndarray | Image.Image, resolution: int, cell: int, *,
         im = im.resize((resolution, resolution), Image.LANCZOS)
     if cell != resolution:
         im = im.resize((cell, cell), Image.LANCZOS)
-    if grayscale:
-        im = im.convert("L").convert("RGB")
-    return im
+    return _grey(im) if grayscale else im
+
+
+def present_members(images: Sequence[np.ndarray | Image.Image], resolution: int, cell: int, *,
+                    normalise: bool = False, grayscale: bool = False) -> list[Image.Image]:
+    """Every member of a lineup as it is shown: :func:`present` each, then (``normalise``) one
+    tone and sharpness for all, then grey for all (``grayscale``)."""
+    shown = [present(im, resolution, cell) for im in images]
+    if normalise:
+        shown = match_sharpness(normalise_tone(shown))
+    return [_grey(im) for im in shown] if grayscale else shown
+
+
+def _grey(im: Image.Image) -> Image.Image:
+    return im.convert("L").convert("RGB")
 
 
 def normalise_tone(images: Sequence[Image.Image]) -> list[Image.Image]:
@@ -89,20 +101,20 @@ def match_sharpness(images: Sequence[Image.Image], tolerance: float = 1.25) -> l
     lineup's median by more than ``tolerance``× is blurred (Gaussian, the smallest sigma found
     by bisection) down to the median. Blurrier members are left alone: detail cannot be
     added back."""
-    sharpness = [member_statistics(im)["sharpness"] for im in images]
-    target = float(np.median(sharpness))
+    values = [sharpness(im) for im in images]
+    target = float(np.median(values))
     out = []
-    for im, value in zip(images, sharpness):
+    for im, value in zip(images, values):
         if value <= target * tolerance:
             out.append(im)
             continue
         a = np.asarray(im.convert("RGB"))
         low, high = 0.0, 0.02 * max(a.shape[:2])
-        while member_statistics(_blur(a, high))["sharpness"] > target and high < max(a.shape):
+        while sharpness(_blur(a, high)) > target and high < max(a.shape):
             low, high = high, high * 2
         for _ in range(12):
             mid = (low + high) / 2
-            if member_statistics(_blur(a, mid))["sharpness"] > target:
+            if sharpness(_blur(a, mid)) > target:
                 low = mid
             else:
                 high = mid
@@ -114,19 +126,23 @@ def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
     return a if sigma <= 0 else cv2.GaussianBlur(a, (0, 0), sigmaX=sigma, sigmaY=sigma)
 
 
+def sharpness(image: np.ndarray | Image.Image) -> float:
+    """The variance of the Laplacian of the image's luma at :data:`MEASURE_SIDE` px (the
+    ``sharpness`` of :func:`member_statistics`)."""
+    return _laplacian_variance(_luma(_measured(image)))
+
+
 def member_statistics(image: np.ndarray | Image.Image) -> dict[str, float]:
     """Every measure of :data:`MEASURES` for one RGB image, measured at
     :data:`MEASURE_SIDE` px."""
-    im = image if isinstance(image, Image.Image) else Image.fromarray(_rgb(image), "RGB")
-    a = np.asarray(im.convert("RGB").resize((MEASURE_SIDE, MEASURE_SIDE), Image.LANCZOS),
-                   np.float32)
+    a = _measured(image)
     y = _luma(a)
     border = max(2, MEASURE_SIDE // 10)
     ring = np.ones(y.shape, bool)
     ring[border:-border, border:-border] = False
     hsv = cv2.cvtColor(a.astype(np.uint8), cv2.COLOR_RGB2HSV)
     return {
-        "sharpness": float(cv2.Laplacian(y.astype(np.float64), cv2.CV_64F).var()),
+        "sharpness": _laplacian_variance(y),
         "brightness": float(y.mean()),
         "contrast": float(y.std()),
         "saturation": float(hsv[..., 1].mean() / 255.0),
@@ -196,6 +212,16 @@ def _warning(member: dict, measure: Measure, value: float, median: float,
     return ParityWarning(position=int(member["position"]), role=member["role"],
                          measure=measure.name, value=round(value, 4), median=round(median, 4),
                          z=round(z, 2), message=message)
+
+
+def _measured(image: np.ndarray | Image.Image) -> np.ndarray:
+    im = image if isinstance(image, Image.Image) else Image.fromarray(_rgb(image), "RGB")
+    return np.asarray(im.convert("RGB").resize((MEASURE_SIDE, MEASURE_SIDE), Image.LANCZOS),
+                      np.float32)
+
+
+def _laplacian_variance(y: np.ndarray) -> float:
+    return float(cv2.Laplacian(y.astype(np.float64), cv2.CV_64F).var())
 
 
 def _luma(a: np.ndarray) -> np.ndarray:
