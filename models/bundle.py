@@ -1,7 +1,8 @@
 """The model bundle: one directory (or one uncompressed tar file) that holds a trained model.
 
 A bundle is ``manifest.json`` plus one weights file per part. The generator part is required;
-discriminator, encoder, attribute model and PCA are optional parts added by their training jobs.
+discriminator, encoder, attribute model, PCA and identity network are optional parts added by
+their training jobs.
 Weights are NumPy ``.npz`` archives read with ``allow_pickle=False``: loading a bundle never runs
 code from it. The manifest records the sha256 of every file, and the *bundle hash* is the sha256
 of the canonical manifest, so it names every byte a generated face depends on.
@@ -35,7 +36,7 @@ import numpy as np
 FORMAT_NAME = "ligan-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-KNOWN_PARTS = ("generator", "discriminator", "encoder", "attributes", "pca")
+KNOWN_PARTS = ("generator", "discriminator", "encoder", "attributes", "pca", "identity")
 
 
 class BundleError(Exception):

@@ -110,9 +110,13 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     from setup.commands.attributes import register_train as register_attributes_training
 
     register_attributes_training(tsub)
+    from setup.commands.identity import register_train as register_identity_training
+
+    register_identity_training(tsub)
     from jobs.submit import make_submittable
 
-    make_submittable(tsub, ("train",), settings, names=("stylegan2", "encoder", "attributes"))
+    make_submittable(tsub, ("train",), settings,
+                     names=("stylegan2", "encoder", "attributes", "identity"))
 
 
 def _register_encoder(tsub: argparse._SubParsersAction) -> None:
