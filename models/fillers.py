@@ -2,16 +2,18 @@
 
 Around the suspect's w+ (from the encoder or the projector) offsets are drawn uniformly inside a
 ball in the whitened PCA space of W (radius in standard deviations; see ``models.latent``), the
-faces are rendered, and each is scored by its dlib identity distance to the suspect. Faces so
-close that they would pass for the suspect (distance below ``near_clone_threshold``) are left
-out and counted. Page ``p`` samples a ball of radius ``radius · (1 + radius_growth · p)`` and
+faces are rendered, and each is scored by its identity distance to the suspect: by the bundle's
+identity network (dlib's descriptor distilled, every candidate in one batched call;
+:mod:`models.faces.identity_net`) or, for a bundle without one, by dlib itself. Faces so close
+that they would pass for the suspect (distance below ``near_clone_threshold``) are left out and
+counted. Page ``p`` samples a ball of radius ``radius · (1 + radius_growth · p)`` and
 is sorted by distance, so page 1 holds the most similar faces and later pages less similar
 ones (:func:`page_radius`). Everything is seeded by (seed, page): a page can be regenerated
 exactly.
 
 With ``traits`` (:mod:`models.filler_traits`) every candidate is first read by the bundle's
 attribute model, and one whose reading contradicts a matched trait (the suspect's gender, say)
-is left out and counted before dlib looks at it. Where the bundle has attribute directions,
+is left out and counted before its identity is measured. Where the bundle has attribute directions,
 each round draws ``guide_pool`` offsets per candidate and renders those whose latents the
 directions rank most likely to match, so fewer are rendered in vain.
 
@@ -30,8 +32,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from models.faces import (aligned_face_count_and_embedding, aligned_face_embedding,
-                          identity_distance)
+from models.faces import (aligned_face_count, aligned_face_count_and_embedding,
+                          aligned_face_embedding, identity_distance)
+from models.faces.identity_net import (DLIB_MEASURE, NET_MEASURE, identity_measure,
+                                       load_identity_net)
 from models.filler_traits import TraitMatch, read_traits
 from models.images import to_uint8
 from models.latent import LatentPCA, apply_offset, sample_ball
@@ -66,6 +70,7 @@ class FillerPage:
     reconstruction_distances: np.ndarray = dataclasses.field(
         default_factory=lambda: np.zeros(0))
     reference: str = "face"  # what ``distances`` measure against: "photo" or "face"
+    measure: str = DLIB_MEASURE  # the identity measure of the distances
     trait_rejected: int = 0  # candidates left out because a matched trait read otherwise
     traits: dict | None = None  # the matched traits (TraitMatch.describe), None: unmatched
 
@@ -91,16 +96,20 @@ def render(generator, ws: np.ndarray, noise_mode: str = "const",
 
 
 def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
-                reference_embedding: np.ndarray | None = None, page: int = 0,
-                per_page: int = 24, radius: float | None = None, radius_growth: float = 0.5,
-                oversample: float = 1.25, near_clone_threshold: float = NEAR_CLONE_THRESHOLD,
+                reference_embedding: np.ndarray | None = None, measure: str | None = None,
+                page: int = 0, per_page: int = 24, radius: float | None = None,
+                radius_growth: float = 0.5, oversample: float = 1.25,
+                near_clone_threshold: float = NEAR_CLONE_THRESHOLD,
                 layers: Sequence[int] | None = None, seed: int = 0,
                 parents: Sequence[str] = (), owner: str = "", traits: TraitMatch | None = None,
                 guide_pool: int = 4,
                 should_stop: Callable[[], bool] | None = None) -> FillerPage:
     """One page of fillers around ``center_ws`` ([num_ws, w_dim]), most similar first.
 
-    ``reference_embedding``: the suspect's identity from the photo
+    ``measure``: the identity measure that ranks and guards the page, ``"identity-net"`` (the
+    bundle's identity network: every candidate embedded in one batched call) or ``"dlib"``
+    (one descriptor a candidate); by default the bundle's (:func:`identity_measure`).
+    ``reference_embedding``: the suspect's identity from the photo by that measure
     (:func:`models.inversion.record_photo_identity`): ranking, the near-clone guard and each
     filler's ``identity_distance`` measure against it, and ``identity_distance_reconstruction``
     against the face rendered at ``center_ws`` beside it. None (a generated suspect): both are
@@ -115,7 +124,9 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
     if center.shape != (g.num_ws, g.cfg.w_dim):
         raise ValueError(f"the suspect's latent must be [{g.num_ws}, {g.cfg.w_dim}], got "
                          f"{list(center.shape)}")
-    reconstruction, _ = aligned_face_embedding(render(g, center[None])[0])
+    measure = measure or identity_measure(bundle)
+    scorer = _Scorer(bundle, measure)
+    reconstruction = scorer.embed(render(g, center[None]))[0]
     to_photo = reference_embedding is not None
     reference = np.asarray(reference_embedding, np.float32) if to_photo else reconstruction
     radius_here = page_radius(pca, center, page, radius, radius_growth, layers)
@@ -138,31 +149,30 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
         if guides:
             ws = ws[_most_likely_to_match(ws, guides, n)]
         images = render(g, ws)
-        readings = read_traits(bundle, images) if traits is not None else None
-        for i, (w, img) in enumerate(zip(ws, images)):
-            reading = readings[i] if readings is not None else None
-            if reading is not None and not traits.holds(reading):
-                trait_rejected += 1
-                continue
-            count, emb = aligned_face_count_and_embedding(img, embed_undetected=False)
-            if count == 0:
-                faceless.append((w, img, reading))
+        readings = read_traits(bundle, images) if traits is not None else [None] * len(ws)
+        keep = [i for i, reading in enumerate(readings)
+                if reading is None or traits.holds(reading)]
+        trait_rejected += len(ws) - len(keep)
+        for i, (emb, found) in zip(keep, scorer.score(images[keep])):
+            if not found:
+                faceless.append((ws[i], images[i], readings[i]))
                 continue
             dist = float(identity_distance(emb, reference))
             if dist < near_clone_threshold:
                 near_clones += 1
                 continue
-            kept.append((dist, w, img, emb, reading))
+            kept.append((dist, ws[i], images[i], emb, readings[i]))
         candidates += n
     kept.sort(key=lambda item: item[0])
-    kept = kept[:per_page]
+    kept, undetected = scorer.faces_first(kept, per_page)
+    faceless += undetected
     found = len(kept)
     # Faces dlib cannot find (half-formed, or an untrained generator's) only fill a page that
     # the rounds could not fill with faces, ranked by the identity of where the face should be.
     for w, img, reading in faceless:
         if len(kept) >= per_page:
             break
-        emb, _ = aligned_face_embedding(img)
+        emb = scorer.embed(img[None])[0]
         dist = float(identity_distance(emb, reference))
         if dist < near_clone_threshold:
             near_clones += 1
@@ -175,6 +185,7 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
         parameters = {"page": page, "radius": radius_here, "rank": rank,
                       "sampler_seed": seed, "identity_distance": dist,
                       "identity_reference": "photo" if to_photo else "face",
+                      "identity_measure": measure,
                       "identity_distance_reconstruction": round(recon, 4),
                       "face_detected": rank < found,
                       "near_clone_threshold": near_clone_threshold,
@@ -189,11 +200,58 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
     return FillerPage(page=page, radius=radius_here, records=records, images=images,
                       distances=np.asarray([item[0] for item in kept]),
                       reconstruction_distances=np.asarray(recon_distances),
-                      reference="photo" if to_photo else "face",
+                      reference="photo" if to_photo else "face", measure=measure,
                       candidates=candidates, near_clones=near_clones, undetected=len(faceless),
                       trait_rejected=trait_rejected,
                       traits=traits.describe() if traits is not None else None,
                       seconds=time.monotonic() - started)
+
+
+class _Scorer:
+    """Identity embeddings and face detection of candidates by one measure.
+
+    dlib: each candidate is detected and embedded in one call (``score``). The identity
+    network: every candidate is embedded in one batched call, and dlib's detector (about 10 ms,
+    no descriptor) only checks the best-ranked ones, in order, until a page has its faces
+    (``faces_first``)."""
+
+    def __init__(self, bundle, measure: str) -> None:
+        if measure not in (NET_MEASURE, DLIB_MEASURE):
+            raise ValueError(f"identity measure must be {NET_MEASURE} or {DLIB_MEASURE}, got "
+                             f"{measure!r}")
+        self.net = load_identity_net(bundle) if measure == NET_MEASURE else None
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        """Embeddings of ``images`` (dlib: of the face it finds, else of the box where
+        alignment puts the face)."""
+        if self.net is not None:
+            return self.net.embed(images)
+        return np.stack([aligned_face_embedding(img)[0] for img in images])
+
+    def score(self, images: np.ndarray) -> list[tuple[np.ndarray | None, bool]]:
+        """(embedding, face found) per image; the network defers detection (found = True)."""
+        if self.net is not None:
+            return [(emb, True) for emb in self.net.embed(images)]
+        out = []
+        for img in images:
+            count, emb = aligned_face_count_and_embedding(img, embed_undetected=False)
+            out.append((emb, count > 0))
+        return out
+
+    def faces_first(self, kept: list[tuple], per_page: int) -> tuple[list[tuple], list[tuple]]:
+        """The first ``per_page`` of ``kept`` (sorted) in which dlib finds a face, and the
+        (w+, image, reading) of those it checked and found none in."""
+        if self.net is None:
+            return kept[:per_page], []
+        faces, faceless = [], []
+        for item in kept:
+            if len(faces) >= per_page:
+                break
+            if aligned_face_count(item[2]) > 0:
+                faces.append(item)
+            else:
+                faceless.append((item[1], item[2], item[4]))
+        return faces, faceless
 
 
 def _trait_guides(bundle, traits: TraitMatch) -> list:

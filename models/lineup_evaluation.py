@@ -204,6 +204,7 @@ def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels,
     from models.attributes.model import ATTRIBUTES_PART, predict_attributes
     from models.faces import FaceError, aligned_face_embedding, identity_distance
     from models.filler_traits import suspect_reading, trait_match
+    from models.faces.identity_net import identity_measure
     from models.fillers import filler_page
     from models.inversion import invert_photo, record_photo_identity
 
@@ -225,10 +226,16 @@ def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels,
     if traits is not None:
         match = trait_match(suspect_reading(bundle, inv.record, inv.projection.image), traits)
     page = filler_page(bundle, pca, np.asarray(inv.record.latent, np.float32),
-                       reference_embedding=photo_embedding, per_page=per_page, seed=seed,
-                       traits=match)
+                       reference_embedding=record_photo_identity(inv.record,
+                                                                 identity_measure(bundle)),
+                       per_page=per_page, seed=seed, traits=match)
     result.page_seconds = page.seconds
-    result.filler_distances = [round(float(d), 4) for d in page.distances]
+    # dlib measures the page whatever ranked it (the bundle's identity network, usually)
+    embeddings = np.stack([aligned_face_embedding(img)[0] for img in page.images]) \
+        if len(page.images) else np.zeros((0, 128), np.float32)
+    result.filler_distances = [round(float(d), 4)
+                               for d in np.atleast_1d(identity_distance(embeddings,
+                                                                        photo_embedding))]
     result.face_found = [bool(r.parameters["face_detected"]) for r in page.records]
     if bundle.has_part(ATTRIBUTES_PART) and len(page.images):
         readings = predict_attributes(bundle, np.concatenate([inv.aligned[None], page.images]))
@@ -242,7 +249,6 @@ def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels,
                 got = AGE_GROUPS.index(reading["age_group"]["label"])
                 result.age_match.append(abs(got - wanted["age_group"]) <= 1)
     if probe is not None and labels.known and len(page.images):
-        embeddings = np.stack([aligned_face_embedding(img)[0] for img in page.images])
         wanted, _ = _suspect_traits(labels, None)
         for read in probe.read(embeddings):
             if wanted["gender"] is not None and "gender" in read:

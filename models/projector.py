@@ -2,7 +2,9 @@
 
 The official projector minimises an LPIPS (VGG) distance; no ImageNet weights exist here, so
 the perceptual term compares activations of the bundle's own discriminator (each feature map
-normalised per channel, as LPIPS does), plus a pixel MSE. It optimises w or w+ with Adam, a
+normalised per channel, as LPIPS does), plus a pixel MSE and, where the bundle has an identity
+network, the identity distance to the photo (:mod:`models.faces.identity_net`: what makes the
+reconstruction the same person to dlib, which pixels and features alone do not). It optimises w or w+ with Adam, a
 cosine learning-rate ramp and Gaussian noise on the latent that fades out over the first
 three quarters — the official recipe — from the encoder's output or ``w_avg``. The per-pixel
 noise stays the bundle's constant noise, so the result is fully described by its latent and
@@ -18,6 +20,8 @@ from typing import Callable, Literal
 import numpy as np
 import tensorflow as tf
 
+from models.faces.identity_net import (IDENTITY_WEIGHT, NET_MEASURE, identity_loss,
+                                       identity_measure, load_identity_net)
 from models.images import to_uint8
 
 ProgressFn = Callable[[float, str], None]
@@ -44,13 +48,15 @@ def latent_statistics(generator, num_samples: int = 10_000, seed: int = 0) -> tu
 
 def project(bundle, target: np.ndarray, *, space: Literal["w", "w+"] = "w+", steps: int = 300,
             time_limit: float | None = None, init_ws: np.ndarray | None = None,
-            lr: float = 0.1, perceptual_weight: float = 1.0, seed: int = 0,
+            lr: float = 0.1, perceptual_weight: float = 1.0,
+            identity_weight: float | None = None, seed: int = 0,
             progress: ProgressFn | None = None,
             should_stop: Callable[[], bool] | None = None) -> ProjectionResult:
     """Find the latent whose image best matches ``target`` (aligned, uint8, bundle resolution).
 
     Stops after ``steps`` steps or ``time_limit`` seconds, whichever comes first, or when
-    ``should_stop()`` returns True. ``progress(percent, message)`` is called every few steps.
+    ``should_stop()`` returns True. ``identity_weight``: of the identity loss (by default
+    :data:`~models.faces.identity_net.IDENTITY_WEIGHT` with an identity network, else 0). ``progress(percent, message)`` is called every few steps.
     """
     g = bundle.generator
     res = g.cfg.resolution
@@ -72,6 +78,12 @@ def project(bundle, target: np.ndarray, *, space: Literal["w", "w+"] = "w+", ste
     target_t = tf.constant(target[None].astype(np.float32) / 127.5 - 1.0)
     dtype = g.compute_dtype
     target_feats = d.perceptual_features(target_t, dtype) if d is not None else []
+    net = load_identity_net(bundle) if identity_measure(bundle) == NET_MEASURE else None
+    if identity_weight is None:
+        identity_weight = IDENTITY_WEIGHT if net is not None else 0.0
+    if identity_weight and net is None:
+        raise ValueError("an identity loss needs a bundle with an identity network")
+    target_identity = net(target_t)[0] if identity_weight else None
     rng = tf.random.Generator.from_seed(seed)
 
     @tf.function
@@ -86,6 +98,8 @@ def project(bundle, target: np.ndarray, *, space: Literal["w", "w+"] = "w+", ste
                 for a, b in zip(feats, target_feats):
                     loss += perceptual_weight * tf.reduce_mean(
                         tf.reduce_sum(tf.square(a - b), axis=-1)) / len(feats)
+            if target_identity is not None:
+                loss += identity_weight * identity_loss(net, img, target_identity)
         grad = tape.gradient(loss, latent)
         # Adam (β = 0.9, 0.999), written out so the state lives in this function's variables.
         opt_m.assign(0.9 * opt_m + 0.1 * grad)

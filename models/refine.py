@@ -2,7 +2,8 @@
 
 The thesis's approach, akin to pivotal tuning: starting from the encoder's latent (or the
 projector's, when the bundle has no encoder), the encoder takes optimisation steps on the
-photo's reconstruction loss (pixel MSE plus our discriminator's normalised features) and every
+photo's reconstruction loss (pixel MSE plus our discriminator's normalised features, and the
+identity distance where the bundle has an identity network) and every
 ``ratio``-th step (thesis default 75) the generator takes one too, until the time limit. A
 locality regulariser keeps the generator's output for other latents where it was, so the
 latent space stays usable for fillers around the refined face. The bundle is never modified:
@@ -22,6 +23,8 @@ import tensorflow as tf
 
 from models.bundle import add_part, module_arrays, save_bundle
 from models.encoder import ENCODER_PART, Encoder, load_encoder
+from models.faces.identity_net import (IDENTITY_PART, IDENTITY_WEIGHT, NET_MEASURE,
+                                       identity_loss, identity_measure, load_identity_net)
 from models.images import to_uint8
 from models.projector import ProgressFn, project
 from models.stylegan2 import Generator
@@ -145,6 +148,8 @@ def _fine_tune(bundle, aligned: np.ndarray, clock: _Clock, started: float, *, se
     if encoder is not None:
         encoder.compute_dtype = dtype
     target_feats = d.perceptual_features(target, dtype) if d is not None else []
+    net = load_identity_net(bundle) if identity_measure(bundle) == NET_MEASURE else None
+    target_identity = net(target)[0] if net is not None else None
 
     def latent() -> tf.Tensor:
         return encoder(target) if encoder is not None else pivot
@@ -156,6 +161,8 @@ def _fine_tune(bundle, aligned: np.ndarray, clock: _Clock, started: float, *, se
             loss += perceptual_weight * tf.add_n([
                 tf.reduce_mean(tf.reduce_sum(tf.square(a - b), -1))
                 for a, b in zip(feats, target_feats)]) / len(feats)
+        if target_identity is not None:
+            loss += IDENTITY_WEIGHT * identity_loss(net, images, target_identity)
         return loss
 
     enc_opt = Adam(encoder.trainable_variables, encoder_lr, (0.9, 0.999)) if encoder else None
@@ -206,8 +213,8 @@ def _fine_tune(bundle, aligned: np.ndarray, clock: _Clock, started: float, *, se
 
 
 def save_refined(bundle, refinement: Refinement, directory: str | Path, note: str = "") -> str:
-    """Write the refined networks as a new bundle (with the original's discriminator and PCA)
-    and return its hash; the original bundle is untouched."""
+    """Write the refined networks as a new bundle (with the original's discriminator, PCA and
+    identity network) and return its hash; the original bundle is untouched."""
     m = bundle.manifest
     digest = save_bundle(
         directory, refinement.generator, bundle.discriminator, name=f"{m.get('name')}-refined",
@@ -222,7 +229,8 @@ def save_refined(bundle, refinement: Refinement, directory: str | Path, note: st
     if refinement.encoder is not None:
         digest = add_part(directory, ENCODER_PART, module_arrays(refinement.encoder),
                           config=bundle.manifest["parts"][ENCODER_PART]["config"])
-    if bundle.has_part("pca"):
-        digest = add_part(directory, "pca", bundle.part_arrays("pca"),
-                          config=bundle.manifest["parts"]["pca"].get("config", {}))
+    for part in ("pca", IDENTITY_PART):
+        if bundle.has_part(part):
+            digest = add_part(directory, part, bundle.part_arrays(part),
+                              config=bundle.manifest["parts"][part].get("config", {}))
     return digest

@@ -173,7 +173,7 @@ def test_fillers_are_measured_against_the_suspect_photo_not_its_reconstruction(d
     reference = record_photo_identity(inv.record)
     page = filler_page(default_bundle, LatentPCA.from_bundle(default_bundle),
                        np.asarray(inv.record.latent, np.float32), reference_embedding=reference,
-                       per_page=4, seed=0)
+                       measure="dlib", per_page=4, seed=0)
     assert page.reference == "photo" and len(page.records) == 4
     recon, _ = aligned_face_embedding(inv.projection.image)
     for rec, image, dist, to_recon in zip(page.records, page.images, page.distances,
@@ -187,6 +187,7 @@ def test_fillers_are_measured_against_the_suspect_photo_not_its_reconstruction(d
     assert not np.allclose(page.distances, page.reconstruction_distances)
     # A generated suspect (no photo) is measured against its own face, as before.
     generated = filler_page(default_bundle, LatentPCA.from_bundle(default_bundle),
-                            np.asarray(inv.record.latent, np.float32), per_page=2, seed=0)
+                            np.asarray(inv.record.latent, np.float32), measure="dlib",
+                            per_page=2, seed=0)
     assert generated.reference == "face"
     np.testing.assert_allclose(generated.distances, generated.reconstruction_distances)

@@ -129,3 +129,142 @@ def test_agreement_measures_what_it_says():
     noisy = agreement(dlib + rng.standard_normal(dlib.shape).astype(np.float32) * 0.05, dlib,
                       group)
     assert noisy["pairs/correlation"] < 0.9 and noisy["self_distance"] > 0.3
+
+
+# -- the default bundle's network against dlib ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def london_embeddings(default_bundle):
+    """The London photos cut like the default bundle's faces, embedded by dlib and by the
+    network (which never saw them)."""
+    _skip_without(LONDON)
+    from models.faces import FaceError, aligned_face_embedding
+    from models.faces.identity_net import load_identity_net
+    from models.inversion import align_photo
+
+    faces, people = [], []
+    for photo in sorted(LONDON.glob("*.jpg")):
+        try:
+            aligned, _ = align_photo(str(photo), default_bundle.resolution,
+                                     framing=default_bundle.framing)
+        except FaceError:
+            continue
+        faces.append(aligned)
+        people.append(photo.name.split("_")[0])
+    faces = np.stack(faces)
+    dlib = np.stack([aligned_face_embedding(face)[0] for face in faces])
+    return load_identity_net(default_bundle).embed(faces), dlib, np.array(people)
+
+
+def test_default_network_agrees_with_dlib_on_unseen_photos(london_embeddings):
+    """On the London photos (other people, other cameras than its training photos) the
+    network's distances follow dlib's: correlation ≥ 0.75 over every pair and the same
+    same-person decision (0.6) on ≥ 90 % of them; each photo's two embeddings lie closer than
+    dlib's distance between two photos of one person (0.4)."""
+    from models.training.identity_net import agreement
+
+    net, dlib, people = london_embeddings
+    assert len(net) >= 40
+    measured = agreement(net, dlib, people)
+    assert measured["pairs/correlation"] >= 0.75, measured
+    assert measured["pairs/decision_agreement"] >= 0.90, measured
+    assert measured["self_distance"] <= 0.4, measured
+    # photos of one person (neutral, smiling) stay close to the network too
+    assert measured["close_pairs"] >= 20
+    assert measured["close_pairs/mean_abs_error"] <= 0.15, measured
+
+
+def test_fillers_ranked_by_the_network_are_measured_against_the_photo(default_bundle):
+    """With an identity network a page is ranked by it (one batched call): each filler's
+    distance is the network's distance to the photo's own embedding, the records name the
+    measure, and the faces dlib finds come first. dlib still ranks a page on request."""
+    _skip_without(LONDON)
+    from models.faces.identity import identity_distance
+    from models.faces.identity_net import DLIB_MEASURE, NET_MEASURE, load_identity_net
+    from models.fillers import filler_page
+    from models.inversion import PHOTO_IDENTITY_NET, invert_photo, record_photo_identity
+    from models.latent import LatentPCA
+
+    inv = invert_photo(default_bundle, str(LONDON / "005_03.jpg"), steps=0)
+    net = load_identity_net(default_bundle)
+    photo = net.embed(inv.aligned)[0]
+    np.testing.assert_allclose(inv.record.parameters[PHOTO_IDENTITY_NET], photo, atol=1e-5)
+    reference = record_photo_identity(inv.record, NET_MEASURE)
+    pca = LatentPCA.from_bundle(default_bundle)
+    center = np.asarray(inv.record.latent, np.float32)
+    page = filler_page(default_bundle, pca, center, reference_embedding=reference, per_page=6,
+                       seed=0)
+    assert page.measure == NET_MEASURE and page.reference == "photo" and len(page.records) == 6
+    np.testing.assert_allclose(page.distances,
+                               identity_distance(net.embed(page.images), photo), atol=1e-4)
+    detected = [r.parameters["face_detected"] for r in page.records]
+    assert detected == sorted(detected, reverse=True)
+    assert all(r.parameters["identity_measure"] == NET_MEASURE for r in page.records)
+    by_dlib = filler_page(default_bundle, pca, center, measure=DLIB_MEASURE, per_page=2,
+                          reference_embedding=record_photo_identity(inv.record), seed=0)
+    assert by_dlib.measure == DLIB_MEASURE
+    assert by_dlib.records[0].parameters["identity_measure"] == DLIB_MEASURE
+
+
+# -- the identity loss -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_with_identity(tmp_path_factory, tiny_bundle_dir):
+    """The tiny bundle with a (random) identity network: the losses' machinery, not its
+    quality."""
+    from models.bundle import add_part, module_arrays
+    from models.faces.identity_net import IDENTITY_PART, IdentityNet, IdentityNetConfig
+
+    path = tmp_path_factory.mktemp("identity") / "bundle"
+    shutil.copytree(tiny_bundle_dir, path)
+    cfg = IdentityNetConfig(resolution=32, work_resolution=16, channel_base=256, channel_max=32,
+                            features=16, hidden=16)
+    add_part(path, IDENTITY_PART, module_arrays(IdentityNet(cfg)), {"model": cfg.to_dict()})
+    return path
+
+
+def test_projector_adds_the_identity_loss_where_the_bundle_has_a_network(tiny_with_identity,
+                                                                          tiny_bundle_dir):
+    """The identity term is part of what the projector minimises (the loss differs from a
+    projection without it, from the same start), and asking for it without a network fails
+    with a message instead of being ignored."""
+    from models.bundle import load_bundle
+    from models.projector import project
+
+    bundle = load_bundle(tiny_with_identity, parts=("generator", "discriminator"))
+    target = (np.random.default_rng(1).random((32, 32, 3)) * 255).astype(np.uint8)
+    with_id = project(bundle, target, steps=3, identity_weight=5.0)
+    without = project(bundle, target, steps=3, identity_weight=0.0)
+    assert with_id.losses[0] > without.losses[0]
+    plain = load_bundle(tiny_bundle_dir, parts=("generator", "discriminator"))
+    with pytest.raises(ValueError, match="needs a bundle with an identity network"):
+        project(plain, target, steps=1, identity_weight=1.0)
+
+
+def test_encoder_training_and_refine_use_the_identity_loss(tiny_with_identity, tmp_path):
+    from models.bundle import load_bundle
+    from models.faces.identity_net import IDENTITY_PART
+    from models.refine import refine, save_refined
+    from models.training.encoder import EncoderTrainConfig, EncoderTrainer
+
+    path = tmp_path / "b"
+    shutil.copytree(tiny_with_identity, path)
+    run = tmp_path / "run"
+    EncoderTrainer(EncoderTrainConfig(bundle=str(path), steps=2, batch_size=2, tick_steps=2,
+                                      snapshot_steps=2, progress=False, channel_base=512,
+                                      channel_max=64), run).train()
+    tick = (run / "metrics.jsonl").read_text().splitlines()[-1]
+    assert '"fake/identity"' in tick
+    off = EncoderTrainer(EncoderTrainConfig(bundle=str(path), steps=2, batch_size=2,
+                                            identity_weight=0.0, progress=False,
+                                            channel_base=512, channel_max=64), tmp_path / "r2")
+    assert off.identity_net is None
+    bundle = load_bundle(path, parts=("generator", "discriminator"))
+    target = (np.random.default_rng(2).random((32, 32, 3)) * 255).astype(np.uint8)
+    result = refine(bundle, target, seconds=30, max_steps=2, ratio=1)
+    assert np.isfinite(result.final_error)
+    save_refined(bundle, result, tmp_path / "refined")
+    # the refined bundle keeps the network, so its fillers are measured the same way
+    assert load_bundle(tmp_path / "refined").has_part(IDENTITY_PART)

@@ -197,3 +197,18 @@ def test_the_trainer_reports_metrics_at_every_snapshot(tmp_path):
     assert [x["kimg"] for x in lines if not x.get("snapshot")] == [0.008, 0.016]  # ticks stay
     manifest = load_bundle(run / "bundle", parts=()).manifest
     assert manifest["training"]["metrics"]["fd_identity"] == snaps[-1]["metrics/fd_identity"]
+
+
+def test_real_vs_generated_detectors_tell_apart_only_what_differs():
+    """Sharp noisy 'photos' against smooth 'renders': the pixel detector separates them and
+    the embedding detector, given identical embeddings, stays near chance."""
+    from models.training.realness import real_vs_generated
+
+    rng = np.random.default_rng(0)
+    sharp = (rng.random((60, 16, 16, 3)) * 255).astype(np.uint8)
+    smooth = np.repeat(np.repeat(sharp[:, ::4, ::4], 4, axis=1), 4, axis=2)
+    same = rng.standard_normal((120, 8))
+    out = real_vs_generated(same[:60], same[60:], sharp, smooth, seed=0)
+    assert out["faces_each"] == 60 and out["goal"] == 0.75
+    assert out["pixel_accuracy"] >= 0.9
+    assert out["embedding_accuracy"] <= 0.7

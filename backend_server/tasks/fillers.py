@@ -22,6 +22,7 @@ from backend_server.tasks import TaskEnv, TaskType
 from backend_server.tasks._sources import face_or_photo, inversion_params, resolve, save_images
 from backend_server.validation import Params, Unprocessable
 from models.attributes.model import ATTRIBUTES_PART
+from models.faces.identity_net import identity_measure
 from models.filler_traits import parse_trait_request, suspect_reading, trait_match
 from models.fillers import NEAR_CLONE_THRESHOLD, filler_page, render
 from models.inversion import record_photo_identity
@@ -66,7 +67,8 @@ def make_page(ctx, bundle, center, suspect,
         reading = suspect_reading(bundle, suspect, render(bundle.generator, center[None])[0])
         traits = trait_match(reading, p["traits"])
     page = filler_page(bundle, LatentPCA.from_bundle(bundle), center,
-                       reference_embedding=record_photo_identity(suspect), page=p["page"],
+                       reference_embedding=record_photo_identity(
+                           suspect, identity_measure(bundle)), page=p["page"],
                        per_page=p["per_page"], radius=p["radius"],
                        radius_growth=p["radius_growth"],
                        near_clone_threshold=p["near_clone_threshold"], layers=p["layers"],
@@ -76,7 +78,7 @@ def make_page(ctx, bundle, center, suspect,
     save_images(ctx, page.records, page.images, f"page{p['page'] + 1:02d}")
     ctx.annotate(page=p["page"], radius=page.radius, candidates=page.candidates,
                  near_clones=page.near_clones, undetected=page.undetected,
-                 identity_reference=page.reference,
+                 identity_reference=page.reference, identity_measure=page.measure,
                  identity_distances=[round(float(d), 4) for d in page.distances],
                  identity_distances_reconstruction=[round(float(d), 4)
                                                     for d in page.reconstruction_distances],

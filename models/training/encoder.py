@@ -4,8 +4,10 @@ The generator and discriminator stay frozen. Generated samples (random z, style 
 truncation ψ, random noise) come with their true w+: the encoder learns to predict it (latent
 loss, in units of W's standard deviation) and to reconstruct the image through the generator
 (pixel MSE plus a perceptual term on our discriminator's normalised features — no ImageNet
-networks exist here). Real photos have no latent, only the reconstruction losses, and teach the
-encoder the look of real faces. The run folder works like the GAN trainer's; at the end the
+networks exist here — and, where the bundle has an identity network, the identity distance of
+the reconstruction to its input, which keeps the person rather than only the pixels). Real
+photos have no latent, only the reconstruction losses, and teach the encoder the look of real
+faces. The run folder works like the GAN trainer's; at the end the
 encoder is added to the bundle as its ``encoder`` part.
 """
 from __future__ import annotations
@@ -19,6 +21,8 @@ import tensorflow as tf
 
 from models.bundle import add_part, load_bundle, module_arrays
 from models.encoder import ENCODER_PART, Encoder, EncoderConfig
+from models.faces.identity_net import (IDENTITY_WEIGHT, NET_MEASURE, identity_loss,
+                                       identity_measure, load_identity_net)
 from models.images import make_grid, save_png, to_uint8
 from models.precision import compute_dtype, render_precision
 from models.training.data import training_dataset
@@ -42,6 +46,9 @@ class EncoderTrainConfig:
     latent_weight: float = 1.0
     pixel_weight: float = 1.0
     perceptual_weight: float = 0.8
+    # identity distance of the reconstruction to its input, by the bundle's identity network
+    # (None: IDENTITY_WEIGHT when the bundle has one, else 0)
+    identity_weight: float | None = None
     channel_base: int = 4096
     channel_max: int = 256
     seed: int = 0
@@ -95,6 +102,16 @@ class EncoderTrainer:
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.run_dir / "checkpoints",
                                                   max_to_keep=3)
         self.stop = StopFlag()
+        self.identity_net = None
+        if cfg.identity_weight is None or cfg.identity_weight > 0:
+            bundle = load_bundle(cfg.bundle, parts=())
+            if identity_measure(bundle) == NET_MEASURE:
+                self.identity_net = load_identity_net(bundle)
+            elif cfg.identity_weight:
+                raise ValueError(f"an identity loss needs an identity network in {cfg.bundle}; "
+                                 f"train one with 'ligan train identity'")
+        self.identity_weight = (IDENTITY_WEIGHT if cfg.identity_weight is None
+                                else cfg.identity_weight) if self.identity_net else 0.0
         n_real = int(round(cfg.batch_size * cfg.real_fraction)) if cfg.data else 0
         self.n_real, self.n_fake = n_real, cfg.batch_size - n_real
         self._train_step = tf.function(self._step)
@@ -135,6 +152,9 @@ class EncoderTrainer:
                         d.perceptual_features(images, self.dtype))
             out["perceptual"] = tf.add_n([tf.reduce_mean(tf.reduce_sum(tf.square(a - b), -1))
                                           for a, b in pairs]) / len(d.blocks + [d.epilogue])
+        if self.identity_net is not None:
+            targets = tf.stop_gradient(self.identity_net(images))
+            out["identity"] = identity_loss(self.identity_net, recon, targets)
         if true_ws is not None:
             out["latent"] = tf.reduce_mean(tf.square((ws - true_ws) / self.encoder.w_std))
         return out
@@ -147,7 +167,7 @@ class EncoderTrainer:
             if real is not None:
                 stats.update({f"real/{k}": v for k, v in self._losses(real, None).items()})
             weights = {"pixel": cfg.pixel_weight, "perceptual": cfg.perceptual_weight,
-                       "latent": cfg.latent_weight}
+                       "latent": cfg.latent_weight, "identity": self.identity_weight}
             total = tf.add_n([weights[k.split("/")[1]] * v for k, v in stats.items()])
         grads = tape.gradient(total, self.encoder.trainable_variables,
                               unconnected_gradients="zero")

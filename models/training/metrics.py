@@ -15,6 +15,9 @@
   generated faces (a bundle's attribute model) against the real data's labels (UTKFace file
   names) or, for unlabelled data, against the model's predictions on the real faces; reported
   as percentage-point differences per class and the largest one per trait.
+* **Real-vs-generated detectors** (``real_vs_generated``, in ``ligan train metrics``): how
+  well a logistic regression on the identity embeddings and a small CNN on the pixels tell
+  generated faces from the real ones, cross-validated (:mod:`models.training.realness`).
 * **The same distribution by a second instrument** (``attributes_probe``), where the real faces
   carry UTKFace labels: a logistic regression on the dlib identity embeddings already computed
   for the Fréchet distance, fitted on the labelled real faces (cross-validated there, which
@@ -339,12 +342,14 @@ class RealSet:
 
 def evaluate_generator(generator, real: RealSet, samples: int, psi: float = 0.7,
                        seed: int = 0, attribute_model=None, k: int = 3,
-                       progress: bool = True, inception=None) -> dict[str, Any]:
+                       progress: bool = True, inception=None,
+                       realness: bool = False) -> dict[str, Any]:
     """Every metric of this module for ``samples`` faces of ``generator`` against ``real``.
 
     ``attribute_model``: an :class:`~models.attributes.model.AttributeModel` or a bundle with
     an attributes part; without it the attribute comparison is left out. ``inception``: a
     :class:`~models.training.fid.InceptionFeatures` for FID; without it ``fid`` is None.
+    ``realness``: also train the real-vs-generated detectors (:mod:`models.training.realness`).
     Returns a JSON-able dict (see docs/training.md for the keys).
     """
     if samples < k + 1:
@@ -388,6 +393,11 @@ def evaluate_generator(generator, real: RealSet, samples: int, psi: float = 0.7,
         probe["difference_predicted"] = distribution_difference(probe["generated"],
                                                                 probe["real_predicted"])
         result["attributes_probe"] = probe
+    if realness:
+        from models.training.realness import real_vs_generated
+
+        result["real_vs_generated"] = real_vs_generated(
+            real.embeddings, embeddings, np.stack(real.images), np.stack(images), seed=seed)
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
 
@@ -412,7 +422,7 @@ def evaluate_bundle(bundle_path: str | os.PathLike, real_source: str | os.PathLi
     real = RealSet(real_source, real_samples or samples, bundle.resolution, seed, progress)
     attributes = bundle if bundle.has_part(ATTRIBUTES_PART) else None
     result = evaluate_generator(bundle.generator, real, samples, psi, seed, attributes,
-                                progress=progress, inception=inception)
+                                progress=progress, inception=inception, realness=True)
     if reconstructions and bundle.has_part(ENCODER_PART):
         from models.training.reconstructions import bundle_renderer, reconstruction_check
 
@@ -455,6 +465,14 @@ def format_table(result: dict[str, Any]) -> str:
             ("FID", f"{result['fid']:.2f} (Keras Inception-v3, "
                     f"{result['fid_inception']['weights']})" if result.get("fid") is not None
              else "not computed (needs an Inception weights file: --inception)")]
+    detectors = result.get("real_vs_generated")
+    if detectors:
+        rows.append(("real-vs-generated detectors",
+                     f"embeddings {100 * detectors['embedding_accuracy']:.1f} %"
+                     + (f", pixels {100 * detectors['pixel_accuracy']:.1f} %"
+                        if "pixel_accuracy" in detectors else "")
+                     + f" (cross-validated, {detectors['faces_each']} faces each; 50 % = "
+                       f"indistinguishable, goal ≤ {100 * detectors['goal']:.0f} %)"))
     lines = [f"{result['samples']} generated faces (ψ = {result['psi']}) against "
              f"{result['real_samples']} real faces from {result['real']}", ""]
     width = max(len(r[0]) for r in rows)

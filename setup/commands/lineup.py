@@ -250,6 +250,7 @@ def _style_layers(bundle, spec: str) -> list[int] | None:
 def _fillers(args: argparse.Namespace, settings) -> int:
     from models.bundle import BundleError
     from models.filler_traits import suspect_reading, trait_match
+    from models.faces.identity_net import identity_measure
     from models.fillers import check_filler_args, filler_page, render
     from models.inversion import record_photo_identity
     from models.images import make_grid, save_png
@@ -284,8 +285,9 @@ def _fillers(args: argparse.Namespace, settings) -> int:
                     f"{t} {_accepted_words(v['accepted'])}"
                     for t, v in traits.describe().items()))
         for p in range(args.pages):
-            page = filler_page(bundle, pca, center, reference_embedding=record_photo_identity(
-                                   suspect), page=p, per_page=args.per_page,
+            reference = record_photo_identity(suspect, identity_measure(bundle))
+            page = filler_page(bundle, pca, center, reference_embedding=reference, page=p,
+                               per_page=args.per_page,
                                radius=args.radius, radius_growth=args.radius_growth,
                                near_clone_threshold=args.near_clone_threshold, layers=layers,
                                seed=args.seed, parents=[suspect.id], traits=traits)

@@ -136,6 +136,9 @@ def _register_encoder(tsub: argparse._SubParsersAction) -> None:
     enc.add_argument("--real-fraction", type=float, default=0.5,
                      help="share of each batch taken from --data")
     enc.add_argument("--psi", type=float, default=0.8, help="truncation of generated samples")
+    enc.add_argument("--identity-weight", type=float, default=None,
+                     help="weight of the identity loss (default: the projector's where the "
+                          "bundle has an identity network, else 0)")
     enc.add_argument("--channel-base", type=int, default=4096)
     enc.add_argument("--channel-max", type=int, default=256)
     enc.add_argument("--seed", type=int, default=0)
@@ -212,7 +215,8 @@ def _train_encoder(args: argparse.Namespace, settings) -> int:
         cfg = EncoderTrainConfig(
             bundle=str(args.bundle), data=str(args.data) if args.data else None,
             steps=args.steps, batch_size=args.batch, lr=args.lr,
-            real_fraction=args.real_fraction, psi=args.psi, channel_base=args.channel_base,
+            real_fraction=args.real_fraction, psi=args.psi,
+            identity_weight=args.identity_weight, channel_base=args.channel_base,
             channel_max=args.channel_max, seed=args.seed, tick_steps=args.tick_steps,
             snapshot_steps=args.snapshot_steps, max_minutes=args.max_minutes,
             deterministic=args.deterministic, progress=not args.no_progress,
