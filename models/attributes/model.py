@@ -1,12 +1,12 @@
 """The attribute classifier: a small residual CNN with one head per attribute group.
 
 Input: aligned faces [N, R, R, 3] in [-1, 1] at the bundle's resolution R; they are resized
-(area) to the model's working resolution (64 by default: attributes such as beard, glasses or
-age are visible at 64 px, and the CPU cost of a 256-px network would make guided sampling and
-direction fitting slow). Residual blocks (the encoder's, with our equalised-learning-rate
-layers) halve the resolution down to 4×4; a dense layer and then one dense head per group:
-softmax heads for ``age_group``, ``gender``, ``ethnicity`` and one sigmoid output per CelebA
-column in :data:`~models.attributes.heads.CELEBA_HEADS`.
+to the model's working resolution (64 by default: attributes such as beard, glasses or age are
+visible at 64 px, and the CPU cost of a 256-px network would make guided sampling and direction
+fitting slow). The trunk (:mod:`models.face_trunk`: residual blocks down to 4×4 and a dense
+layer) is followed by one dense head per group: softmax heads for ``age_group``, ``gender``,
+``ethnicity`` and one sigmoid output per CelebA column in
+:data:`~models.attributes.heads.CELEBA_HEADS`.
 
 Weights live in the bundle's ``attributes`` part next to the fitted W directions (arrays whose
 names start with ``direction.``; see :mod:`models.attributes.directions`).
@@ -14,40 +14,22 @@ names start with ``direction.``; see :mod:`models.attributes.directions`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow as tf
 
 from models.attributes.heads import CELEBA_HEADS, CLASS_HEADS, HeadOutputs
-from models.encoder import ResBlock
-from models.stylegan2.config import ConfigError
-from models.stylegan2.layers import Conv, Dense, NamedModule
+from models.face_trunk import TrunkConfig, add_trunk, face_batch, trunk_features
+from models.stylegan2.layers import Dense, NamedModule
 
 ATTRIBUTES_PART = "attributes"
 DIRECTION_PREFIX = "direction."
 
 
 @dataclasses.dataclass(frozen=True)
-class AttributeConfig:
-    resolution: int            # the bundle's image resolution (the input size)
-    work_resolution: int = 64  # images are resized to this before the network
-    channel_base: int = 2048
-    channel_max: int = 128
-    features: int = 128
-
-    def __post_init__(self) -> None:
-        for name in ("resolution", "work_resolution"):
-            value = getattr(self, name)
-            if value < 8 or value & (value - 1):
-                raise ConfigError(f"attribute model {name} must be a power of two ≥ 8, got "
-                                  f"{value}")
-
-    def channels(self, res: int) -> int:
-        return max(16, min(self.channel_base // res, self.channel_max))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+class AttributeConfig(TrunkConfig):
+    what: ClassVar[str] = "attribute model"
 
 
 class AttributeModel(NamedModule):
@@ -57,15 +39,7 @@ class AttributeModel(NamedModule):
         super().__init__("attributes")
         self.cfg = cfg
         rng = np.random.default_rng(seed)
-        r = cfg.work_resolution
-        self.stem = self.add_child("stem", Conv("stem", 3, cfg.channels(r), 1, rng, act="lrelu"))
-        self.blocks = []
-        while r > 4:
-            self.blocks.append(self.add_child(f"b{r}", ResBlock(f"b{r}", cfg.channels(r),
-                                                                cfg.channels(r // 2), rng)))
-            r //= 2
-        self.fc = self.add_child("fc", Dense("fc", cfg.channels(4) * 16, cfg.features, rng,
-                                             act="lrelu"))
+        add_trunk(self, cfg, rng)
         self.heads = {name: self.add_child(f"head_{name}", Dense(f"head_{name}", cfg.features,
                                                                  len(classes), rng))
                       for name, classes in CLASS_HEADS.items()}
@@ -76,13 +50,7 @@ class AttributeModel(NamedModule):
         self.compute_dtype = tf.float32
 
     def logits(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        x = tf.convert_to_tensor(images, tf.float32)
-        if x.shape[1] != self.cfg.work_resolution:
-            x = tf.image.resize(x, [self.cfg.work_resolution] * 2, method="area", antialias=True)
-        x = self.stem(tf.cast(x, self.compute_dtype))
-        for block in self.blocks:
-            x = block(x)
-        x = self.fc(tf.reshape(x, [tf.shape(x)[0], x.shape[1] * x.shape[2] * x.shape[3]]))
+        x = trunk_features(self, images, self.compute_dtype)
         return {name: tf.cast(head(x), tf.float32) for name, head in self.heads.items()}
 
     def probabilities(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -129,18 +97,6 @@ def load_attribute_model(bundle) -> AttributeModel:
     return model
 
 
-def to_model_input(images: np.ndarray) -> np.ndarray:
-    """uint8 [N, H, W, 3] (or one [H, W, 3]) or float in [-1, 1] → float32 [-1, 1] batch."""
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[None]
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) / 127.5 - 1.0
-    if not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(f"images must be uint8 or float in [-1, 1], got {images.dtype}")
-    return np.clip(images.astype(np.float32), -1.0, 1.0)
-
-
 def predict_attributes(bundle, images: np.ndarray, batch_size: int = 64,
                        head_pose: bool = False) -> list[dict]:
     """Per face, every trait's label and probabilities (see :mod:`models.attributes.heads`).
@@ -151,7 +107,7 @@ def predict_attributes(bundle, images: np.ndarray, batch_size: int = 64,
     The result is what face records keep under ``parameters["attributes"]``.
     """
     model = bundle if isinstance(bundle, AttributeModel) else load_attribute_model(bundle)
-    inputs = to_model_input(images)
+    inputs = face_batch(images)
     predictions = model.predict(inputs, batch_size).to_dicts()
     if head_pose:
         from models.attributes.pose import head_pose as pose_of

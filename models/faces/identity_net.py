@@ -13,21 +13,21 @@ straight to a point of dlib's space, trained to land where dlib puts the same cr
 dlib stays the independent instrument of the metrics and tests; the network's agreement with
 it on held-out photos and generated faces is recorded in the part's config (``agreement``).
 
-The trunk has the attribute model's layout (stem, residual blocks down to 4×4, a dense layer),
-so training starts from the bundle's attribute model, which already reads faces; two dense
-layers map its features to the 128-d embedding. Weights live in the bundle's ``identity`` part.
+The trunk is the attribute model's (:mod:`models.face_trunk`), so training starts from the
+bundle's attribute model, which already reads faces; two dense layers map its features to the
+128-d embedding. Weights live in the bundle's ``identity`` part.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import tensorflow as tf
 
-from models.encoder import ResBlock
+from models.face_trunk import TrunkConfig, add_trunk, face_batch, trunk_features
 from models.stylegan2.config import ConfigError
-from models.stylegan2.layers import Conv, Dense, NamedModule
+from models.stylegan2.layers import Dense, NamedModule
 
 IDENTITY_PART = "identity"
 EMBEDDING_DIM = 128
@@ -40,26 +40,9 @@ IDENTITY_WEIGHT = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
-class IdentityNetConfig:
-    resolution: int            # the bundle's image resolution (the input size)
-    work_resolution: int = 64  # images are resized to this before the network
-    channel_base: int = 2048
-    channel_max: int = 128
-    features: int = 128        # the trunk's output (the attribute model's ``features``)
+class IdentityNetConfig(TrunkConfig):
     hidden: int = 256
-
-    def __post_init__(self) -> None:
-        for name in ("resolution", "work_resolution"):
-            value = getattr(self, name)
-            if value < 8 or value & (value - 1):
-                raise ConfigError(f"identity network {name} must be a power of two ≥ 8, got "
-                                  f"{value}")
-
-    def channels(self, res: int) -> int:
-        return max(16, min(self.channel_base // res, self.channel_max))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    what: ClassVar[str] = "identity network"
 
 
 class IdentityNet(NamedModule):
@@ -69,15 +52,7 @@ class IdentityNet(NamedModule):
         super().__init__("identity")
         self.cfg = cfg
         rng = np.random.default_rng(seed)
-        r = cfg.work_resolution
-        self.stem = self.add_child("stem", Conv("stem", 3, cfg.channels(r), 1, rng, act="lrelu"))
-        self.blocks = []
-        while r > 4:
-            self.blocks.append(self.add_child(f"b{r}", ResBlock(f"b{r}", cfg.channels(r),
-                                                                cfg.channels(r // 2), rng)))
-            r //= 2
-        self.fc = self.add_child("fc", Dense("fc", cfg.channels(4) * 16, cfg.features, rng,
-                                             act="lrelu"))
+        add_trunk(self, cfg, rng)
         self.hidden = self.add_child("embed_hidden", Dense("embed_hidden", cfg.features,
                                                            cfg.hidden, rng, act="lrelu"))
         self.out = self.add_child("embed", Dense("embed", cfg.hidden, EMBEDDING_DIM, rng))
@@ -85,12 +60,7 @@ class IdentityNet(NamedModule):
 
     def __call__(self, images: tf.Tensor) -> tf.Tensor:
         """Float images [N, R, R, 3] in [-1, 1] → embeddings [N, 128] (differentiable)."""
-        x = _to_work_resolution(tf.cast(images, tf.float32), self.cfg.work_resolution)
-        x = self.stem(x)
-        for block in self.blocks:
-            x = block(x)
-        x = self.fc(tf.reshape(x, [tf.shape(x)[0], x.shape[1] * x.shape[2] * x.shape[3]]))
-        return self.out(self.hidden(x))
+        return self.out(self.hidden(trunk_features(self, images)))
 
     def embed(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Embeddings (float32 [N, 128]) of aligned faces at the bundle's resolution, uint8 or
@@ -99,7 +69,7 @@ class IdentityNet(NamedModule):
         if self._embed is None:
             self._embed = tf.function(self.__call__, input_signature=[
                 tf.TensorSpec([None, res, res, 3], tf.float32)])
-        x = to_network_input(images)
+        x = face_batch(images)
         if x.shape[1:3] != (res, res):
             raise ValueError(f"images must be aligned faces [N, {res}, {res}, 3], got "
                              f"{list(x.shape)}")
@@ -108,37 +78,12 @@ class IdentityNet(NamedModule):
         return np.concatenate(parts) if parts else np.zeros((0, EMBEDDING_DIM), np.float32)
 
 
-def _to_work_resolution(x: tf.Tensor, work: int) -> tf.Tensor:
-    """Area-average down by a whole factor (bilinear otherwise); both have gradients, which
-    TensorFlow's area resize has not."""
-    res = x.shape[1]
-    if res == work:
-        return x
-    if res > work and res % work == 0:
-        return tf.nn.avg_pool2d(x, res // work, res // work, "VALID")
-    return tf.image.resize(x, [work, work], method="bilinear", antialias=True)
-
-
 def identity_loss(net: IdentityNet, images: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """Mean identity distance of ``images`` ([N, R, R, 3] in [-1, 1]) to ``target`` (one
     embedding [128] or one per image): differentiable, for the projector, refine and the
     encoder."""
     diff = net(images) - tf.cast(target, tf.float32)
     return tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(diff), axis=-1) + 1e-8))
-
-
-def to_network_input(images: np.ndarray) -> np.ndarray:
-    """uint8 [N, H, W, 3] (or one [H, W, 3]) or float in [-1, 1] → float32 [-1, 1] batch."""
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be [N, R, R, 3], got {list(images.shape)}")
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) / 127.5 - 1.0
-    if not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(f"images must be uint8 or float in [-1, 1], got {images.dtype}")
-    return np.clip(images.astype(np.float32), -1.0, 1.0)
 
 
 def identity_measure(bundle) -> str:

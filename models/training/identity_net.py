@@ -26,8 +26,8 @@ import tensorflow as tf
 
 from models.bundle import add_part, load_bundle, module_arrays, read_manifest
 from models.faces.identity import SAME_PERSON_THRESHOLD
-from models.faces.identity_net import (IDENTITY_PART, IdentityNet, IdentityNetConfig,
-                                       to_network_input)
+from models.face_trunk import face_batch
+from models.faces.identity_net import IDENTITY_PART, IdentityNet, IdentityNetConfig
 from models.training.identity_data import (SOURCES, DistillationPlan, DistillationSet,
                                            build_chunks, load_set, plan_items)
 from models.training.optim import Adam
@@ -222,7 +222,7 @@ class IdentityTrainer:
         for k in rng.integers(0, len(self.pair_groups), pairs):
             index += list(rng.choice(self.pair_groups[k], 2, replace=False))
         index = np.array(index)
-        return to_network_input(self.train_set.images[index]), self.train_set.embeddings[index]
+        return face_batch(self.train_set.images[index]), self.train_set.embeddings[index]
 
     def _step(self, images: tf.Tensor, targets: tf.Tensor) -> dict[str, tf.Tensor]:
         with tf.GradientTape() as tape:
