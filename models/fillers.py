@@ -49,6 +49,10 @@ NEAR_CLONE_THRESHOLD = 0.4
 #: Page 1's radius for a bundle whose PCA has no calibrated one.
 DEFAULT_RADIUS = 6.0
 MAX_ROUNDS = 4
+#: Offsets drawn per rendered candidate when the attribute directions pick the candidates
+#: most likely to share the suspect's traits: around a hard London photo 16 instead of 4 cut
+#: the candidates rendered for a page by a third (rendering is ~14 ms a face on a CPU core).
+GUIDE_POOL = 16
 #: Later rounds draw need / keep-rate candidates; the keep rate is floored so that one odd
 #: round cannot ask for an unbounded number.
 MIN_KEEP_RATE = 0.2
@@ -102,17 +106,18 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
                 near_clone_threshold: float = NEAR_CLONE_THRESHOLD,
                 layers: Sequence[int] | None = None, seed: int = 0,
                 parents: Sequence[str] = (), owner: str = "", traits: TraitMatch | None = None,
-                guide_pool: int = 4,
+                guide_pool: int = GUIDE_POOL,
                 should_stop: Callable[[], bool] | None = None) -> FillerPage:
     """One page of fillers around ``center_ws`` ([num_ws, w_dim]), most similar first.
 
     ``measure``: the identity measure that ranks and guards the page, ``"identity-net"`` (the
     bundle's identity network: every candidate embedded in one batched call) or ``"dlib"``
     (one descriptor a candidate); by default the bundle's (:func:`identity_measure`).
-    ``reference_embedding``: the suspect's identity from the photo by that measure
+    ``reference_embedding``: dlib's embedding of the suspect's photo
     (:func:`models.inversion.record_photo_identity`): ranking, the near-clone guard and each
-    filler's ``identity_distance`` measure against it, and ``identity_distance_reconstruction``
-    against the face rendered at ``center_ws`` beside it. None (a generated suspect): both are
+    filler's ``identity_distance`` measure against it (the network estimates where dlib puts
+    each candidate), and ``identity_distance_reconstruction`` against the face rendered at
+    ``center_ws`` beside it. None (a generated suspect): both are
     the face at ``center_ws``. ``layers``: the w+ entries the offsets move (all by default).
     ``radius``: page 1's radius; by default the bundle's calibrated one (see :func:`page_radius`).
     ``traits``: what every filler must share with the suspect (see the module docstring).
@@ -154,18 +159,20 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
                 if reading is None or traits.holds(reading)]
         trait_rejected += len(ws) - len(keep)
         for i, (emb, found) in zip(keep, scorer.score(images[keep])):
-            if not found:
+            if found is False:
                 faceless.append((ws[i], images[i], readings[i]))
                 continue
             dist = float(identity_distance(emb, reference))
             if dist < near_clone_threshold:
                 near_clones += 1
                 continue
+            if found is None and not aligned_face_count(images[i]):
+                faceless.append((ws[i], images[i], readings[i]))
+                continue
             kept.append((dist, ws[i], images[i], emb, readings[i]))
         candidates += n
     kept.sort(key=lambda item: item[0])
-    kept, undetected = scorer.faces_first(kept, per_page)
-    faceless += undetected
+    kept = kept[:per_page]
     found = len(kept)
     # Faces dlib cannot find (half-formed, or an untrained generator's) only fill a page that
     # the rounds could not fill with faces, ranked by the identity of where the face should be.
@@ -208,12 +215,11 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
 
 
 class _Scorer:
-    """Identity embeddings and face detection of candidates by one measure.
+    """Identity embeddings of candidates by one measure.
 
-    dlib: each candidate is detected and embedded in one call (``score``). The identity
-    network: every candidate is embedded in one batched call, and dlib's detector (about 10 ms,
-    no descriptor) only checks the best-ranked ones, in order, until a page has its faces
-    (``faces_first``)."""
+    dlib: each candidate is detected and embedded in one call. The identity network: every
+    candidate is embedded in one batched call, and dlib's detector (about 10 ms, no
+    descriptor) checks only those that pass the near-clone guard."""
 
     def __init__(self, bundle, measure: str) -> None:
         if measure not in (NET_MEASURE, DLIB_MEASURE):
@@ -228,30 +234,16 @@ class _Scorer:
             return self.net.embed(images)
         return np.stack([aligned_face_embedding(img)[0] for img in images])
 
-    def score(self, images: np.ndarray) -> list[tuple[np.ndarray | None, bool]]:
-        """(embedding, face found) per image; the network defers detection (found = True)."""
+    def score(self, images: np.ndarray) -> list[tuple[np.ndarray | None, bool | None]]:
+        """(embedding, whether dlib finds a face) per image; None: not checked yet (the
+        network's, whose caller detects only the candidates it keeps)."""
         if self.net is not None:
-            return [(emb, True) for emb in self.net.embed(images)]
+            return [(emb, None) for emb in self.net.embed(images)] if len(images) else []
         out = []
         for img in images:
             count, emb = aligned_face_count_and_embedding(img, embed_undetected=False)
             out.append((emb, count > 0))
         return out
-
-    def faces_first(self, kept: list[tuple], per_page: int) -> tuple[list[tuple], list[tuple]]:
-        """The first ``per_page`` of ``kept`` (sorted) in which dlib finds a face, and the
-        (w+, image, reading) of those it checked and found none in."""
-        if self.net is None:
-            return kept[:per_page], []
-        faces, faceless = [], []
-        for item in kept:
-            if len(faces) >= per_page:
-                break
-            if aligned_face_count(item[2]) > 0:
-                faces.append(item)
-            else:
-                faceless.append((item[1], item[2], item[4]))
-        return faces, faceless
 
 
 def _trait_guides(bundle, traits: TraitMatch) -> list:

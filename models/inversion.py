@@ -16,8 +16,6 @@ import numpy as np
 from models.encoder import ENCODER_PART, shared_encoder
 from models.faces import (FFHQ_FRAMING, Framing, align_face, aligned_face_embedding, find_face,
                           load_image)
-from models.faces.identity_net import (DLIB_MEASURE, NET_MEASURE, identity_measure,
-                                       load_identity_net)
 from models.images import to_uint8
 from models.projector import ProgressFn, ProjectionResult, project
 from models.records import FaceRecord, face_record, latent_to_list
@@ -79,41 +77,35 @@ def invert_photo(bundle, photo: str | os.PathLike | bytes, *, face_index: int | 
     return Inversion(record=record, aligned=aligned, projection=result, warnings=warnings)
 
 
-# The parameters of a face record that hold the identity embeddings of the photo the face was
-# made from (inversion, refine), by dlib and by the bundle's identity network: fillers measure
-# their likeness to the suspect against the photo itself, not against its reconstruction,
-# whatever later task starts from the record.
+# The parameter of a face record that holds the dlib identity embedding of the photo the face
+# was made from (inversion, refine): fillers measure their likeness to the suspect against the
+# photo itself, not against its reconstruction, whatever later task starts from the record.
 PHOTO_IDENTITY = "photo_identity"
-PHOTO_IDENTITY_NET = "photo_identity_net"
-_PHOTO_IDENTITY_KEYS = {DLIB_MEASURE: PHOTO_IDENTITY, NET_MEASURE: PHOTO_IDENTITY_NET}
 
 
 def photo_identity(aligned: np.ndarray) -> list | None:
-    """The dlib identity embedding of an aligned photo as a list for a record (None when dlib
-    finds no face in it: then nothing can be measured against the photo)."""
+    """The identity embedding of an aligned photo as a list for a record (None when dlib finds
+    no face in it: then nothing can be measured against the photo)."""
     embedding, found = aligned_face_embedding(aligned)
     return latent_to_list(embedding) if found else None
 
 
 def photo_parameters(bundle, aligned: np.ndarray) -> dict:
-    """What a record made from a photo keeps of it: the identity embeddings (dlib's and, with
-    an identity network, the network's; fillers measure likeness against them) and, with an
-    attribute model, the photo's trait reading (fillers match it; :mod:`models.filler_traits`)."""
+    """What a record made from a photo keeps of it: the identity embedding (fillers measure
+    likeness against it) and, with an attribute model, the photo's trait reading (fillers
+    match it; :mod:`models.filler_traits`)."""
     from models.filler_traits import PHOTO_ATTRIBUTES, read_traits
 
     out: dict = {PHOTO_IDENTITY: photo_identity(aligned)}
-    if identity_measure(bundle) == NET_MEASURE and out[PHOTO_IDENTITY] is not None:
-        out[PHOTO_IDENTITY_NET] = latent_to_list(load_identity_net(bundle).embed(aligned)[0])
     readings = read_traits(bundle, aligned[None])
     if readings:
         out[PHOTO_ATTRIBUTES] = readings[0]
     return out
 
 
-def record_photo_identity(record: FaceRecord, measure: str = DLIB_MEASURE) -> np.ndarray | None:
-    """The embedding by ``measure`` of the photo ``record`` was made from, or None (not from a
-    photo, or from a bundle without that measure)."""
-    value = record.parameters.get(_PHOTO_IDENTITY_KEYS[measure])
+def record_photo_identity(record: FaceRecord) -> np.ndarray | None:
+    """The embedding of the photo ``record`` was made from, or None (not from a photo)."""
+    value = record.parameters.get(PHOTO_IDENTITY)
     return np.asarray(value, np.float32) if value else None
 
 

@@ -196,7 +196,8 @@ def _suspect_traits(labels: SuspectLabels, reading: dict | None) -> tuple[dict, 
 
 def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels, *, steps: int,
                    per_page: int = 24, seed: int = 0, traits: dict | None = TRAITS_AUTO,
-                   probe: TraitProbe | None = None) -> PhotoEvaluation:
+                   probe: TraitProbe | None = None,
+                   measure: str | None = None) -> PhotoEvaluation:
     """Invert ``photo`` with ``steps`` projector steps (0: the encoder alone), make page 1 of
     ``per_page`` fillers (matching ``traits``, a parsed trait request, as the web UI does by
     default; None: unmatched) and measure it. A photo that cannot be used (no face, unreadable)
@@ -225,10 +226,10 @@ def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels,
     match = None
     if traits is not None:
         match = trait_match(suspect_reading(bundle, inv.record, inv.projection.image), traits)
+    measure = measure or identity_measure(bundle)
     page = filler_page(bundle, pca, np.asarray(inv.record.latent, np.float32),
-                       reference_embedding=record_photo_identity(inv.record,
-                                                                 identity_measure(bundle)),
-                       per_page=per_page, seed=seed, traits=match)
+                       reference_embedding=photo_embedding,
+                       measure=measure, per_page=per_page, seed=seed, traits=match)
     result.page_seconds = page.seconds
     # dlib measures the page whatever ranked it (the bundle's identity network, usually)
     embeddings = np.stack([aligned_face_embedding(img)[0] for img in page.images]) \
@@ -301,11 +302,13 @@ def path_name(steps: int) -> str:
 def evaluate_lineups(bundle, photos: Sequence[str | os.PathLike],
                      labels: dict[str, SuspectLabels], *, steps: Sequence[int] = (0, 100),
                      per_page: int = 24, seed: int = 0, traits: dict | None = TRAITS_AUTO,
-                     probe: TraitProbe | None = None,
+                     probe: TraitProbe | None = None, measure: str | None = None,
                      progress: Callable[[str], None] | None = None) -> dict:
     """Every photo on every inversion path → ``{"paths": [{"steps", "name", "summary"}],
     "photos": [per-photo results]}`` (JSON-ready). ``traits``: the pages' trait request (see
-    :func:`evaluate_photo`). ``progress`` gets one line per photo."""
+    :func:`evaluate_photo`); ``measure``: the identity measure that ranks the pages (the
+    bundle's by default; dlib measures them either way). ``progress`` gets one line per
+    photo."""
     from models.latent import LatentPCA
 
     if not photos:
@@ -314,13 +317,17 @@ def evaluate_lineups(bundle, photos: Sequence[str | os.PathLike],
         raise ValueError(f"fillers per page must be from 1 to 200, got {per_page}")
     if not steps or any(s < 0 for s in steps):
         raise ValueError(f"projector steps must be 0 or more, got {list(steps)}")
+    from models.faces.identity_net import identity_measure
+
     pca = LatentPCA.from_bundle(bundle)
+    measure = measure or identity_measure(bundle)
     paths, per_photo = [], []
     for s in steps:
         results = []
         for i, photo in enumerate(photos):
             r = evaluate_photo(bundle, pca, photo, labels_for(photo, labels), steps=s,
-                               per_page=per_page, seed=seed, traits=traits, probe=probe)
+                               per_page=per_page, seed=seed, traits=traits, probe=probe,
+                               measure=measure)
             results.append(r)
             if progress is not None:
                 what = (f"skipped: {r.error}" if r.error else
@@ -330,7 +337,7 @@ def evaluate_lineups(bundle, photos: Sequence[str | os.PathLike],
         paths.append({"steps": s, "name": path_name(s), "summary": summarise(results)})
         per_photo.extend(r.to_dict() for r in results)
     return {"bundle": bundle.hash, "per_page": per_page, "seed": seed, "traits": traits,
-            "probe": {"source": probe.source, "faces": probe.size} if probe else None,
+            "measure": measure, "probe": {"source": probe.source, "faces": probe.size} if probe else None,
             "lookalike_band": list(LOOKALIKE_BAND), "goals": GOALS, "paths": paths,
             "photos": per_photo}
 
@@ -394,7 +401,8 @@ def format_table(report: dict) -> str:
     matching = f"fillers matched on {', '.join(kept)}" if kept else "fillers unmatched"
     notes = [f"{first['photos_used']} of {first['photos']} photos used; page 1 of "
              f"{report['per_page']} fillers; {matching}; bundle {report['bundle'][:12]}; "
-             f"traits read by the bundle's attribute model, distances by dlib."]
+             f"pages ranked by {report.get('measure', 'dlib')}; traits read by the bundle's "
+             f"attribute model, distances by dlib."]
     if report.get("probe"):
         notes.append(f"probe: logistic regressions on the dlib embeddings of "
                      f"{report['probe']['faces']} labelled faces of {report['probe']['source']}.")

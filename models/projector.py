@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.faces.identity_net import (IDENTITY_WEIGHT, NET_MEASURE, identity_loss,
-                                       identity_measure, load_identity_net)
+                                       identity_measure, identity_target, load_identity_net)
 from models.images import to_uint8
 
 ProgressFn = Callable[[float, str], None]
@@ -56,7 +56,8 @@ def project(bundle, target: np.ndarray, *, space: Literal["w", "w+"] = "w+", ste
 
     Stops after ``steps`` steps or ``time_limit`` seconds, whichever comes first, or when
     ``should_stop()`` returns True. ``identity_weight``: of the identity loss (by default
-    :data:`~models.faces.identity_net.IDENTITY_WEIGHT` with an identity network, else 0). ``progress(percent, message)`` is called every few steps.
+    :data:`~models.faces.identity_net.IDENTITY_WEIGHT` with an identity network, else 0; more
+    than 0 needs a network). ``progress(percent, message)`` is called every few steps.
     """
     g = bundle.generator
     res = g.cfg.resolution
@@ -78,12 +79,13 @@ def project(bundle, target: np.ndarray, *, space: Literal["w", "w+"] = "w+", ste
     target_t = tf.constant(target[None].astype(np.float32) / 127.5 - 1.0)
     dtype = g.compute_dtype
     target_feats = d.perceptual_features(target_t, dtype) if d is not None else []
-    net = load_identity_net(bundle) if identity_measure(bundle) == NET_MEASURE else None
+    has_net = identity_measure(bundle) == NET_MEASURE
     if identity_weight is None:
-        identity_weight = IDENTITY_WEIGHT if net is not None else 0.0
-    if identity_weight and net is None:
+        identity_weight = IDENTITY_WEIGHT if has_net else 0.0
+    if identity_weight and not has_net:
         raise ValueError("an identity loss needs a bundle with an identity network")
-    target_identity = net(target_t)[0] if identity_weight else None
+    net = load_identity_net(bundle) if identity_weight else None
+    target_identity = tf.constant(identity_target(net, target)) if net is not None else None
     rng = tf.random.Generator.from_seed(seed)
 
     @tf.function

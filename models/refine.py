@@ -3,7 +3,8 @@
 The thesis's approach, akin to pivotal tuning: starting from the encoder's latent (or the
 projector's, when the bundle has no encoder), the encoder takes optimisation steps on the
 photo's reconstruction loss (pixel MSE plus our discriminator's normalised features, and the
-identity distance where the bundle has an identity network) and every
+identity distance where the bundle has an identity network and ``IDENTITY_WEIGHT`` is set) and
+every
 ``ratio``-th step (thesis default 75) the generator takes one too, until the time limit. A
 locality regulariser keeps the generator's output for other latents where it was, so the
 latent space stays usable for fillers around the refined face. The bundle is never modified:
@@ -24,7 +25,8 @@ import tensorflow as tf
 from models.bundle import add_part, module_arrays, save_bundle
 from models.encoder import ENCODER_PART, Encoder, load_encoder
 from models.faces.identity_net import (IDENTITY_PART, IDENTITY_WEIGHT, NET_MEASURE,
-                                       identity_loss, identity_measure, load_identity_net)
+                                       identity_loss, identity_measure, identity_target,
+                                       load_identity_net)
 from models.images import to_uint8
 from models.projector import ProgressFn, project
 from models.stylegan2 import Generator
@@ -148,8 +150,9 @@ def _fine_tune(bundle, aligned: np.ndarray, clock: _Clock, started: float, *, se
     if encoder is not None:
         encoder.compute_dtype = dtype
     target_feats = d.perceptual_features(target, dtype) if d is not None else []
-    net = load_identity_net(bundle) if identity_measure(bundle) == NET_MEASURE else None
-    target_identity = net(target)[0] if net is not None else None
+    net = (load_identity_net(bundle) if IDENTITY_WEIGHT and identity_measure(bundle)
+           == NET_MEASURE else None)
+    target_identity = tf.constant(identity_target(net, aligned)) if net is not None else None
 
     def latent() -> tf.Tensor:
         return encoder(target) if encoder is not None else pivot

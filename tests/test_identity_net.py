@@ -1,9 +1,9 @@
 """The identity network (dlib's descriptor distilled): the network, its training job, its
-agreement with dlib, and its use by fillers and the projector.
+agreement with dlib, and its use by fillers, the projector, refine and encoder training.
 
-The agreement tests measure the default bundle's network against dlib on the shared London
-photos, which it never saw in training; the tolerances are stated in each test and in
-docs/faces.md.
+The agreement test measures the default bundle's network against dlib around the shared London
+photos, which it never saw in training; its tolerances are stated in the test and in
+docs/model_card.md.
 """
 from __future__ import annotations
 
@@ -135,76 +135,83 @@ def test_agreement_measures_what_it_says():
 
 
 @pytest.fixture(scope="module")
-def london_embeddings(default_bundle):
-    """The London photos cut like the default bundle's faces, embedded by dlib and by the
-    network (which never saw them)."""
+def london_candidates(default_bundle):
+    """Page-1 filler candidates around four London photos (people and cameras the network
+    never saw), each measured to its photo's dlib embedding by dlib and by the network."""
     _skip_without(LONDON)
-    from models.faces import FaceError, aligned_face_embedding
+    from models.encoder import shared_encoder
+    from models.faces import aligned_face_embedding, identity_distance
     from models.faces.identity_net import load_identity_net
+    from models.fillers import default_radius, render
     from models.inversion import align_photo
+    from models.latent import LatentPCA, apply_offset, sample_ball
 
-    faces, people = [], []
-    for photo in sorted(LONDON.glob("*.jpg")):
-        try:
-            aligned, _ = align_photo(str(photo), default_bundle.resolution,
-                                     framing=default_bundle.framing)
-        except FaceError:
-            continue
-        faces.append(aligned)
-        people.append(photo.name.split("_")[0])
-    faces = np.stack(faces)
-    dlib = np.stack([aligned_face_embedding(face)[0] for face in faces])
-    return load_identity_net(default_bundle).embed(faces), dlib, np.array(people)
+    net = load_identity_net(default_bundle)
+    pca = LatentPCA.from_bundle(default_bundle)
+    rng = np.random.default_rng(0)
+    by_dlib, by_net = [], []
+    for photo in sorted(LONDON.glob("*_03.jpg"))[:4]:
+        aligned, _ = align_photo(str(photo), default_bundle.resolution,
+                                 framing=default_bundle.framing)
+        target, found = aligned_face_embedding(aligned)
+        assert found
+        ws = shared_encoder(default_bundle)(aligned[None])[0]
+        offsets = pca.offset(sample_ball(16, pca.num_components, default_radius(pca), rng))
+        faces = render(default_bundle.generator, apply_offset(ws, offsets))
+        by_dlib += list(identity_distance(np.stack([aligned_face_embedding(f)[0]
+                                                    for f in faces]), target))
+        by_net += list(identity_distance(net.embed(faces), target))
+    return np.array(by_net), np.array(by_dlib)
 
 
-def test_default_network_agrees_with_dlib_on_unseen_photos(london_embeddings):
-    """On the London photos (other people, other cameras than its training photos) the
-    network's distances follow dlib's: correlation ≥ 0.75 over every pair and the same
-    same-person decision (0.6) on ≥ 90 % of them; each photo's two embeddings lie closer than
-    dlib's distance between two photos of one person (0.4)."""
-    from models.training.identity_net import agreement
-
-    net, dlib, people = london_embeddings
-    assert len(net) >= 40
-    measured = agreement(net, dlib, people)
-    assert measured["pairs/correlation"] >= 0.75, measured
-    assert measured["pairs/decision_agreement"] >= 0.90, measured
-    assert measured["self_distance"] <= 0.4, measured
-    # photos of one person (neutral, smiling) stay close to the network too
-    assert measured["close_pairs"] >= 20
-    assert measured["close_pairs/mean_abs_error"] <= 0.15, measured
+def test_default_network_agrees_with_dlib_where_fillers_are_made(london_candidates):
+    """Tolerances (docs/model_card.md, measured on 6 photos × 40 candidates: correlation 0.50,
+    mean difference 0.05, same near-clone decision for all): the network's distances of
+    candidates to the photo follow dlib's with a correlation ≥ 0.3 and differ by ≤ 0.08 on
+    average; both agree on which are near-clones (< 0.4) for ≥ 95 % of them, and on which lie
+    in the look-alike band for ≥ 60 %."""
+    by_net, by_dlib = london_candidates
+    assert len(by_net) == 64
+    assert np.corrcoef(by_net, by_dlib)[0, 1] >= 0.3
+    assert np.abs(by_net - by_dlib).mean() <= 0.08
+    assert ((by_net < 0.4) == (by_dlib < 0.4)).mean() >= 0.95
+    band = lambda d: (d >= 0.45) & (d <= 0.68)  # noqa: E731
+    assert (band(by_net) == band(by_dlib)).mean() >= 0.6
 
 
 def test_fillers_ranked_by_the_network_are_measured_against_the_photo(default_bundle):
     """With an identity network a page is ranked by it (one batched call): each filler's
-    distance is the network's distance to the photo's own embedding, the records name the
-    measure, and the faces dlib finds come first. dlib still ranks a page on request."""
+    distance is the network's estimate of where dlib puts the filler, measured to dlib's
+    embedding of the photo; the records name the measure, and the faces dlib finds come first.
+    dlib still ranks a page on request."""
     _skip_without(LONDON)
     from models.faces.identity import identity_distance
     from models.faces.identity_net import DLIB_MEASURE, NET_MEASURE, load_identity_net
     from models.fillers import filler_page
-    from models.inversion import PHOTO_IDENTITY_NET, invert_photo, record_photo_identity
+    from models.inversion import invert_photo, record_photo_identity
     from models.latent import LatentPCA
 
     inv = invert_photo(default_bundle, str(LONDON / "005_03.jpg"), steps=0)
     net = load_identity_net(default_bundle)
-    photo = net.embed(inv.aligned)[0]
-    np.testing.assert_allclose(inv.record.parameters[PHOTO_IDENTITY_NET], photo, atol=1e-5)
-    reference = record_photo_identity(inv.record, NET_MEASURE)
+    photo = record_photo_identity(inv.record)
     pca = LatentPCA.from_bundle(default_bundle)
     center = np.asarray(inv.record.latent, np.float32)
-    page = filler_page(default_bundle, pca, center, reference_embedding=reference, per_page=6,
+    page = filler_page(default_bundle, pca, center, reference_embedding=photo, per_page=6,
                        seed=0)
     assert page.measure == NET_MEASURE and page.reference == "photo" and len(page.records) == 6
     np.testing.assert_allclose(page.distances,
                                identity_distance(net.embed(page.images), photo), atol=1e-4)
     detected = [r.parameters["face_detected"] for r in page.records]
-    assert detected == sorted(detected, reverse=True)
+    assert detected == sorted(detected, reverse=True)  # faces dlib finds first, each by rank
+    found = sum(detected)
+    assert list(page.distances[:found]) == sorted(page.distances[:found])
     assert all(r.parameters["identity_measure"] == NET_MEASURE for r in page.records)
     by_dlib = filler_page(default_bundle, pca, center, measure=DLIB_MEASURE, per_page=2,
-                          reference_embedding=record_photo_identity(inv.record), seed=0)
+                          reference_embedding=photo, seed=0)
     assert by_dlib.measure == DLIB_MEASURE
     assert by_dlib.records[0].parameters["identity_measure"] == DLIB_MEASURE
+    with pytest.raises(ValueError, match="identity measure must be"):
+        filler_page(default_bundle, pca, center, measure="arcface", per_page=1)
 
 
 # -- the identity loss -------------------------------------------------------------------------
@@ -243,7 +250,8 @@ def test_projector_adds_the_identity_loss_where_the_bundle_has_a_network(tiny_wi
         project(plain, target, steps=1, identity_weight=1.0)
 
 
-def test_encoder_training_and_refine_use_the_identity_loss(tiny_with_identity, tmp_path):
+def test_encoder_training_and_refine_use_the_identity_loss(tiny_with_identity, tiny_bundle_dir,
+                                                          tmp_path):
     from models.bundle import load_bundle
     from models.faces.identity_net import IDENTITY_PART
     from models.refine import refine, save_refined
@@ -254,16 +262,20 @@ def test_encoder_training_and_refine_use_the_identity_loss(tiny_with_identity, t
     run = tmp_path / "run"
     EncoderTrainer(EncoderTrainConfig(bundle=str(path), steps=2, batch_size=2, tick_steps=2,
                                       snapshot_steps=2, progress=False, channel_base=512,
-                                      channel_max=64), run).train()
+                                      channel_max=64, identity_weight=1.0), run).train()
     tick = (run / "metrics.jsonl").read_text().splitlines()[-1]
     assert '"fake/identity"' in tick
     off = EncoderTrainer(EncoderTrainConfig(bundle=str(path), steps=2, batch_size=2,
                                             identity_weight=0.0, progress=False,
                                             channel_base=512, channel_max=64), tmp_path / "r2")
     assert off.identity_net is None
+    with pytest.raises(ValueError, match="needs an identity network"):
+        EncoderTrainer(EncoderTrainConfig(bundle=str(tiny_bundle_dir), steps=1, batch_size=2,
+                                          identity_weight=1.0, progress=False,
+                                          channel_base=512, channel_max=64), tmp_path / "r3")
     bundle = load_bundle(path, parts=("generator", "discriminator"))
     target = (np.random.default_rng(2).random((32, 32, 3)) * 255).astype(np.uint8)
-    result = refine(bundle, target, seconds=30, max_steps=2, ratio=1)
+    result = refine(bundle, target, seconds=30, max_steps=2, ratio=1)  # IDENTITY_WEIGHT's loss
     assert np.isfinite(result.final_error)
     save_refined(bundle, result, tmp_path / "refined")
     # the refined bundle keeps the network, so its fillers are measured the same way

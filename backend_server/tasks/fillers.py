@@ -22,7 +22,6 @@ from backend_server.tasks import TaskEnv, TaskType
 from backend_server.tasks._sources import face_or_photo, inversion_params, resolve, save_images
 from backend_server.validation import Params, Unprocessable
 from models.attributes.model import ATTRIBUTES_PART
-from models.faces.identity_net import identity_measure
 from models.filler_traits import parse_trait_request, suspect_reading, trait_match
 from models.fillers import NEAR_CLONE_THRESHOLD, filler_page, render
 from models.inversion import record_photo_identity
@@ -67,8 +66,7 @@ def make_page(ctx, bundle, center, suspect,
         reading = suspect_reading(bundle, suspect, render(bundle.generator, center[None])[0])
         traits = trait_match(reading, p["traits"])
     page = filler_page(bundle, LatentPCA.from_bundle(bundle), center,
-                       reference_embedding=record_photo_identity(
-                           suspect, identity_measure(bundle)), page=p["page"],
+                       reference_embedding=record_photo_identity(suspect), page=p["page"],
                        per_page=p["per_page"], radius=p["radius"],
                        radius_growth=p["radius_growth"],
                        near_clone_threshold=p["near_clone_threshold"], layers=p["layers"],

@@ -47,7 +47,7 @@ class EncoderTrainConfig:
     pixel_weight: float = 1.0
     perceptual_weight: float = 0.8
     # identity distance of the reconstruction to its input, by the bundle's identity network
-    # (None: IDENTITY_WEIGHT when the bundle has one, else 0)
+    # (None: IDENTITY_WEIGHT; more than 0 needs a network)
     identity_weight: float | None = None
     channel_base: int = 4096
     channel_max: int = 256
@@ -102,16 +102,15 @@ class EncoderTrainer:
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.run_dir / "checkpoints",
                                                   max_to_keep=3)
         self.stop = StopFlag()
+        self.identity_weight = (IDENTITY_WEIGHT if cfg.identity_weight is None
+                                else cfg.identity_weight)
         self.identity_net = None
-        if cfg.identity_weight is None or cfg.identity_weight > 0:
+        if self.identity_weight:
             bundle = load_bundle(cfg.bundle, parts=())
-            if identity_measure(bundle) == NET_MEASURE:
-                self.identity_net = load_identity_net(bundle)
-            elif cfg.identity_weight:
+            if identity_measure(bundle) != NET_MEASURE:
                 raise ValueError(f"an identity loss needs an identity network in {cfg.bundle}; "
                                  f"train one with 'ligan train identity'")
-        self.identity_weight = (IDENTITY_WEIGHT if cfg.identity_weight is None
-                                else cfg.identity_weight) if self.identity_net else 0.0
+            self.identity_net = load_identity_net(bundle)
         n_real = int(round(cfg.batch_size * cfg.real_fraction)) if cfg.data else 0
         self.n_real, self.n_fake = n_real, cfg.batch_size - n_real
         self._train_step = tf.function(self._step)

@@ -138,6 +138,10 @@ def register(sub: argparse._SubParsersAction, settings) -> argparse._SubParsersA
                      help="also read the fillers' traits with logistic regressions on dlib "
                           "embeddings fitted on this folder's labelled UTKFace faces (an "
                           "instrument independent of the bundle's attribute model)")
+    eva.add_argument("--measure", choices=("identity-net", "dlib"), default=None,
+                     help="the identity measure that ranks the pages (default: the bundle's "
+                          "identity network where it has one, else dlib); dlib measures the "
+                          "pages either way")
     eva.add_argument("--probe-samples", type=int, default=1000,
                      help="faces the probe is fitted on (about 80 ms each to embed)")
     eva.add_argument("--json", action="store_true",
@@ -250,7 +254,6 @@ def _style_layers(bundle, spec: str) -> list[int] | None:
 def _fillers(args: argparse.Namespace, settings) -> int:
     from models.bundle import BundleError
     from models.filler_traits import suspect_reading, trait_match
-    from models.faces.identity_net import identity_measure
     from models.fillers import check_filler_args, filler_page, render
     from models.inversion import record_photo_identity
     from models.images import make_grid, save_png
@@ -285,7 +288,7 @@ def _fillers(args: argparse.Namespace, settings) -> int:
                     f"{t} {_accepted_words(v['accepted'])}"
                     for t, v in traits.describe().items()))
         for p in range(args.pages):
-            reference = record_photo_identity(suspect, identity_measure(bundle))
+            reference = record_photo_identity(suspect)
             page = filler_page(bundle, pca, center, reference_embedding=reference, page=p,
                                per_page=args.per_page,
                                radius=args.radius, radius_growth=args.radius_growth,
@@ -384,7 +387,7 @@ def _evaluate(args: argparse.Namespace, settings) -> int:
                                            args.seed)
         report = evaluate_lineups(bundle, [str(p) for p in args.photos], labels, steps=steps,
                                   per_page=args.per_page, seed=args.seed, traits=request,
-                                  probe=probe,
+                                  probe=probe, measure=args.measure,
                                   progress=lambda line: print(line, file=sys.stderr,
                                                               flush=True))
     except (ValueError, BundleError) as exc:

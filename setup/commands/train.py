@@ -137,8 +137,8 @@ def _register_encoder(tsub: argparse._SubParsersAction) -> None:
                      help="share of each batch taken from --data")
     enc.add_argument("--psi", type=float, default=0.8, help="truncation of generated samples")
     enc.add_argument("--identity-weight", type=float, default=None,
-                     help="weight of the identity loss (default: the projector's where the "
-                          "bundle has an identity network, else 0)")
+                     help="weight of the identity loss, by the bundle's identity network "
+                          "(default: IDENTITY_WEIGHT of models/faces/identity_net.py)")
     enc.add_argument("--channel-base", type=int, default=4096)
     enc.add_argument("--channel-max", type=int, default=256)
     enc.add_argument("--seed", type=int, default=0)
