@@ -34,8 +34,7 @@ import numpy as np
 
 from models.faces import (aligned_face_count, aligned_face_count_and_embedding,
                           aligned_face_embedding, identity_distance)
-from models.faces.identity_net import (DLIB_MEASURE, NET_MEASURE, identity_measure,
-                                       load_identity_net)
+from models.faces.identity import DLIB_MEASURE, NET_MEASURE, identity_measure
 from models.filler_traits import TraitMatch, read_traits
 from models.images import to_uint8
 from models.latent import LatentPCA, apply_offset, sample_ball
@@ -225,6 +224,8 @@ class _Scorer:
         if measure not in (NET_MEASURE, DLIB_MEASURE):
             raise ValueError(f"identity measure must be {NET_MEASURE} or {DLIB_MEASURE}, got "
                              f"{measure!r}")
+        from models.faces.identity_net import load_identity_net
+
         self.net = load_identity_net(bundle) if measure == NET_MEASURE else None
 
     def embed(self, images: np.ndarray) -> np.ndarray:

@@ -19,6 +19,18 @@ from .detection import FaceBox, _check_image, _dlib_rect, choose_face, detect_fa
 
 #: dlib's same-person threshold on the Euclidean distance between two embeddings.
 SAME_PERSON_THRESHOLD = 0.6
+#: The two identity measures, as face records name them: dlib's descriptor and the bundle's
+#: identity network (its distillation, :mod:`models.faces.identity_net`, in the bundle part
+#: ``IDENTITY_PART``). Kept here, free of TensorFlow, for modules that only name them.
+DLIB_MEASURE = "dlib"
+NET_MEASURE = "identity-net"
+IDENTITY_PART = "identity"
+
+
+def identity_measure(bundle) -> str:
+    """The measure LiGAN ranks faces by with this bundle: its identity network when it has
+    one, dlib's descriptor otherwise (imported bundles, bundles made before the network)."""
+    return NET_MEASURE if bundle.has_part(IDENTITY_PART) else DLIB_MEASURE
 
 EMBEDDING_DIM = 128
 

@@ -32,14 +32,14 @@ import numpy as np
 import tensorflow as tf
 
 from models.face_trunk import TrunkConfig, add_trunk, face_batch, trunk_features
+# re-exported, so the network's callers find the measure names here too (they live in the
+# TensorFlow-free models.faces.identity, which the command line imports at start)
+from models.faces.identity import (DLIB_MEASURE, IDENTITY_PART, NET_MEASURE,  # noqa: F401
+                                   identity_measure)
 from models.stylegan2.config import ConfigError
 from models.stylegan2.layers import Dense, NamedModule
 
-IDENTITY_PART = "identity"
 EMBEDDING_DIM = 128
-#: The two identity measures, as face records name them: this network's and dlib's.
-NET_MEASURE = "identity-net"
-DLIB_MEASURE = "dlib"
 #: Default weight of the identity loss beside the pixel and feature losses of the projector,
 #: refine and encoder training. 0 (off): with the shipped network, weights 0.5 and 2 moved the
 #: London reconstructions' dlib distance by under 0.01 and raised their pixel error
@@ -102,12 +102,6 @@ def identity_loss(net: IdentityNet, images: tf.Tensor, target: tf.Tensor) -> tf.
     encoder."""
     diff = net(images) - tf.cast(target, tf.float32)
     return tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(diff), axis=-1) + 1e-8))
-
-
-def identity_measure(bundle) -> str:
-    """The measure LiGAN ranks faces by with this bundle: its identity network when it has
-    one, dlib's descriptor otherwise (imported bundles, bundles made before the network)."""
-    return NET_MEASURE if bundle.has_part(IDENTITY_PART) else DLIB_MEASURE
 
 
 def load_identity_net(bundle) -> IdentityNet:
