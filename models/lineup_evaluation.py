@@ -337,7 +337,8 @@ def evaluate_lineups(bundle, photos: Sequence[str | os.PathLike],
         paths.append({"steps": s, "name": path_name(s), "summary": summarise(results)})
         per_photo.extend(r.to_dict() for r in results)
     return {"bundle": bundle.hash, "per_page": per_page, "seed": seed, "traits": traits,
-            "measure": measure, "probe": {"source": probe.source, "faces": probe.size} if probe else None,
+            "measure": measure,
+            "probe": {"source": probe.source, "faces": probe.size} if probe else None,
             "lookalike_band": list(LOOKALIKE_BAND), "goals": GOALS, "paths": paths,
             "photos": per_photo}
 

@@ -2,11 +2,12 @@
 
 The official projector minimises an LPIPS (VGG) distance; no ImageNet weights exist here, so
 the perceptual term compares activations of the bundle's own discriminator (each feature map
-normalised per channel, as LPIPS does), plus a pixel MSE and, where the bundle has an identity
-network, the identity distance to the photo (:mod:`models.faces.identity_net`: what makes the
-reconstruction the same person to dlib, which pixels and features alone do not). It optimises w or w+ with Adam, a
-cosine learning-rate ramp and Gaussian noise on the latent that fades out over the first
-three quarters — the official recipe — from the encoder's output or ``w_avg``. The per-pixel
+normalised per channel, as LPIPS does), plus a pixel MSE and, on request, the identity
+network's distance to the photo (:mod:`models.faces.identity_net`; off by default: with the
+shipped network it did not bring reconstructions closer to the photo, docs/model_card.md).
+It optimises w or w+ with Adam, a cosine learning-rate ramp and Gaussian noise on the latent
+that fades out over the first three quarters — the official recipe — from the encoder's output
+or ``w_avg``. The per-pixel
 noise stays the bundle's constant noise, so the result is fully described by its latent and
 can be stored as a face record.
 """

@@ -104,8 +104,9 @@ def _generated_items(bundle, plan: DistillationPlan, rng: np.random.Generator) -
     for k in range(plan.groups):
         centre = w_avg + psi[k] * (w[k] - w_avg)
         radii = radius * rng.uniform(*plan.radius_range, size=plan.neighbours)
-        offsets = np.concatenate([pca.offset(sample_ball(1, pca.num_components, r, rng))
-                                  for r in radii]) if plan.neighbours else np.zeros((0, w.shape[-1]))
+        offsets = (np.concatenate([pca.offset(sample_ball(1, pca.num_components, r, rng))
+                                   for r in radii]) if plan.neighbours
+                   else np.zeros((0, w.shape[-1])))
         group = np.concatenate([centre[None], apply_offset(centre, offsets)])
         test = rng.uniform() < GENERATED_HOLDOUT
         items += [Item(2, f"gen-{k}-{j}", f"gen-{k}", bool(test), ws=ws.astype(np.float32))
