@@ -75,13 +75,7 @@ def _train(args: argparse.Namespace, settings) -> int:
         summary = IdentityTrainer(cfg, args.run_dir).train()
     except (ValueError, BundleError) as exc:
         raise CommandError(str(exc)) from None
-    if summary["finished"]:
-        added = (f"; added to {args.bundle} (hash {summary['bundle_hash'][:12]})"
-                 if summary["bundle_hash"] else "")
-        print(f"finished: {summary['steps']} steps{added}")
-        for key, value in sorted(summary["metrics"].items()):
-            print(f"  {key} {value:.3f}")
-    else:
-        print(f"{summary['reason']} at step {summary['steps']}; run the same command again "
-              f"to resume")
+    from setup.commands.train import print_step_summary
+
+    print_step_summary(summary, args.bundle)
     return 0

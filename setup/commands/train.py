@@ -272,3 +272,17 @@ def _train_stylegan2(args: argparse.Namespace, settings) -> int:
     else:
         print(f"{summary['reason']} at {kimg:.3f} kimg; run the same command again to resume")
     return 0
+
+
+def print_step_summary(summary: dict, bundle) -> None:
+    """What a step-counted trainer (attributes, identity) prints when it ends: the steps, the
+    bundle it added its part to, and its held-out metrics; or why it stopped."""
+    if summary["finished"]:
+        added = (f"; added to {bundle} (hash {summary['bundle_hash'][:12]})"
+                 if summary["bundle_hash"] else "")
+        print(f"finished: {summary['steps']} steps{added}")
+        for key, value in sorted(summary["metrics"].items()):
+            print(f"  {key} {value:.3f}")
+    else:
+        print(f"{summary['reason']} at step {summary['steps']}; run the same command again "
+              f"to resume")
