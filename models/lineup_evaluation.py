@@ -138,9 +138,13 @@ class PhotoEvaluation:
     probe_age_match: list[bool] = dataclasses.field(default_factory=list)
     inversion_seconds: float = 0.0
     page_seconds: float = 0.0
+    # uint8 [2 + n, R, R, 3]: the aligned photo, its reconstruction and the first fillers (for
+    # the sheet; not part of the report)
+    pictures: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        out = dataclasses.asdict(self)
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name != "pictures"}
         out["labels"] = dataclasses.asdict(self.labels)
         return out
 
@@ -196,12 +200,14 @@ def _suspect_traits(labels: SuspectLabels, reading: dict | None) -> tuple[dict, 
 
 def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels, *, steps: int,
                    per_page: int = 24, seed: int = 0, traits: dict | None = TRAITS_AUTO,
-                   probe: TraitProbe | None = None,
-                   measure: str | None = None) -> PhotoEvaluation:
+                   probe: TraitProbe | None = None, measure: str | None = None,
+                   keep_pictures: int = 0) -> PhotoEvaluation:
     """Invert ``photo`` with ``steps`` projector steps (0: the encoder alone), make page 1 of
     ``per_page`` fillers (matching ``traits``, a parsed trait request, as the web UI does by
     default; None: unmatched) and measure it. A photo that cannot be used (no face, unreadable)
-    comes back with ``error`` set rather than raising, so one bad photo does not end a run."""
+    comes back with ``error`` set rather than raising, so one bad photo does not end a run.
+    ``keep_pictures``: keep the aligned photo, its reconstruction and this many first fillers
+    in ``pictures`` (for :func:`lineup_sheet`)."""
     from models.attributes.model import ATTRIBUTES_PART, predict_attributes
     from models.faces import FaceError, aligned_face_embedding, identity_distance
     from models.filler_traits import suspect_reading, trait_match
@@ -231,6 +237,9 @@ def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels,
                        reference_embedding=photo_embedding,
                        measure=measure, per_page=per_page, seed=seed, traits=match)
     result.page_seconds = page.seconds
+    if keep_pictures:
+        result.pictures = np.concatenate([inv.aligned[None], inv.projection.image[None],
+                                          page.images[:keep_pictures]]).astype(np.uint8)
     # dlib measures the page whatever ranked it (the bundle's identity network, usually)
     embeddings = np.stack([aligned_face_embedding(img)[0] for img in page.images]) \
         if len(page.images) else np.zeros((0, 128), np.float32)
@@ -303,12 +312,14 @@ def evaluate_lineups(bundle, photos: Sequence[str | os.PathLike],
                      labels: dict[str, SuspectLabels], *, steps: Sequence[int] = (0, 100),
                      per_page: int = 24, seed: int = 0, traits: dict | None = TRAITS_AUTO,
                      probe: TraitProbe | None = None, measure: str | None = None,
+                     sheet: str | os.PathLike | None = None, sheet_fillers: int = 8,
                      progress: Callable[[str], None] | None = None) -> dict:
     """Every photo on every inversion path → ``{"paths": [{"steps", "name", "summary"}],
     "photos": [per-photo results]}`` (JSON-ready). ``traits``: the pages' trait request (see
     :func:`evaluate_photo`); ``measure``: the identity measure that ranks the pages (the
-    bundle's by default; dlib measures them either way). ``progress`` gets one line per
-    photo."""
+    bundle's by default; dlib measures them either way). ``sheet``: write a PNG of the last
+    path's photos, reconstructions and ``sheet_fillers`` first fillers
+    (:func:`lineup_sheet`). ``progress`` gets one line per photo."""
     from models.latent import LatentPCA
 
     if not photos:
@@ -317,17 +328,20 @@ def evaluate_lineups(bundle, photos: Sequence[str | os.PathLike],
         raise ValueError(f"fillers per page must be from 1 to 200, got {per_page}")
     if not steps or any(s < 0 for s in steps):
         raise ValueError(f"projector steps must be 0 or more, got {list(steps)}")
+    if sheet is not None and not 1 <= sheet_fillers <= per_page:
+        raise ValueError(f"the sheet shows 1 to {per_page} fillers a photo, got {sheet_fillers}")
     from models.faces.identity_net import identity_measure
 
     pca = LatentPCA.from_bundle(bundle)
     measure = measure or identity_measure(bundle)
     paths, per_photo = [], []
-    for s in steps:
+    for k, s in enumerate(steps):
         results = []
+        keep = sheet_fillers if sheet is not None and k == len(steps) - 1 else 0
         for i, photo in enumerate(photos):
             r = evaluate_photo(bundle, pca, photo, labels_for(photo, labels), steps=s,
                                per_page=per_page, seed=seed, traits=traits, probe=probe,
-                               measure=measure)
+                               measure=measure, keep_pictures=keep)
             results.append(r)
             if progress is not None:
                 what = (f"skipped: {r.error}" if r.error else
@@ -336,11 +350,35 @@ def evaluate_lineups(bundle, photos: Sequence[str | os.PathLike],
                 progress(f"[{path_name(s)}] {i + 1}/{len(photos)} {Path(photo).name}: {what}")
         paths.append({"steps": s, "name": path_name(s), "summary": summarise(results)})
         per_photo.extend(r.to_dict() for r in results)
+    written = None  # no sheet when every photo of the path was skipped
+    if sheet is not None and any(r.pictures is not None for r in results):
+        from models.images import save_png
+
+        written = str(save_png(lineup_sheet(results, sheet_fillers), sheet))
     return {"bundle": bundle.hash, "per_page": per_page, "seed": seed, "traits": traits,
-            "measure": measure,
+            "measure": measure, "sheet": written,
             "probe": {"source": probe.source, "faces": probe.size} if probe else None,
             "lookalike_band": list(LOOKALIKE_BAND), "goals": GOALS, "paths": paths,
             "photos": per_photo}
+
+
+def lineup_sheet(results: Sequence[PhotoEvaluation], fillers: int = 8,
+                 zoom: int = 2) -> np.ndarray:
+    """One row per evaluated photo: the aligned photo, its reconstruction, then its first
+    ``fillers`` fillers (blank where a page came back short), enlarged ``zoom`` times
+    (nearest neighbour, so the generator's pixels are what one sees). Photos that could not be
+    used are left out."""
+    from models.images import make_grid
+
+    rows = [r.pictures for r in results if r.error is None and r.pictures is not None]
+    if not rows:
+        raise ValueError("no evaluated photo to draw: every photo was skipped")
+    side = rows[0].shape[1]
+    tiles = np.full((len(rows), 2 + fillers, side, side, 3), 255, np.uint8)
+    for i, pictures in enumerate(rows):
+        tiles[i, :min(len(pictures), 2 + fillers)] = pictures[:2 + fillers]
+    tiles = tiles.repeat(zoom, axis=2).repeat(zoom, axis=3)
+    return make_grid(tiles.reshape(-1, *tiles.shape[2:]), cols=2 + fillers, pad=2 * zoom)
 
 
 def _percent(entry: dict) -> str:

@@ -154,6 +154,10 @@ def test_lineup_evaluate_prints_the_run_s_measures_beside_the_goals(tmp_path):
     ([str(LONDON / "001_03.jpg"), "--steps", "0,x"], "--steps takes whole numbers"),
     ([str(LONDON / "001_03.jpg"), "--traits", "hair=red"], "--traits: unknown trait 'hair'"),
     ([str(LONDON / "001_03.jpg"), "--labels", str(LONDON / "001_03.jpg")], "labels file"),
+    ([str(LONDON / "001_03.jpg"), "--sheet", "/nowhere/sheet.png"],
+     "cannot write the sheet: no folder /nowhere"),
+    ([str(LONDON / "001_03.jpg"), "--sheet", "s.png", "--sheet-fillers", "0"],
+     "the sheet shows 1 to 24 fillers"),
 ])
 def test_lineup_evaluate_refuses_bad_input_in_one_line(args, message):
     r = ligan("lineup", "evaluate", *args, "--bundle", str(DEFAULT_BUNDLE))

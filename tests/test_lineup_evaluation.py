@@ -9,7 +9,7 @@ import numpy as np
 
 from models.lineup_evaluation import (LOOKALIKE_BAND, PhotoEvaluation, SuspectLabels,
                                       TraitProbe, evaluate_lineups, format_table, labels_for,
-                                      read_labels_csv, summarise, utkface_labels)
+                                      lineup_sheet, read_labels_csv, summarise, utkface_labels)
 
 ROOT = Path(__file__).resolve().parents[1]
 LONDON = ROOT.parent / "shared" / "faces" / "london"
@@ -92,10 +92,32 @@ def test_arguments_are_checked_before_any_work():
         evaluate_lineups(None, ["a.jpg"], {}, per_page=0)
     with pytest.raises(ValueError, match="steps"):
         evaluate_lineups(None, ["a.jpg"], {}, steps=(-1,))
+    with pytest.raises(ValueError, match="sheet shows 1 to 24 fillers"):
+        evaluate_lineups(None, ["a.jpg"], {}, sheet="s.png", sheet_fillers=25)
+
+
+def test_the_sheet_has_a_row_per_usable_photo_and_blank_tiles_for_a_short_page():
+    side, zoom = 4, 2
+    full = PhotoEvaluation("a.jpg", 0, SuspectLabels(),
+                           pictures=np.full((2 + 3, side, side, 3), 10, np.uint8))
+    short = PhotoEvaluation("b.jpg", 0, SuspectLabels(),
+                            pictures=np.full((2 + 1, side, side, 3), 20, np.uint8))
+    failed = PhotoEvaluation("c.jpg", 0, SuspectLabels(), error="no face")
+    sheet = lineup_sheet([full, failed, short], fillers=3, zoom=zoom)
+    tile, pad = side * zoom, 2 * zoom
+    assert sheet.shape == (2 * tile + 3 * pad, 5 * tile + 6 * pad, 3)
+    first_row = sheet[pad:pad + tile]
+    second_row = sheet[2 * pad + tile:2 * pad + 2 * tile]
+    x = lambda col: slice(pad + col * (tile + pad), pad + col * (tile + pad) + tile)
+    assert (first_row[:, x(4)] == 10).all() and (second_row[:, x(2)] == 20).all()
+    assert (second_row[:, x(3)] == 255).all() and (second_row[:, x(4)] == 255).all()
+    assert "pictures" not in full.to_dict()
+    with pytest.raises(ValueError, match="every photo was skipped"):
+        lineup_sheet([failed])
 
 
 @pytest.fixture(scope="module")
-def london_report():
+def london_report(tmp_path_factory):
     if not LONDON.is_dir():
         pytest.skip(f"the London photos are not here ({LONDON}); they live in ../shared/faces")
     from models.bundle import load_bundle
@@ -107,8 +129,10 @@ def london_report():
     if probe is None:
         print(f"{UTKFACE} is absent: the probe's rows are not checked")
     lines: list[str] = []
+    sheet = tmp_path_factory.mktemp("sheet") / "sheet.png"
     report = evaluate_lineups(bundle, photos, read_labels_csv(LONDON / "info.csv"), steps=(0,),
-                              per_page=4, probe=probe, progress=lines.append)
+                              per_page=4, probe=probe, sheet=sheet, sheet_fillers=3,
+                              progress=lines.append)
     return report, lines
 
 
@@ -126,6 +150,20 @@ def test_a_real_run_measures_every_photo_and_reports_what_it_could_not_use(londo
     summary = report["paths"][0]["summary"]
     matches = [m for p in used for m in p["gender_match"]]
     assert summary["gender"] == {"share": sum(matches) / 8, "n": 8}
+
+
+def test_the_sheet_draws_each_usable_photo_its_reconstruction_and_first_fillers(london_report):
+    from PIL import Image
+
+    report, _ = london_report
+    sheet = np.asarray(Image.open(report["sheet"]))
+    tile, pad = 64 * 2, 4  # the default bundle's 64 px faces at 2x zoom
+    assert sheet.shape == (2 * tile + 3 * pad, 5 * tile + 6 * pad, 3)  # 2 photos; 2 + 3 tiles
+    tiles = [sheet[pad + r * (tile + pad):pad + r * (tile + pad) + tile,
+                   pad + c * (tile + pad):pad + c * (tile + pad) + tile]
+             for r in range(2) for c in range(5)]
+    assert all(t.std() > 10 for t in tiles)  # faces, not blank tiles
+    assert not np.array_equal(tiles[0], tiles[1])  # the photo, then its reconstruction
 
 
 def test_the_table_prints_the_run_s_values_beside_the_goals(london_report):

@@ -144,6 +144,11 @@ def register(sub: argparse._SubParsersAction, settings) -> argparse._SubParsersA
                           "pages either way")
     eva.add_argument("--probe-samples", type=int, default=1000,
                      help="faces the probe is fitted on (about 80 ms each to embed)")
+    eva.add_argument("--sheet", type=Path, default=None, metavar="PNG",
+                     help="also draw a picture: for each photo on the last path, the aligned "
+                          "photo, its reconstruction and its first fillers (2x zoom)")
+    eva.add_argument("--sheet-fillers", type=int, default=8,
+                     help="fillers a photo on the sheet")
     eva.add_argument("--json", action="store_true",
                      help="print one JSON object (with every photo's numbers)")
     eva.set_defaults(handler=_evaluate)
@@ -372,6 +377,8 @@ def _evaluate(args: argparse.Namespace, settings) -> int:
     missing = [str(p) for p in args.photos if not p.is_file()]
     if missing:
         raise CommandError(f"no such photo: {', '.join(missing[:3])}")
+    if args.sheet is not None and not args.sheet.resolve().parent.is_dir():
+        raise CommandError(f"cannot write the sheet: no folder {args.sheet.parent}")
     try:
         labels = read_labels_csv(args.labels) if args.labels else {}
     except ValueError as exc:
@@ -387,10 +394,14 @@ def _evaluate(args: argparse.Namespace, settings) -> int:
                                            args.seed)
         report = evaluate_lineups(bundle, [str(p) for p in args.photos], labels, steps=steps,
                                   per_page=args.per_page, seed=args.seed, traits=request,
-                                  probe=probe, measure=args.measure,
+                                  probe=probe, measure=args.measure, sheet=args.sheet,
+                                  sheet_fillers=args.sheet_fillers,
                                   progress=lambda line: print(line, file=sys.stderr,
                                                               flush=True))
     except (ValueError, BundleError) as exc:
         raise CommandError(str(exc)) from None
+    if args.sheet is not None:
+        print(f"sheet: {report['sheet']}" if report["sheet"] else
+              "no sheet: every photo was skipped", file=sys.stderr)
     print(json.dumps(report) if args.json else format_table(report))
     return 0
