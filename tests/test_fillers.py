@@ -154,6 +154,56 @@ def test_pages_use_the_calibrated_radius_and_stay_within_the_largest_norm(bundle
     assert page_radius(tight, center, 5) == 2.5
 
 
+def test_fillers_around_a_photo_stay_nearer_to_its_reconstruction(bundle, pca, center):
+    import dataclasses
+
+    from models.fillers import PHOTO_RADIUS_SCALE, page_radius
+
+    calibrated = dataclasses.replace(pca, filler_radius=2.5)
+    assert 0 < PHOTO_RADIUS_SCALE < 1
+    assert page_radius(calibrated, center, 0, photo=True) == pytest.approx(2.5 * PHOTO_RADIUS_SCALE)
+    photo = np.full(128, 0.05, np.float32)  # a photo's identity embedding: the suspect is a photo
+    page = filler_page(bundle, calibrated, center, per_page=1, near_clone_threshold=0.0,
+                       reference_embedding=photo)
+    assert page.reference == "photo" and page.radius == pytest.approx(2.5 * PHOTO_RADIUS_SCALE)
+    # an explicit radius is taken as given
+    assert filler_page(bundle, calibrated, center, per_page=1, radius=1.0, near_clone_threshold=0.0,
+                       reference_embedding=photo).radius == 1.0
+
+
+def test_the_projector_keeps_the_latent_where_the_generator_s_faces_hold(default_bundle):
+    """Unbounded, the projector's w+ wandered to 2-3x the norm where faces hold, and fillers
+    around it were faces dlib could not find. Started far out on a target that latent draws
+    exactly, the pixels alone let it drift further out; the prior brings it back in."""
+    import tensorflow as tf
+
+    from models.latent import LatentPCA
+    from models.projector import latent_prior
+
+    pca = LatentPCA.from_bundle(default_bundle)
+    g = default_bundle.generator
+    cap = pca.filler_max_norm
+    far = pca.mean + 2.5 * cap * pca.stddev[0] * pca.components[0]
+    init = np.tile(far.astype(np.float32), [g.num_ws, 1])
+    target = to_uint8(g.synthesize(init[None]).numpy())[0]
+    norm = lambda ws: float(np.linalg.norm(pca.to_whitened(ws), axis=-1).max())  # noqa: E731
+    assert norm(init) == pytest.approx(2.5 * cap, rel=1e-3)
+    without = project(default_bundle, target, init_ws=init, steps=30, latent_weight=0.0)
+    with_prior = project(default_bundle, target, init_ws=init, steps=30)  # the default
+    assert norm(without.ws) > 2 * cap
+    assert norm(with_prior.ws) < norm(without.ws) - 0.5 * cap
+    prior = latent_prior(default_bundle)
+    assert float(prior(tf.constant(pca.mean[None, None], tf.float32))) == 0.0
+    assert float(prior(tf.constant(init[None]))) == pytest.approx(1.5 ** 2, rel=1e-2)
+
+
+def test_a_latent_prior_needs_a_calibrated_pca(bundle):
+    target = np.zeros((32, 32, 3), np.uint8)
+    assert project(bundle, target, steps=1).steps == 1  # no PCA: the prior is simply off
+    with pytest.raises(ValueError, match="latent prior needs a bundle whose PCA is calibrated"):
+        project(bundle, target, steps=1, latent_weight=1.0)
+
+
 def test_fillers_are_measured_against_the_suspect_photo_not_its_reconstruction(default_bundle):
     """The UI showed 0.41–0.56 (to the reconstruction) where the photo was 0.65–0.76 away."""
     from models.faces import aligned_face_embedding
