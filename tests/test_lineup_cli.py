@@ -63,7 +63,10 @@ def test_fillers_from_a_photo(pca_bundle, tmp_path):
     r = ligan("fillers", "--bundle", str(pca_bundle), str(LONDON / "001_03.jpg"), "--steps", "20",
               "--pages", "2", "--per-page", "3", "--near-clone-threshold", "0", "--outdir", str(out))
     assert r.returncode == 0, r.stderr
-    radius = pca_config(pca_bundle)["filler_radius"]  # the calibrated one, as no --radius
+    from models.fillers import PHOTO_RADIUS_SCALE
+
+    # the calibrated one (no --radius), scaled down around a photo's reconstruction
+    radius = pca_config(pca_bundle)["filler_radius"] * PHOTO_RADIUS_SCALE
     assert f"page 1 (radius {radius:.3g}): 3 fillers" in r.stdout
     assert f"page 2 (radius {radius * 1.5:.3g}): 3 fillers" in r.stdout
     recs = records(out / "records.jsonl")
