@@ -211,7 +211,7 @@ def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels,
     from models.attributes.model import ATTRIBUTES_PART, predict_attributes
     from models.faces import FaceError, aligned_face_embedding, identity_distance
     from models.filler_traits import suspect_reading, trait_match
-    from models.faces.identity_net import identity_measure
+    from models.faces.identity import identity_measure
     from models.fillers import filler_page
     from models.inversion import invert_photo, record_photo_identity
 
@@ -330,7 +330,7 @@ def evaluate_lineups(bundle, photos: Sequence[str | os.PathLike],
         raise ValueError(f"projector steps must be 0 or more, got {list(steps)}")
     if sheet is not None and not 1 <= sheet_fillers <= per_page:
         raise ValueError(f"the sheet shows 1 to {per_page} fillers a photo, got {sheet_fillers}")
-    from models.faces.identity_net import identity_measure
+    from models.faces.identity import identity_measure
 
     pca = LatentPCA.from_bundle(bundle)
     measure = measure or identity_measure(bundle)
@@ -370,7 +370,7 @@ def lineup_sheet(results: Sequence[PhotoEvaluation], fillers: int = 8,
     used are left out."""
     from models.images import make_grid
 
-    rows = [r.pictures for r in results if r.error is None and r.pictures is not None]
+    rows = [r.pictures for r in results if r.pictures is not None]  # kept only when used
     if not rows:
         raise ValueError("no evaluated photo to draw: every photo was skipped")
     side = rows[0].shape[1]

@@ -6,11 +6,11 @@ normalised per channel, as LPIPS does), plus a pixel MSE and, on request, the id
 network's distance to the photo (:mod:`models.faces.identity_net`; off by default: with the
 shipped network it did not bring reconstructions closer to the photo, docs/model_card.md),
 and a prior that keeps each w+ entry within the whitened norm where the generator's faces hold
-(:func:`latent_prior`), so that fillers sampled around the result are faces too. It optimises w or w+ with Adam, a cosine learning-rate ramp and Gaussian noise on the latent
-that fades out over the first three quarters — the official recipe — from the encoder's output
-or ``w_avg``. The per-pixel
-noise stays the bundle's constant noise, so the result is fully described by its latent and
-can be stored as a face record.
+(:func:`latent_prior`), so that fillers sampled around the result are faces too. It optimises
+w or w+ with Adam, a cosine learning-rate ramp and Gaussian noise on the latent that fades out
+over the first three quarters — the official recipe — from the encoder's output or ``w_avg``.
+The per-pixel noise stays the bundle's constant noise, so the result is fully described by its
+latent and can be stored as a face record.
 """
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def project(bundle, target: np.ndarray, *, space: Literal["w", "w+"] = "w+", ste
         raise ValueError("an identity loss needs a bundle with an identity network")
     net = load_identity_net(bundle) if identity_weight else None
     target_identity = tf.constant(identity_target(net, target)) if net is not None else None
-    prior = latent_prior(bundle) if latent_weight is None or latent_weight else None
+    prior = latent_prior(bundle) if latent_weight != 0 else None
     if latent_weight is None:
         latent_weight = LATENT_WEIGHT if prior is not None else 0.0
     if latent_weight and prior is None:
@@ -136,7 +136,6 @@ def project(bundle, target: np.ndarray, *, space: Literal["w", "w+"] = "w+", ste
     def step(t: tf.Tensor, lr_t: tf.Tensor, noise_scale: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             ws = tf.broadcast_to(latent, [1, g.num_ws, g.cfg.w_dim])
-            prior_loss = prior(ws) if latent_weight else 0.0
             ws = ws + rng.normal(tf.shape(ws)) * noise_scale
             img = g.synthesis(ws, "const", None, dtype)
             loss = tf.reduce_mean(tf.square(img - target_t))
@@ -147,7 +146,8 @@ def project(bundle, target: np.ndarray, *, space: Literal["w", "w+"] = "w+", ste
                         tf.reduce_sum(tf.square(a - b), axis=-1)) / len(feats)
             if target_identity is not None:
                 loss += identity_weight * identity_loss(net, img, target_identity)
-            loss += latent_weight * prior_loss
+            if latent_weight:
+                loss += latent_weight * prior(latent)  # the latent itself, without the noise
         grad = tape.gradient(loss, latent)
         # Adam (β = 0.9, 0.999), written out so the state lives in this function's variables.
         opt_m.assign(0.9 * opt_m + 0.1 * grad)
