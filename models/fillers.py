@@ -293,9 +293,12 @@ def page_radius(pca: LatentPCA, center_ws: np.ndarray, page: int, radius: float 
     norm, page p uses ``radius · (1 + radius_growth · p)``. With one (``pca.filler_max_norm``,
     beyond which this generator's faces break up), later pages approach the largest radius that
     keeps the candidates within that norm, ``cap = √(max_norm² − |centre|²)``, as
-    ``radius + (cap − radius) · g·p / (1 + g·p)``: every page less similar than the one before,
-    none beyond the faces. (A random offset of length r from a centre of whitened norm c lands
-    at norm √(c² + r²): in high dimensions it is almost orthogonal to the centre.)
+    ``radius + (top − radius) · g·p / (1 + g·p)`` with ``top = max(cap, calibrated radius)``:
+    every page less similar than the one before, none beyond the faces. (A random offset of
+    length r from a centre of whitened norm c lands at norm √(c² + r²): in high dimensions it is
+    almost orthogonal to the centre.) The calibrated radius is a floor of ``top`` because it
+    draws faces wherever a centre lies: around photos, whose projected centres sit near the
+    largest norm, it found faces in 98 % of page-1 candidates.
     """
     r1 = default_radius(pca, photo) if radius is None else float(radius)
     grown = radius_growth * page
@@ -304,6 +307,7 @@ def page_radius(pca: LatentPCA, center_ws: np.ndarray, page: int, radius: float 
     moved = center_ws if layers is None else center_ws[list(layers)]
     centre_norm = float(np.max(np.linalg.norm(pca.to_whitened(moved), axis=-1)))
     cap = math.sqrt(max(pca.filler_max_norm ** 2 - centre_norm ** 2, 0.0))
-    if cap <= r1:  # an unusual suspect, already near the edge: stay at page 1's radius
+    top = max(cap, default_radius(pca))
+    if top <= r1:  # near the edge and already at the calibrated radius: stay there
         return r1
-    return r1 + (cap - r1) * grown / (1.0 + grown)
+    return r1 + (top - r1) * grown / (1.0 + grown)

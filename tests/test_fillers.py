@@ -152,6 +152,11 @@ def test_pages_use_the_calibrated_radius_and_stay_within_the_largest_norm(bundle
     # A suspect already beyond the largest norm keeps page 1's radius on every page.
     tight = dataclasses.replace(calibrated, filler_max_norm=centre_norm / 2)
     assert page_radius(tight, center, 5) == 2.5
+    # Around a photo near the edge, later pages still widen: from the photo radius toward the
+    # calibrated one, never past it.
+    near_photo = [page_radius(tight, center, p, photo=True) for p in range(0, 60, 3)]
+    assert near_photo[0] < 2.5 and all(a < b for a, b in zip(near_photo, near_photo[1:]))
+    assert 2.4 < near_photo[-1] < 2.5
 
 
 def test_fillers_around_a_photo_stay_nearer_to_its_reconstruction(bundle, pca, center):
