@@ -36,7 +36,8 @@ import numpy as np
 FORMAT_NAME = "ligan-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-KNOWN_PARTS = ("generator", "discriminator", "encoder", "attributes", "pca", "identity")
+KNOWN_PARTS = ("generator", "discriminator", "encoder", "attributes", "pca", "identity",
+               "trait_probe")
 
 
 class BundleError(Exception):

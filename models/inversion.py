@@ -93,13 +93,17 @@ def photo_identity(aligned: np.ndarray) -> list | None:
 def photo_parameters(bundle, aligned: np.ndarray) -> dict:
     """What a record made from a photo keeps of it: the identity embedding (fillers measure
     likeness against it) and, with an attribute model, the photo's trait reading (fillers
-    match it; :mod:`models.filler_traits`)."""
+    match it; :mod:`models.filler_traits`), its gender, ethnicity and age group by the bundle's
+    trait probe on that embedding where it has one (:mod:`models.attributes.identity_probe`)."""
+    from models.attributes.identity_probe import read_photo
     from models.filler_traits import PHOTO_ATTRIBUTES, read_traits
 
-    out: dict = {PHOTO_IDENTITY: photo_identity(aligned)}
+    identity = photo_identity(aligned)
+    out: dict = {PHOTO_IDENTITY: identity}
     readings = read_traits(bundle, aligned[None])
-    if readings:
-        out[PHOTO_ATTRIBUTES] = readings[0]
+    reading = read_photo(bundle, readings[0] if readings else None, identity)
+    if reading:
+        out[PHOTO_ATTRIBUTES] = reading
     return out
 
 

@@ -112,6 +112,12 @@ def test_a_photo_s_record_keeps_its_reading_for_later_pages(default_bundle):
         pytest.skip(f"{photo} is absent (shared test photos)")
     inv = invert_photo(default_bundle, str(photo), steps=0)
     kept = inv.record.parameters[PHOTO_ATTRIBUTES]
-    assert kept == read_traits(default_bundle, inv.aligned[None])[0]
+    # the attribute model's reading, with gender, ethnicity and age group by the trait probe
+    from models.attributes.identity_probe import load_trait_probe, read_photo
+    from models.inversion import record_photo_identity
+
+    assert load_trait_probe(default_bundle) is not None
+    assert kept == read_photo(default_bundle, read_traits(default_bundle, inv.aligned[None])[0],
+                              record_photo_identity(inv.record))
     # "More like this" starts from the record: the photo's reading, not the reconstruction's.
     assert suspect_reading(default_bundle, inv.record, np.zeros((64, 64, 3), np.uint8)) == kept

@@ -48,7 +48,14 @@ cp -r "$WORK/runs/utk64/bundle" "$WORK/bundle"
     --channel-max 128 --no-progress
 "$LIGAN" bundle fit-pca "$WORK/bundle" --samples 10000 --components 256
 
-# 5. The numbers of the model card.
+# 5. The identity network (dlib's descriptor distilled; its set's generated look-alikes need
+#    the PCA's filler radius), then the trait probe on the same set's UTKFace faces.
+"$LIGAN" train identity --bundle "$WORK/bundle" --run-dir "$WORK/runs/identity" \
+    --utkface "$SHARED/data/utkface" --celeba "$SHARED/data/celeba_attr" --steps 1600 \
+    --no-progress
+"$LIGAN" train trait-probe --bundle "$WORK/bundle" --run-dir "$WORK/runs/identity"
+
+# 6. The numbers of the model card.
 "$LIGAN" train metrics --bundle "$WORK/bundle" --real "$WORK/utk/heldout" --samples 1000 \
     --psi 0.7 --json "$WORK/metrics.json" --no-progress
 "$LIGAN" bundle verify "$WORK/bundle"

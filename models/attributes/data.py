@@ -27,6 +27,9 @@ from models.attributes.heads import CELEBA_HEADS, age_group
 
 log = logging.getLogger("ligan.train")
 UTK_NAME = re.compile(r"^(\d+)_([01])_([0-4])_\d+")
+#: The held-out share of UTKFace for the attribute model (and the trait probe measured beside
+#: it), by file-name hash.
+UTK_TEST_FRACTION = 0.1
 LICENCE = ("UTKFace and CelebA: non-commercial research purposes only; photo copyrights stay "
            "with their owners (see ../shared/data/README.md)")
 
@@ -89,7 +92,7 @@ def _read_rgb(path: Path) -> np.ndarray | None:
 
 
 def utkface_faces(folder: str | os.PathLike, resolution: int, limit: int | None = None,
-                  test_fraction: float = 0.1, seed: int = 0) -> LabelledFaces:
+                  test_fraction: float = UTK_TEST_FRACTION, seed: int = 0) -> LabelledFaces:
     """UTKFace ``AGE_GENDER_RACE_*.jpg`` files → labelled faces (malformed names are skipped
     with a warning; ``limit`` takes a seeded random subset)."""
     root = Path(folder)

@@ -209,6 +209,7 @@ class DistillationSet:
     source: np.ndarray  # int [N], index into SOURCES
     group: np.ndarray  # str [N], who the face shows
     test: np.ndarray  # bool [N], held out
+    key: np.ndarray  # str [N]: file name (photos; UTKFace's holds the labels) or gen-GROUP-K
 
     def __len__(self) -> int:
         return len(self.images)
@@ -226,7 +227,7 @@ def load_set(folder: str | os.PathLike) -> DistillationSet:
         with np.load(p, allow_pickle=False) as data:
             if "embeddings" in data:
                 parts.append({k: data[k] for k in ("images", "embeddings", "faces", "source",
-                                                   "group", "test")})
+                                                   "group", "test", "key")})
     if not parts:
         raise ValueError(f"no distillation chunks in {folder}")
     return DistillationSet(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})

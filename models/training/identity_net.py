@@ -188,13 +188,7 @@ class IdentityTrainer:
 
     def _load_data(self) -> DistillationSet:
         folder = self.run_dir / "set"
-        bundle = load_bundle(self.cfg.bundle, parts=("generator",))
-        items = plan_items(bundle, self.cfg.plan, self.cfg.utkface, self.cfg.celeba)
-        workers = min(self.cfg.workers, max(1, len(items)))
-        if workers == 1:
-            build_chunks(bundle, items, folder)
-        else:
-            _build_in_processes(self.cfg, folder, workers)
+        build_set(self.cfg, folder)
         data = load_set(folder)
         self.train_set, self.test_set = data.subset(~data.test), data.subset(data.test)
         log.info("identity distillation set: %d faces (%s), %d held out; dlib found a face in "
@@ -279,6 +273,18 @@ class IdentityTrainer:
                                        for s in np.unique(data.source)},
                              "held_out": len(self.test_set)},
                 "agreement": {k.removeprefix("test/"): round(v, 4) for k, v in metrics.items()}}
+
+
+def build_set(cfg: IdentityTrainConfig, folder: Path) -> None:
+    """Embed the distillation set that ``cfg`` plans into ``folder`` (chunks already there are
+    kept: a rerun resumes)."""
+    bundle = load_bundle(cfg.bundle, parts=("generator",))
+    items = plan_items(bundle, cfg.plan, cfg.utkface, cfg.celeba)
+    workers = min(cfg.workers, max(1, len(items)))
+    if workers == 1:
+        build_chunks(bundle, items, folder)
+    else:
+        _build_in_processes(cfg, folder, workers)
 
 
 def _build_in_processes(cfg: IdentityTrainConfig, folder: Path, workers: int) -> None:

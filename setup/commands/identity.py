@@ -1,7 +1,8 @@
-"""``ligan train identity``: distil dlib's face descriptor into a bundle's identity network.
+"""``ligan train identity``: distil dlib's face descriptor into a bundle's identity network;
+``ligan train trait-probe``: read gender, ethnicity and age group from that descriptor.
 
-``register_train(tsub)`` adds ``identity`` to the ``ligan train`` group. TensorFlow is imported
-inside the handler.
+``register_train(tsub)`` adds both to the ``ligan train`` group. TensorFlow is imported inside
+the handlers.
 """
 from __future__ import annotations
 
@@ -54,6 +55,34 @@ def register_train(tsub: argparse._SubParsersAction) -> None:
                     help="do not add the finished network to the bundle")
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(handler=_train)
+    _register_trait_probe(tsub)
+
+
+def _register_trait_probe(tsub: argparse._SubParsersAction) -> None:
+    tp = tsub.add_parser(
+        "trait-probe", help="fit a bundle's trait probe (gender, ethnicity, age group from "
+                            "dlib's descriptor of a photo)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Fit the trait probe of a bundle: a logistic regression per trait on dlib's "
+                    "descriptor, which reads a suspect photo's gender, ethnicity and age group "
+                    "better than the attribute model's 64-px crop does. It is fitted on the "
+                    "UTKFace faces of RUN/set (an identity training run's distillation set "
+                    "serves as it is; without one, --utkface builds a set of UTKFace faces "
+                    "there, resumable) and compared with the attribute model on the faces of "
+                    "the attribute model's held-out share, which it does not train on. The "
+                    "probe is added to the bundle as its trait_probe part (its hash changes).")
+    tp.add_argument("--bundle", required=True, type=Path, help="bundle directory")
+    tp.add_argument("--run-dir", required=True, type=Path,
+                    help="folder whose set/ holds (or will hold) the embedded faces")
+    tp.add_argument("--utkface", type=Path, default=None,
+                    help="UTKFace folder, to build RUN/set when it holds no faces")
+    tp.add_argument("--faces", type=int, default=6000, help="UTKFace faces of a built set")
+    tp.add_argument("--workers", type=int, default=2,
+                    help="processes that embed a built set with dlib")
+    tp.add_argument("--seed", type=int, default=0)
+    tp.add_argument("--no-export", action="store_true",
+                    help="measure only; do not add the probe to the bundle")
+    tp.set_defaults(handler=_train_trait_probe)
 
 
 def _train(args: argparse.Namespace, settings) -> int:
@@ -78,4 +107,29 @@ def _train(args: argparse.Namespace, settings) -> int:
     from setup.commands.train import print_step_summary
 
     print_step_summary(summary, args.bundle)
+    return 0
+
+
+def _train_trait_probe(args: argparse.Namespace, settings) -> int:
+    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
+    from models.bundle import BundleError
+    from models.training.trait_probe import TraitProbeConfig, train_trait_probe
+
+    try:
+        summary = train_trait_probe(TraitProbeConfig(
+            bundle=str(args.bundle), run_dir=str(args.run_dir),
+            utkface=str(args.utkface) if args.utkface else None, faces=args.faces,
+            workers=args.workers, seed=args.seed, export=not args.no_export))
+    except (ValueError, BundleError) as exc:
+        raise CommandError(str(exc)) from None
+    held_out = summary["held_out"]
+    print(f"trait probe fitted on {summary['training_faces']} UTKFace faces; read right on "
+          f"{held_out['faces']} held-out faces:")
+    readers = [r for r in ("probe", "attribute_model") if r in held_out]
+    print(f"  {'trait':<22}" + "".join(f"{r.replace('_', ' '):>17}" for r in readers))
+    for key in held_out["probe"]:
+        print(f"  {key.replace('_', ' '):<22}"
+              + "".join(f"{100 * held_out[r][key]:>16.1f}%" for r in readers))
+    if summary["bundle_hash"]:
+        print(f"added to {args.bundle} (hash {summary['bundle_hash'][:12]})")
     return 0

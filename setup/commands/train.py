@@ -116,7 +116,7 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     from jobs.submit import make_submittable
 
     make_submittable(tsub, ("train",), settings,
-                     names=("stylegan2", "encoder", "attributes", "identity"))
+                     names=("stylegan2", "encoder", "attributes", "identity", "trait-probe"))
 
 
 def _register_encoder(tsub: argparse._SubParsersAction) -> None:
