@@ -98,6 +98,28 @@ class TraitMatch:
     def holds(self, reading: dict) -> bool:
         return matches(reading, self.spec)
 
+    def contradicted(self, reading: dict) -> list[str]:
+        """The matched traits that ``reading`` contradicts."""
+        return [c.trait for c in self.spec.constraints if not c.holds(reading)]
+
+    def shortfall_warning(self, kept: int, wanted: int, candidates: int,
+                          rejections: Mapping[str, int]) -> str:
+        """Why a page has only ``kept`` of ``wanted`` fillers, naming the traits that left
+        out most candidates (``rejections``: trait → candidates it contradicted), so the
+        administrator knows which one to relax."""
+        accepted = {t: v["accepted"] for t, v in self.describe().items()}
+        words = {t: ("yes" if v else "no") if isinstance(v, bool) else "/".join(v)
+                 for t, v in accepted.items()}
+        worst = sorted(rejections.items(), key=lambda item: -item[1])
+        named = ", ".join(f"{trait.replace('_', ' ')} ({words[trait]}) by {count}"
+                          for trait, count in worst if count)
+        first = worst[0][0] if worst and worst[0][1] else None
+        advice = (f"relax {first.replace('_', ' ')} (set it to 'any') for a full page"
+                  if first else "relax a trait (set it to 'any') for a full page")
+        return (f"only {kept} of {wanted} fillers share the suspect's traits after "
+                f"{candidates} candidates" + (f"; left out: {named}" if named else "")
+                + f"; {advice}")
+
     def describe(self) -> dict[str, Any]:
         """JSON-ready: per matched trait the accepted values and their source."""
         out: dict[str, Any] = {}

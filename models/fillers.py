@@ -81,6 +81,8 @@ class FillerPage:
     reference: str = "face"  # what ``distances`` measure against: "photo" or "face"
     measure: str = DLIB_MEASURE  # the identity measure of the distances
     trait_rejected: int = 0  # candidates left out because a matched trait read otherwise
+    trait_rejections: dict = dataclasses.field(default_factory=dict)  # trait → candidates whose
+    # reading contradicted it (a candidate may count under several)
     traits: dict | None = None  # the matched traits (TraitMatch.describe), None: unmatched
 
 
@@ -147,6 +149,7 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
     kept: list[tuple] = []  # (distance, w+, image, embedding, reading): faces
     faceless: list[tuple] = []  # (w+, image, reading) where dlib found no face
     candidates = near_clones = trait_rejected = 0
+    rejections: dict[str, int] = {}
     for _ in range(MAX_ROUNDS):
         need = per_page - len(kept)
         if need <= 0 or (should_stop is not None and should_stop()):
@@ -162,8 +165,13 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
             ws = ws[_most_likely_to_match(ws, guides, n)]
         images = render(g, ws)
         readings = read_traits(bundle, images) if traits is not None else [None] * len(ws)
-        keep = [i for i, reading in enumerate(readings)
-                if reading is None or traits.holds(reading)]
+        keep = []
+        for i, reading in enumerate(readings):
+            failed = traits.contradicted(reading) if reading is not None else []
+            for trait in failed:
+                rejections[trait] = rejections.get(trait, 0) + 1
+            if not failed:
+                keep.append(i)
         trait_rejected += len(ws) - len(keep)
         for i, (emb, found) in zip(keep, scorer.score(images[keep])):
             if found is False:
@@ -216,7 +224,7 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
                       reconstruction_distances=np.asarray(recon_distances),
                       reference="photo" if to_photo else "face", measure=measure,
                       candidates=candidates, near_clones=near_clones, undetected=len(faceless),
-                      trait_rejected=trait_rejected,
+                      trait_rejected=trait_rejected, trait_rejections=rejections,
                       traits=traits.describe() if traits is not None else None,
                       seconds=time.monotonic() - started)
 

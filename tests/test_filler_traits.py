@@ -77,6 +77,23 @@ def test_overrides_and_relaxed_traits():
     assert trait_match(None, parse_trait_request("auto")) is None
 
 
+def test_a_short_page_names_the_trait_that_left_out_most_candidates():
+    match = trait_match(reading(gender="male", ethnicity="white"), parse_trait_request("auto"))
+    assert match.contradicted(reading(gender="female", ethnicity="white")) == ["gender"]
+    assert set(match.contradicted(reading(gender="female", ethnicity="indian"))) == \
+        {"gender", "ethnicity"}
+    assert match.contradicted(reading(gender="male", ethnicity="white")) == []
+    warning = match.shortfall_warning(3, 24, 300, {"ethnicity": 280, "gender": 9, "beard": 0,
+                                                   "glasses": 2})
+    assert warning.startswith("only 3 of 24 fillers share the suspect's traits after 300 "
+                              "candidates")
+    assert "ethnicity (white) by 280, gender (male) by 9, glasses (no) by 2" in warning
+    assert "beard" not in warning
+    assert warning.endswith("relax ethnicity (set it to 'any') for a full page")
+    assert match.shortfall_warning(0, 24, 0, {}).endswith("relax a trait (set it to 'any') "
+                                                          "for a full page")
+
+
 def test_matched_pages_never_hold_a_filler_whose_reading_contradicts_a_trait(default_bundle):
     from models.fillers import filler_page
     from models.latent import LatentPCA
@@ -93,6 +110,8 @@ def test_matched_pages_never_hold_a_filler_whose_reading_contradicts_a_trait(def
         match = trait_match(suspect, parse_trait_request(request))
         page = filler_page(default_bundle, pca, center, per_page=4, seed=1, traits=match)
         assert page.traits == match.describe() and page.candidates >= len(page.records)
+        assert sum(page.trait_rejections.values()) >= page.trait_rejected
+        assert set(page.trait_rejections) <= set(match.describe())
         readings = read_traits(default_bundle, page.images)
         for record, got in zip(page.records, readings):
             assert match.holds(got), got

@@ -81,11 +81,11 @@ def make_page(ctx, bundle, center, suspect,
                  identity_distances=[round(float(d), 4) for d in page.distances],
                  identity_distances_reconstruction=[round(float(d), 4)
                                                     for d in page.reconstruction_distances],
-                 traits=page.traits, trait_rejected=page.trait_rejected)
+                 traits=page.traits, trait_rejected=page.trait_rejected,
+                 trait_rejections=page.trait_rejections)
     if traits is not None and len(page.records) < p["per_page"]:
-        ctx.annotate(warnings=[f"only {len(page.records)} of {p['per_page']} fillers share the "
-                               f"suspect's traits after {page.candidates} candidates; relax a "
-                               f"trait (set it to 'any') for a full page"])
+        ctx.annotate(warnings=[traits.shortfall_warning(len(page.records), p["per_page"],
+                                                        page.candidates, page.trait_rejections)])
 
 
 def validate(params: Params, env: TaskEnv) -> dict:

@@ -20,7 +20,7 @@ import numpy as np
 
 from models.attributes.data import LICENCE, UTK_NAME, UTK_TEST_FRACTION, held_out_by_key
 from models.attributes.heads import CLASS_HEADS, age_group
-from models.attributes.identity_probe import PROBE_PART, PROBE_TRAITS, fit_trait_probe
+from models.attributes.identity_probe import PROBE_PART, PROBE_TRAITS, combine, fit_trait_probe
 
 log = logging.getLogger("ligan.train")
 
@@ -83,8 +83,9 @@ def accuracies(predicted: dict[str, np.ndarray], labels: dict[str, np.ndarray]
 
 
 def train_trait_probe(cfg: TraitProbeConfig) -> dict[str, Any]:
-    """Build or reuse the set, fit the probe, measure both readers, add the part (unless
-    ``export`` is off); a summary with the held-out accuracies and the new bundle hash."""
+    """Build or reuse the set, fit the probe, measure it, the attribute model and both
+    combined (as a photo is read), add the part (unless ``export`` is off); a summary with the
+    held-out accuracies and the new bundle hash."""
     from models.attributes.model import ATTRIBUTES_PART, predict_attributes
     from models.bundle import add_part, load_bundle
 
@@ -110,6 +111,9 @@ def train_trait_probe(cfg: TraitProbeConfig) -> dict[str, Any]:
         readings = predict_attributes(bundle, data.images[data.test])
         held_out["attribute_model"] = accuracies(
             {t: np.array([CLASS_HEADS[t].index(r[t]["label"]) for r in readings])
+             for t in PROBE_TRAITS}, test_labels)
+        held_out["both"] = accuracies(  # what reads a photo (identity_probe.read_photo)
+            {t: np.array([combine(r[t]["p"], p, t).argmax() for r, p in zip(readings, probs[t])])
              for t in PROBE_TRAITS}, test_labels)
     log.info("trait probe on %d held-out faces: %s", held_out["faces"], held_out)
     config = {"method": "logistic regression per trait on dlib identity embeddings",

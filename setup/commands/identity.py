@@ -125,7 +125,7 @@ def _train_trait_probe(args: argparse.Namespace, settings) -> int:
     held_out = summary["held_out"]
     print(f"trait probe fitted on {summary['training_faces']} UTKFace faces; read right on "
           f"{held_out['faces']} held-out faces:")
-    readers = [r for r in ("probe", "attribute_model") if r in held_out]
+    readers = [r for r in ("probe", "attribute_model", "both") if r in held_out]
     print(f"  {'trait':<22}" + "".join(f"{r.replace('_', ' '):>17}" for r in readers))
     for key in held_out["probe"]:
         print(f"  {key.replace('_', ' '):<22}"

@@ -312,6 +312,9 @@ def _fillers(args: argparse.Namespace, settings) -> int:
             print(f"page {p + 1} (radius {page.radius:.3g}): {len(page.records)} fillers, "
                   f"{summary}; {page.near_clones} near-clones{rejected} left out of "
                   f"{page.candidates} candidates; {page.seconds:.1f} s")
+            if traits is not None and len(page.records) < args.per_page:
+                print("warning: " + traits.shortfall_warning(
+                    len(page.records), args.per_page, page.candidates, page.trait_rejections))
     return 0
 
 
