@@ -224,6 +224,54 @@ def assign_weights(module, arrays: dict[str, np.ndarray], where: str) -> None:
         var.assign(value.astype(np.float32))
 
 
+#: Scale of the new entries of a widened weight (:func:`widen_weights`): small enough that the
+#: widened network first draws what the narrow one drew, not zero, so that every new weight has
+#: a gradient from the start.
+WIDEN_NEW_SCALE = 0.01
+
+
+def widen_weights(module, narrow, where: str, new_scale: float = WIDEN_NEW_SCALE) -> int:
+    """Start a wider network ``module`` from a narrower one, ``narrow`` (the same architecture
+    but for its channel counts): every variable keeps its name, the narrow weights fill its
+    leading entries — rescaled so that their effect is unchanged, since the equalised learning
+    rate divides each weight by √fan-in at run time — and the rest keeps the module's fresh
+    values, times ``new_scale`` for weights (vectors — biases, style biases — keep theirs). So
+    new channels start as near-silent inputs to the old ones and learn from there; the function
+    is nearly the narrow network's. Returns how many variables were widened. Names must match
+    (the same resolution and depth) and no dimension may shrink."""
+    variables = dict(module.named_variables())
+    arrays = {name: var.numpy() for name, var in narrow.named_variables()}
+    missing, extra = sorted(set(variables) - set(arrays)), sorted(set(arrays) - set(variables))
+    if missing or extra:
+        raise BundleShapeError(f"{where}: the networks differ in more than width (missing "
+                               f"{', '.join(missing[:4]) or 'none'}; unexpected "
+                               f"{', '.join(extra[:4]) or 'none'})")
+    gains, narrow_gains = module.weight_gains(), narrow.weight_gains()
+    appended = module.appended_inputs()
+    widened = 0
+    for name, var in variables.items():
+        old, new = np.asarray(arrays[name], np.float32), tuple(var.shape)
+        if old.ndim != len(new) or any(o > n for o, n in zip(old.shape, new)):
+            raise BundleShapeError(f"{where}: {name} has shape {old.shape}, which does not fit "
+                                   f"inside {new}")
+        if old.shape == new and gains.get(name) == narrow_gains.get(name):
+            var.assign(old)
+            continue
+        if name in gains:
+            old = old * (narrow_gains[name] / gains[name])
+        value = var.numpy() * (new_scale if len(new) > 1 else 1.0)
+        if name in appended:  # inputs after the features move to the end of the wider axis
+            axis, n = appended[name]
+            tail = [slice(0, o) for o in old.shape]
+            tail[axis] = slice(new[axis] - n, new[axis])
+            value[tuple(tail)] = np.take(old, range(old.shape[axis] - n, old.shape[axis]), axis)
+            old = np.take(old, range(old.shape[axis] - n), axis)
+        value[tuple(slice(0, o) for o in old.shape)] = old
+        var.assign(value)
+        widened += 1
+    return widened
+
+
 @dataclass
 class Bundle:
     """A loaded bundle: its manifest, hash, and the parts that were asked for."""

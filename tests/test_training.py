@@ -237,3 +237,39 @@ def test_balancing_needs_labelled_file_names(tmp_path):
     assert not (tmp_path / "run").exists()
     with pytest.raises(ValueError, match="cannot balance by 'hair'"):
         tiny_train_config(balance="hair")
+
+
+@needs_faces
+def test_a_wider_network_starts_from_a_narrower_bundle(tmp_path, tiny_bundle_dir):
+    """--widen: the narrow weights fill the leading channels and the new ones start near silent,
+    so the widened generator first draws what the narrow one drew and the discriminator scores
+    alike; without it the shapes are refused with a hint."""
+    from models.bundle import BundleShapeError, load_bundle, widen_weights
+    from models.training.stylegan2 import Trainer
+
+    narrow = load_bundle(tiny_bundle_dir, parts=("generator", "discriminator"))
+    wide_cfg = dict(channel_base=2048, channel_max=128)
+    with pytest.raises(BundleShapeError, match="--widen"):
+        Trainer(tiny_train_config(resume_from=str(tiny_bundle_dir), **wide_cfg), tmp_path / "a")
+    with pytest.raises(ValueError, match="needs the bundle to start from"):
+        tiny_train_config(resume_widen=True)
+    wide = Trainer(tiny_train_config(resume_from=str(tiny_bundle_dir), resume_widen=True,
+                                     **wide_cfg), tmp_path / "b")
+    shapes = {n: tuple(v.shape) for n, v in wide.G.named_variables()}
+    narrow_shapes = {n: tuple(v.shape) for n, v in narrow.generator.named_variables()}
+    assert any(shapes[n] != narrow_shapes[n] for n in shapes)  # it really is wider
+    ws = narrow.generator.map_compiled(np.random.default_rng(0).standard_normal(
+        (4, 32)).astype(np.float32)).numpy()
+    before = narrow.generator.synthesize(ws).numpy()
+    after = wide.G.synthesize(ws).numpy()
+    assert np.abs(after - before).max() < 0.05 * np.abs(before).max()
+    assert np.abs(after - before).mean() < 0.01 * np.abs(before).mean() + 1e-3
+    np.testing.assert_allclose(wide.D(tf.constant(before)).numpy(),
+                               narrow.discriminator(tf.constant(before)).numpy(),
+                               rtol=0.05, atol=0.05)
+    # a narrower target, or another depth, is refused by name
+    with pytest.raises(BundleShapeError, match="does not fit inside"):
+        widen_weights(narrow.generator, wide.G, "test")
+    with pytest.raises(BundleShapeError, match="differ in more than width"):
+        widen_weights(wide.G, wide.D, "test")
+    assert wide.train()["finished"]  # and it trains

@@ -74,6 +74,8 @@ class DiscriminatorEpilogue(NamedModule):
         self.cfg = cfg
         self.conv = self.add_child("conv", Conv("conv", ch + cfg.mbstd_num_channels, ch, 3, rng,
                                                 act="lrelu", clamp=cfg.conv_clamp))
+        # the minibatch-stddev channels come after the features ([k, k, in, out] weights)
+        self._appended_inputs = {"conv.weight": (2, cfg.mbstd_num_channels)}
         self.fc = self.add_child("fc", Dense("fc", ch * 16, ch, rng, act="lrelu"))
         self.out = self.add_child("out", Dense("out", ch, 1, rng))
 

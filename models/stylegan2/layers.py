@@ -43,6 +43,27 @@ class NamedModule(tf.Module):
         for name, child in self._children.items():
             yield from child.named_variables(prefix + name + ".")
 
+    def weight_gains(self, prefix: str = "") -> dict[str, float]:
+        """The run-time gain of every ``weight`` variable under this module (equalised learning
+        rate: 1/√fan-in), by dotted name; a weight's effect is its value times its gain."""
+        gains = {}
+        if "weight" in self._own_vars and hasattr(self, "weight_gain"):
+            gains[prefix + "weight"] = float(self.weight_gain)
+        for name, child in self._children.items():
+            gains.update(child.weight_gains(prefix + name + "."))
+        return gains
+
+    def appended_inputs(self, prefix: str = "") -> dict[str, tuple[int, int]]:
+        """Weights whose last ``n`` entries along ``axis`` take inputs appended after the
+        features (name → (axis, n)), which stay last when the features widen
+        (:func:`models.bundle.widen_weights`). None by default; a module that appends declares
+        them in ``_appended_inputs``."""
+        out = {prefix + name: spec
+               for name, spec in getattr(self, "_appended_inputs", {}).items()}
+        for name, child in self._children.items():
+            out.update(child.appended_inputs(prefix + name + "."))
+        return out
+
 
 class Dense(NamedModule):
     """Fully connected layer with equalised learning rate and an optional learning-rate multiplier.

@@ -89,6 +89,9 @@ class TrainConfig:
     balance: str = ""
     balance_power: float = 0.5
     resume_from: str | None = None
+    # The bundle of resume_from may be narrower (a smaller channel base or max, the same
+    # resolution and depth): its weights fill the leading channels (models.bundle.widen_weights).
+    resume_widen: bool = False
     # Quality metrics at every snapshot (models.training.metrics) against these held-out real
     # faces (image folder or TFRecord shards); None: no metrics.
     metrics_real: str | None = None
@@ -112,6 +115,8 @@ class TrainConfig:
             raise ValueError(f"unknown framing {self.framing!r}; known: {', '.join(FRAMINGS)}")
         if self.balance:
             check_balance(self.balance, self.balance_power)
+        if self.resume_widen and not self.resume_from:
+            raise ValueError("widening (--widen) needs the bundle to start from (--resume-from)")
         if self.metrics_real and self.metrics_samples < 4:
             raise ValueError(f"metrics need at least 4 samples (k-NN with k=3), got "
                              f"{self.metrics_samples}")
@@ -227,12 +232,23 @@ class Trainer:
     # -- set-up ---------------------------------------------------------------------------
 
     def _load_pretrained(self, path: str) -> None:
-        from models.bundle import assign_weights, load_bundle
+        from models.bundle import BundleShapeError, assign_weights, load_bundle, widen_weights
 
-        bundle = load_bundle(path, parts=())
+        widen = self.cfg.resume_widen
+        bundle = load_bundle(path, parts=("generator", "discriminator") if widen else ())
         for part, net in (("generator", self.G), ("discriminator", self.D)):
-            if bundle.has_part(part):
-                assign_weights(net, bundle.part_arrays(part), f"{path} ({part})")
+            if not bundle.has_part(part):
+                continue
+            where = f"{path} ({part})"
+            if widen:
+                widened = widen_weights(net, getattr(bundle, part), where)
+                log.info("%s: %d variables widened to this network's channels", where, widened)
+                continue
+            try:
+                assign_weights(net, bundle.part_arrays(part), where)
+            except BundleShapeError as exc:
+                raise BundleShapeError(f"{exc} (a narrower network of the same resolution can "
+                                       f"be widened: --widen)") from None
         log.info("initialised from bundle %s (%s)", path, bundle.hash[:12])
 
     def _load_attribute_model(self, path: str | None):

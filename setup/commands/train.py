@@ -75,6 +75,10 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
                      help="stop (with a checkpoint) after this long; run again to continue")
     gan.add_argument("--resume-from", type=Path, default=None,
                      help="start from a bundle's weights (fine-tuning, e.g. an imported network)")
+    gan.add_argument("--widen", action="store_true",
+                     help="with --resume-from: the bundle's network may be narrower (smaller "
+                          "--channel-base or --channel-max, same resolution); its weights fill "
+                          "the leading channels and the new ones start near silent")
     gan.add_argument("--strategy", choices=("auto", "mirrored"), default="auto",
                      help="auto: several SLURM tasks → multi-worker, several GPUs → mirrored")
     gan.add_argument("--deterministic", action="store_true",
@@ -254,6 +258,7 @@ def _train_stylegan2(args: argparse.Namespace, settings) -> int:
             data_licence=args.data_licence, framing=args.framing, balance=args.balance,
             balance_power=args.balance_power,
             resume_from=str(args.resume_from) if args.resume_from else None,
+            resume_widen=args.widen,
             metrics_real=str(args.metrics.resolve()) if args.metrics else None,
             precision=precision,
             metrics_samples=args.metrics_samples, metrics_psi=args.metrics_psi,
