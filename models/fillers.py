@@ -50,9 +50,10 @@ DEFAULT_RADIUS = 6.0
 #: Around a photo's reconstruction page 1 samples this share of the calibrated radius. The
 #: calibration measures likeness to a generated face at the centre; a reconstruction is itself
 #: already about 0.59 from its photo (dlib), so fillers must stay nearer to it to look like the
-#: photo. Around 12 London photos (projector 100 steps) 0.7 × 14.2 put 79 % of page 1 in the
-#: look-alike band against 57 % at the full radius, with no near-clone.
-PHOTO_RADIUS_SCALE = 0.7
+#: photo. Around 26 London people (projector 100 steps, trait-matched) 0.5 put 85 % of page 1
+#: in the look-alike band against 76 % at 0.7 and 57 % at the full radius (12 of them), with no
+#: near-clone; nearly every miss is a filler too far from the photo, not too close.
+PHOTO_RADIUS_SCALE = 0.5
 MAX_ROUNDS = 4
 #: Offsets drawn per rendered candidate when the attribute directions pick the candidates
 #: most likely to share the suspect's traits: around a hard London photo 16 instead of 4 cut
