@@ -14,9 +14,9 @@ lineup administrator relies on:
 
 dlib is the independent instrument; the attribute model is the bundle's own, and the pages
 are trait-matched by it, so its readings of the fillers agree with its reading of the photo by
-construction. With ``probe`` (:class:`TraitProbe`, logistic regressions from dlib embeddings to
-the labels of real UTKFace faces) the fillers' traits are read a second, independent way. The
-goals are those of the default model (docs/model_card.md) and are printed beside the
+construction. With ``probe`` (:class:`EmbeddingProbe`, logistic regressions from dlib
+embeddings to the labels of real UTKFace faces) the fillers' traits are read a second,
+independent way. The goals are those of the default model (docs/model_card.md) and are printed beside the
 measurements.
 """
 from __future__ import annotations
@@ -149,27 +149,27 @@ class PhotoEvaluation:
         return out
 
 
-class TraitProbe:
+class EmbeddingProbe:
     """Gender, ethnicity and age group read from dlib identity embeddings by logistic
-    regressions fitted on labelled real faces: an instrument independent of the bundle's
-    attribute model (the one the pages are matched with)."""
-
-    TRAITS = ("gender", "ethnicity", "age_group")
+    regressions fitted on labelled real faces (:func:`models.attributes.identity_probe.
+    fit_trait_probe`, the bundle trait probe's fit): an instrument independent of the bundle's
+    attribute model, which reads the filler candidates. Traits whose labels hold fewer than two
+    classes are not read."""
 
     def __init__(self, embeddings: np.ndarray, labels: dict[str, Sequence[str]],
                  source: str = "") -> None:
-        from models.training.metrics import make_probe
+        from models.attributes.heads import CLASS_HEADS
+        from models.attributes.identity_probe import PROBE_TRAITS, fit_trait_probe
 
         self.source, self.size = source, len(embeddings)
-        self.models = {}
-        for trait in self.TRAITS:
-            y = np.asarray(labels[trait])
-            if len(np.unique(y)) >= 2:
-                self.models[trait] = make_probe().fit(np.asarray(embeddings, np.float64), y)
+        indices = {t: [CLASS_HEADS[t].index(v) for v in labels[t]] for t in PROBE_TRAITS}
+        fitted = {t: y for t, y in indices.items() if len(set(y)) >= 2}
+        self.traits = tuple(fitted)
+        self.probe = fit_trait_probe(embeddings, fitted) if fitted else None
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, resolution: int, samples: int = 1000,
-                    seed: int = 0) -> "TraitProbe":
+                    seed: int = 0) -> "EmbeddingProbe":
         """Fit on up to ``samples`` UTKFace faces (``AGE_GENDER_RACE_*`` names) of a folder,
         brought to ``resolution`` (the bundle's) so they are embedded as the fillers are."""
         from models.training.metrics import RealSet
@@ -182,11 +182,15 @@ class TraitProbe:
 
     def read(self, embeddings: np.ndarray) -> list[dict[str, str]]:
         """Per embedding, the label of each trait the probe could be fitted for."""
+        from models.attributes.heads import CLASS_HEADS
+
         x = np.asarray(embeddings, np.float64)
         if not len(x):
             return []
-        columns = {t: m.predict(x) for t, m in self.models.items()}
-        return [{t: str(v[i]) for t, v in columns.items()} for i in range(len(x))]
+        if self.probe is None:
+            return [{} for _ in x]
+        columns = {t: p.argmax(axis=1) for t, p in self.probe.probabilities(x).items()}
+        return [{t: CLASS_HEADS[t][v[i]] for t, v in columns.items()} for i in range(len(x))]
 
 
 def _suspect_traits(labels: SuspectLabels, reading: dict | None) -> tuple[dict, str]:
@@ -200,7 +204,7 @@ def _suspect_traits(labels: SuspectLabels, reading: dict | None) -> tuple[dict, 
 
 def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels, *, steps: int,
                    per_page: int = 24, seed: int = 0, traits: dict | None = TRAITS_AUTO,
-                   probe: TraitProbe | None = None, measure: str | None = None,
+                   probe: EmbeddingProbe | None = None, measure: str | None = None,
                    keep_pictures: int = 0) -> PhotoEvaluation:
     """Invert ``photo`` with ``steps`` projector steps (0: the encoder alone), make page 1 of
     ``per_page`` fillers (matching ``traits``, a parsed trait request, as the web UI does by
@@ -311,7 +315,7 @@ def path_name(steps: int) -> str:
 def evaluate_lineups(bundle, photos: Sequence[str | os.PathLike],
                      labels: dict[str, SuspectLabels], *, steps: Sequence[int] = (0, 100),
                      per_page: int = 24, seed: int = 0, traits: dict | None = TRAITS_AUTO,
-                     probe: TraitProbe | None = None, measure: str | None = None,
+                     probe: EmbeddingProbe | None = None, measure: str | None = None,
                      sheet: str | os.PathLike | None = None, sheet_fillers: int = 8,
                      progress: Callable[[str], None] | None = None) -> dict:
     """Every photo on every inversion path → ``{"paths": [{"steps", "name", "summary"}],

@@ -7,8 +7,8 @@ import pytest
 
 import numpy as np
 
-from models.lineup_evaluation import (LOOKALIKE_BAND, PhotoEvaluation, SuspectLabels,
-                                      TraitProbe, evaluate_lineups, format_table, labels_for,
+from models.lineup_evaluation import (LOOKALIKE_BAND, EmbeddingProbe, PhotoEvaluation,
+                                      SuspectLabels, evaluate_lineups, format_table, labels_for,
                                       lineup_sheet, read_labels_csv, summarise, utkface_labels)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,8 +76,8 @@ def test_the_probe_reads_traits_from_embeddings_as_its_labels_taught_it():
     x[:30, 0] += 4.0  # the "female" faces lie apart along one axis
     labels = {"gender": ["female"] * 30 + ["male"] * 30,
               "ethnicity": ["white"] * 60, "age_group": ["20-29", "30-39"] * 30}
-    probe = TraitProbe(x, labels, "synthetic")
-    assert set(probe.models) == {"gender", "age_group"}  # one class only: no ethnicity probe
+    probe = EmbeddingProbe(x, labels, "synthetic")
+    assert set(probe.traits) == {"gender", "age_group"}  # one class only: no ethnicity probe
     far = np.zeros((2, 128))
     far[0, 0] = 8.0
     read = probe.read(far)
@@ -124,7 +124,7 @@ def london_report(tmp_path_factory):
 
     bundle = load_bundle(BUNDLE)
     photos = [LONDON / "001_03.jpg", LONDON / "005_03.jpg", ROOT / "web_ui" / "index.html"]
-    probe = (TraitProbe.from_folder(UTKFACE, bundle.resolution, samples=40)
+    probe = (EmbeddingProbe.from_folder(UTKFACE, bundle.resolution, samples=40)
              if UTKFACE.is_dir() else None)
     if probe is None:
         print(f"{UTKFACE} is absent: the probe's rows are not checked")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from models.attributes.data import LICENCE, UTK_NAME, UTK_TEST_FRACTION, held_out_by_key
-from models.attributes.heads import CLASS_HEADS, age_group
+from models.attributes.heads import CLASS_HEADS
 from models.attributes.identity_probe import PROBE_PART, PROBE_TRAITS, combine, fit_trait_probe
 
 log = logging.getLogger("ligan.train")
@@ -53,16 +53,15 @@ class LabelledEmbeddings:
 def utkface_embeddings(set_dir: Path) -> LabelledEmbeddings:
     """The UTKFace faces of a distillation set in which dlib found a face, with labels."""
     from models.training.identity_data import SOURCES, load_set
+    from models.training.metrics import utkface_labels
 
     data = load_set(set_dir)
     rows = [i for i in range(len(data)) if data.source[i] == SOURCES.index("utkface")
             and data.faces[i] > 0 and UTK_NAME.match(str(data.key[i]))]
     if not rows:
         raise ValueError(f"{set_dir} holds no UTKFace face in which dlib found a face")
-    parsed = [UTK_NAME.match(str(data.key[i])) for i in rows]
-    labels = {"age_group": np.array([age_group(int(m.group(1))) for m in parsed]),
-              "gender": np.array([int(m.group(2)) for m in parsed]),
-              "ethnicity": np.array([int(m.group(3)) for m in parsed])}
+    names = utkface_labels([str(data.key[i]) for i in rows])
+    labels = {t: np.array([CLASS_HEADS[t].index(v) for v in names[t]]) for t in PROBE_TRAITS}
     return LabelledEmbeddings(
         images=data.images[rows], embeddings=data.embeddings[rows].astype(np.float32),
         labels=labels,

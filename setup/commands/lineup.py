@@ -157,7 +157,7 @@ def register(sub: argparse._SubParsersAction, settings) -> argparse._SubParsersA
 
 TRAITS_HELP = ("what every filler shares with the suspect: auto (gender, ethnicity, age group "
                "± one decade, beard and glasses as the bundle reads the suspect: a photo's "
-               "gender, ethnicity and age group by its trait probe where it has one), none, "
+               "gender, ethnicity and age group with its trait probe where it has one), none, "
                "or trait=value pairs, e.g. gender=female,age_group=any")
 
 
@@ -369,7 +369,7 @@ def _evaluate(args: argparse.Namespace, settings) -> int:
     import sys
 
     from models.bundle import BundleError
-    from models.lineup_evaluation import (TraitProbe, evaluate_lineups, format_table,
+    from models.lineup_evaluation import (EmbeddingProbe, evaluate_lineups, format_table,
                                           read_labels_csv)
 
     try:
@@ -394,8 +394,8 @@ def _evaluate(args: argparse.Namespace, settings) -> int:
         if args.probe is not None:
             print(f"fitting the probe on {args.probe_samples} faces of {args.probe} …",
                   file=sys.stderr, flush=True)
-            probe = TraitProbe.from_folder(args.probe, bundle.resolution, args.probe_samples,
-                                           args.seed)
+            probe = EmbeddingProbe.from_folder(args.probe, bundle.resolution,
+                                               args.probe_samples, args.seed)
         report = evaluate_lineups(bundle, [str(p) for p in args.photos], labels, steps=steps,
                                   per_page=args.per_page, seed=args.seed, traits=request,
                                   probe=probe, measure=args.measure, sheet=args.sheet,
