@@ -2,12 +2,13 @@
 
 Lineup guidance asks that fillers match the suspect's description. The suspect's traits are read
 once — from the photo when the suspect is a photo (its record keeps that reading as
-``photo_attributes``), else from the face itself — by the bundle's attribute model, except a
-photo's gender, ethnicity and age group, which the bundle's trait probe reads from the photo's
-dlib embedding where it has one (:mod:`models.attributes.identity_probe`: it reads photos
-better). Each filler candidate is read by the attribute model; a candidate whose reading
-contradicts a matched trait is left out before dlib looks at it. The administrator may relax a trait (``any``) or fix it to another
-value (``male``, ``30-39``, ``yes``…): the witness's description may know better than the photo.
+``photo_attributes``), else from the face itself — by the bundle's attribute model; a photo's
+gender, ethnicity and age group are read by it together with the bundle's trait probe on the
+photo's dlib embedding where it has one (:mod:`models.attributes.identity_probe`: the two read
+photos better than the attribute model alone). Each filler candidate is read by the attribute
+model; a candidate whose reading contradicts a matched trait is left out before dlib looks at
+it. The administrator may relax a trait (``any``) or fix it to another value (``male``,
+``30-39``, ``yes``…): the witness's description may know better than the photo.
 Age matches within one decade either side, as neither a witness nor the model reads age closer.
 
 The request for a page names, per trait, ``auto`` (the suspect's reading, the default), ``any``
