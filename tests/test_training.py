@@ -127,6 +127,15 @@ def test_a_run_folder_refuses_other_settings(tmp_path):
     Trainer(tiny_train_config(total_kimg=0.004), tmp_path / "run")
     with pytest.raises(ValueError, match=r"other settings \(resolution: 32 → 64\)"):
         Trainer(tiny_train_config(resolution=64), tmp_path / "run")
+    # a folder from before a setting existed was trained with its default, and resumes so
+    saved = tmp_path / "run" / "config.json"
+    config = json.loads(saved.read_text())
+    del config["pl_batch_shrink"]
+    saved.write_text(json.dumps(config))
+    Trainer(tiny_train_config(total_kimg=0.004), tmp_path / "run")
+    saved.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"other settings \(pl_batch_shrink: 2 → 4\)"):
+        Trainer(tiny_train_config(pl_batch_shrink=4), tmp_path / "run")
 
 
 @needs_faces
@@ -273,3 +282,74 @@ def test_a_wider_network_starts_from_a_narrower_bundle(tmp_path, tiny_bundle_dir
     with pytest.raises(BundleShapeError, match="differ in more than width"):
         widen_weights(wide.G, wide.D, "test")
     assert wide.train()["finished"]  # and it trains
+
+
+def identity_bundle(tmp_path, tiny_bundle_dir, resolution=32):
+    """A copy of the tiny bundle with a randomly initialised identity network."""
+    import dataclasses
+    import shutil
+
+    from models.bundle import add_part, module_arrays
+    from models.faces.identity_net import IDENTITY_PART, IdentityNet, IdentityNetConfig
+
+    path = tmp_path / f"with_identity_{resolution}"
+    shutil.copytree(tiny_bundle_dir, path)
+    cfg = IdentityNetConfig(resolution=resolution, work_resolution=16, channel_base=256,
+                            channel_max=32, features=32)
+    add_part(path, IDENTITY_PART, module_arrays(IdentityNet(cfg, seed=4)),
+             {"model": dataclasses.asdict(cfg)})
+    return path
+
+
+@needs_faces
+def test_a_feature_discriminator_reads_faces_through_the_frozen_identity_network(
+        tmp_path, tiny_bundle_dir):
+    """--feature-d: a head on the identity network's features learns real from generated and
+    its loss reaches the generator; the network stays as loaded; it may be switched on when a
+    run is resumed, and its head is checkpointed from then on."""
+    from models.bundle import BundleFileMissingError
+    from models.training.stylegan2 import Trainer
+
+    bundle = identity_bundle(tmp_path, tiny_bundle_dir)
+    run = tmp_path / "run"
+    assert Trainer(tiny_train_config(total_kimg=0.016), run).train()["nimg"] == 16
+    trainer = Trainer(tiny_train_config(total_kimg=0.064, feature_d=str(bundle)), run)
+    net_before = [v.numpy().copy() for v in trainer.FD.net.trainable_variables]
+    head_before = [v.numpy().copy() for v in trainer.FD.trainable_variables]
+    g_feature_grad = _feature_gradient_reaches_the_generator(trainer)
+    assert g_feature_grad > 0
+    assert trainer.train()["nimg"] == 64
+
+    for a, b in zip(net_before, trainer.FD.net.trainable_variables):
+        np.testing.assert_array_equal(a, b.numpy())  # frozen
+    assert any(np.abs(a - b.numpy()).max() > 0
+               for a, b in zip(head_before, trainer.FD.trainable_variables))
+    ticks = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    with_head = [t for t in ticks if "loss/D_feature" in t]
+    assert [t["kimg"] for t in with_head] == [0.024, 0.032, 0.04, 0.048, 0.056, 0.064]
+    assert all("loss/G_feature" in t for t in with_head)
+    # the head learns to tell the photos from the untrained generator's faces
+    gap = [t["scores/feature_real"] - t["scores/feature_fake"] for t in with_head]
+    assert gap[-1] > gap[0]
+
+    resumed = Trainer(tiny_train_config(total_kimg=0.064, feature_d=str(bundle)), run)
+    resumed.manager.restore_or_initialize()
+    for a, b in zip(trainer.FD.trainable_variables, resumed.FD.trainable_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+    with pytest.raises(ValueError, match="reads 64-px faces, this run trains at 32 px"):
+        Trainer(tiny_train_config(feature_d=str(identity_bundle(tmp_path, tiny_bundle_dir, 64))),
+                tmp_path / "other")
+    with pytest.raises(BundleFileMissingError, match="no identity network"):
+        Trainer(tiny_train_config(feature_d=str(tiny_bundle_dir)), tmp_path / "other2")
+    with pytest.raises(ValueError, match="weight must be ≥ 0"):
+        tiny_train_config(feature_d=str(bundle), feature_d_weight=-1)
+
+
+def _feature_gradient_reaches_the_generator(trainer) -> float:
+    """Norm of the gradient of the feature discriminator's generator loss on G's weights."""
+    with tf.GradientTape() as tape:
+        ws, _ = trainer._sample_ws(4)
+        loss = tf.reduce_mean(tf.nn.softplus(-trainer._fd_logits(trainer._render(ws))))
+    grads = tape.gradient(loss, trainer.G.trainable_variables)
+    return float(tf.linalg.global_norm([g for g in grads if g is not None]))

@@ -21,13 +21,18 @@ log = logging.getLogger("ligan.train")
 
 def prepare_run_dir(run_dir: Path, config: Any, resumable: set[str]) -> None:
     """Create the run folder (with ``samples/``), refuse a folder whose ``config.json`` differs
-    in anything but ``resumable`` settings, write the config, and log to ``log.txt``."""
+    in anything but ``resumable`` settings, write the config, and log to ``log.txt``.
+
+    A setting missing from ``config.json`` (the folder predates it) counts as its default,
+    which is how that run was trained."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "samples").mkdir(exist_ok=True)
     cfg_path = run_dir / "config.json"
     current = dataclasses.asdict(config)
     if cfg_path.exists():
-        saved = json.loads(cfg_path.read_text())
+        defaults = {f.name: f.default for f in dataclasses.fields(config)
+                    if f.default is not dataclasses.MISSING}
+        saved = {**defaults, **json.loads(cfg_path.read_text())}
         changed = sorted(k for k in set(saved) | set(current)
                          if saved.get(k) != current.get(k) and k not in resumable)
         if changed:

@@ -44,7 +44,8 @@ FP16_CLAMP = 256.0
 RESUMABLE = {"total_kimg", "snapshot_kimg", "tick_kimg", "max_minutes", "progress",
              "metrics_real", "metrics_samples", "metrics_psi", "metrics_attributes",
              "metrics_inception",
-             "precision", "mixed_precision", "framing", "balance", "balance_power"}
+             "precision", "mixed_precision", "framing", "balance", "balance_power",
+             "feature_d", "feature_d_weight"}
 
 
 @dataclasses.dataclass
@@ -103,6 +104,11 @@ class TrainConfig:
     # units); float16 (the discriminator's FP16_BLOCKS highest-resolution blocks, StyleGAN2-ADA's
     # GPU recipe). Weights and optimiser state are float32 in all three, so a run may switch.
     precision: str = "float32"
+    # A second discriminator reading faces through the identity network of this bundle
+    # (models.training.feature_d); None: off. May be switched on when resuming (its head then
+    # starts untrained); its loss joins the generator's with feature_d_weight.
+    feature_d: str | None = None
+    feature_d_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.batch_size < 2:
@@ -117,6 +123,9 @@ class TrainConfig:
             check_balance(self.balance, self.balance_power)
         if self.resume_widen and not self.resume_from:
             raise ValueError("widening (--widen) needs the bundle to start from (--resume-from)")
+        if self.feature_d_weight < 0:
+            raise ValueError(f"the feature discriminator's weight must be ≥ 0, got "
+                             f"{self.feature_d_weight}")
         if self.metrics_real and self.metrics_samples < 4:
             raise ValueError(f"metrics need at least 4 samples (k-NN with k=3), got "
                              f"{self.metrics_samples}")
@@ -209,13 +218,23 @@ class Trainer:
             d_lr, d_betas = lazy_regularization_hyperparams(cfg.d_lr, (0.0, 0.99), cfg.r1_interval)
             self.opt_g = Adam(self.G.trainable_variables, g_lr, g_betas, name="opt_g")
             self.opt_d = Adam(self.D.trainable_variables, d_lr, d_betas, name="opt_d")
+            self.FD, self.opt_fd = None, None
+            if cfg.feature_d:
+                from models.training.feature_d import load_feature_discriminator
+
+                self.FD = load_feature_discriminator(cfg.feature_d, cfg.resolution, cfg.seed + 2)
+                self.opt_fd = Adam(self.FD.trainable_variables, cfg.d_lr, (0.0, 0.99),
+                                   name="opt_fd")
             self.rng = tf.random.Generator.from_seed(cfg.seed)
             agg = tf.VariableAggregation.ONLY_FIRST_REPLICA
             self.nimg = tf.Variable(0, dtype=tf.int64, trainable=False, aggregation=agg)
             self.pl_mean = tf.Variable(0.0, trainable=False, aggregation=agg)
+        # The feature discriminator's head is checkpointed when it is on; a checkpoint without
+        # one (switched on when resuming) leaves the head as initialised.
+        extra = {"FD": self.FD.head, "opt_fd": self.opt_fd} if self.FD is not None else {}
         self.checkpoint = tf.train.Checkpoint(
             G=self.G, D=self.D, G_ema=self.G_ema, opt_g=self.opt_g, opt_d=self.opt_d,
-            rng=self.rng, nimg=self.nimg, pl_mean=self.pl_mean)
+            rng=self.rng, nimg=self.nimg, pl_mean=self.pl_mean, **extra)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.run_dir / "checkpoints",
                                                   max_to_keep=3)
         self._step_fns: dict[tuple[bool, bool], Callable] = {}
@@ -294,6 +313,10 @@ class Trainer:
             return discriminate_mixed(self.D, images)
         return self.D(images, self.dtype)
 
+    def _fd_logits(self, images: tf.Tensor) -> tf.Tensor:
+        images = augment(images, self.policy, self.rng) if self.policy else images
+        return self.FD(images)
+
     def _replica_step(self, real: tf.Tensor, ema_beta: tf.Tensor, do_pl: bool,
                       do_r1: bool) -> dict[str, tf.Tensor]:
         cfg = self.cfg
@@ -309,8 +332,14 @@ class Trainer:
         g_vars = self.G.trainable_variables
         with tf.GradientTape() as tape:
             ws, w = self._sample_ws(n)
-            loss_g = tf.reduce_mean(tf.nn.softplus(-self._d_logits(self._render(ws))))
-        self.opt_g.apply(reduce(tape.gradient(loss_g, g_vars, unconnected_gradients="zero")))
+            fake = self._render(ws)
+            loss_g = tf.reduce_mean(tf.nn.softplus(-self._d_logits(fake)))
+            total = loss_g
+            if self.FD is not None:
+                loss_g_feature = tf.reduce_mean(tf.nn.softplus(-self._fd_logits(fake)))
+                stats["loss/G_feature"] = loss_g_feature
+                total += cfg.feature_d_weight * loss_g_feature
+        self.opt_g.apply(reduce(tape.gradient(total, g_vars, unconnected_gradients="zero")))
         self.G.update_w_avg(w)
         stats["loss/G"] = loss_g
 
@@ -346,6 +375,18 @@ class Trainer:
         stats["loss/D"] = loss_d
         stats["scores/real"] = tf.reduce_mean(real_logits)
         stats["scores/fake"] = tf.reduce_mean(fake_logits)
+        if self.FD is not None:
+            fd_vars = self.FD.trainable_variables
+            with tf.GradientTape() as tape:
+                fd_fake = self._fd_logits(fake)
+                fd_real = self._fd_logits(real)
+                loss_fd = (tf.reduce_mean(tf.nn.softplus(fd_fake))
+                           + tf.reduce_mean(tf.nn.softplus(-fd_real)))
+            self.opt_fd.apply(reduce(tape.gradient(loss_fd, fd_vars,
+                                                   unconnected_gradients="zero")))
+            stats["loss/D_feature"] = loss_fd
+            stats["scores/feature_real"] = tf.reduce_mean(fd_real)
+            stats["scores/feature_fake"] = tf.reduce_mean(fd_fake)
 
         # D reg: R1 gradient penalty on real images, every r1_interval steps.
         if do_r1 and cfg.gamma > 0:

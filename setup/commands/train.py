@@ -95,6 +95,12 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
                           "rare groups; may be switched on when resuming")
     gan.add_argument("--balance-power", type=float, default=0.5,
                      help="0: the data as it is; 1: every group equally often")
+    gan.add_argument("--feature-d", type=Path, default=None, metavar="BUNDLE",
+                     help="add a second discriminator that reads faces through this bundle's "
+                          "frozen identity network (a small head learns on its features; "
+                          "docs/training.md); may be switched on when resuming")
+    gan.add_argument("--feature-d-weight", type=float, default=0.5,
+                     help="weight of the second discriminator's loss in the generator's")
     precision_option(gan)
     gan.add_argument("--metrics", type=Path, default=None, metavar="REAL",
                      help="held-out real faces (folder or TFRecord shards): compute the quality "
@@ -259,6 +265,8 @@ def _train_stylegan2(args: argparse.Namespace, settings) -> int:
             balance_power=args.balance_power,
             resume_from=str(args.resume_from) if args.resume_from else None,
             resume_widen=args.widen,
+            feature_d=str(args.feature_d.resolve()) if args.feature_d else None,
+            feature_d_weight=args.feature_d_weight,
             metrics_real=str(args.metrics.resolve()) if args.metrics else None,
             precision=precision,
             metrics_samples=args.metrics_samples, metrics_psi=args.metrics_psi,
