@@ -304,9 +304,10 @@ def identity_bundle(tmp_path, tiny_bundle_dir, resolution=32):
 @needs_faces
 def test_a_feature_discriminator_reads_faces_through_the_frozen_identity_network(
         tmp_path, tiny_bundle_dir):
-    """--feature-d: a head on the identity network's features learns real from generated and
-    its loss reaches the generator; the network stays as loaded; it may be switched on when a
-    run is resumed, and its head is checkpointed from then on."""
+    """--feature-d: a head on the identity network's features, standardised on real faces when
+    it starts, learns real from generated and its loss reaches the generator; the network stays
+    as loaded; it may be switched on when a run is resumed, and its head (with its
+    standardisation) is checkpointed from then on."""
     from models.bundle import BundleFileMissingError
     from models.training.stylegan2 import Trainer
 
@@ -318,7 +319,11 @@ def test_a_feature_discriminator_reads_faces_through_the_frozen_identity_network
     head_before = [v.numpy().copy() for v in trainer.FD.trainable_variables]
     g_feature_grad = _feature_gradient_reaches_the_generator(trainer)
     assert g_feature_grad > 0
+    assert not trainer.FD.calibrated
     assert trainer.train()["nimg"] == 64
+    assert trainer.FD.calibrated  # its inputs standardised on real faces when it started
+    assert np.abs(trainer.FD.head.mean.numpy()).max() > 0
+    assert "inputs standardised on 256 real faces" in (run / "log.txt").read_text()
 
     for a, b in zip(net_before, trainer.FD.net.trainable_variables):
         np.testing.assert_array_equal(a, b.numpy())  # frozen
@@ -334,8 +339,10 @@ def test_a_feature_discriminator_reads_faces_through_the_frozen_identity_network
 
     resumed = Trainer(tiny_train_config(total_kimg=0.064, feature_d=str(bundle)), run)
     resumed.manager.restore_or_initialize()
-    for a, b in zip(trainer.FD.trainable_variables, resumed.FD.trainable_variables):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert resumed.FD.calibrated
+    for (name, a), (_, b) in zip(trainer.FD.head.named_variables(),
+                                 resumed.FD.head.named_variables()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
 
     with pytest.raises(ValueError, match="reads 64-px faces, this run trains at 32 px"):
         Trainer(tiny_train_config(feature_d=str(identity_bundle(tmp_path, tiny_bundle_dir, 64))),

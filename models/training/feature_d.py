@@ -5,41 +5,59 @@ generator. A discriminator that looks through a network already trained on faces
 features that tell photographs from generated faces (vision-aided GAN training, Kumari et al.
 2022, "Ensembling Off-the-shelf Models for GAN Training", does this with ImageNet and CLIP
 networks; none can be downloaded here). LiGAN's face network is its identity network — dlib's
-descriptor distilled (:mod:`models.faces.identity_net`) — in whose space a logistic regression
-tells this generator's faces from photographs almost every time (docs/model_card.md, "real vs
-generated"): the signal the generator most lacks.
+descriptor distilled (:mod:`models.faces.identity_net`).
 
-The network stays frozen; only a small head on its features learns (two dense layers on the
-trunk's features beside the 128-d embedding). Images are augmented before the network, as for
-the main discriminator, so that the generator cannot fool the frozen features with patterns of
-fixed position. The head's logistic loss joins the generator's with a weight
-(``TrainConfig.feature_d_weight``).
+The network stays frozen; only a small head learns. It reads the network at every level: the
+mean and standard deviation over space of each residual block's output (texture and contrast
+statistics at 32, 16, 8 and 4 px) beside the trunk's features and the 128-d embedding. Measured
+on 512 held-out UTKFace faces against 512 faces of the lr-0.001 campaign run (70 kimg), a
+cross-validated logistic regression tells them apart 90 % of the time on these levels together,
+76–78 % on the embedding or the trunk's features alone. Each feature is standardised with the
+mean and deviation of real faces, measured once when the head starts (:meth:`calibrate`) and
+checkpointed with it: unscaled, the large features drowned the rest and the head learnt far
+slower (300 Adam steps at :data:`HEAD_LR`: 71 % held out against 87 %).
+
+Images are augmented before the network, as for the main discriminator, so that the generator
+cannot fool the frozen features with patterns of fixed position. The head's logistic loss joins
+the generator's with a weight (``TrainConfig.feature_d_weight``).
 """
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
-from models.face_trunk import trunk_features
+from models.face_trunk import to_work_resolution
 from models.faces.identity_net import EMBEDDING_DIM, IdentityNet
 from models.stylegan2.layers import Dense, NamedModule
 
 #: Width of the head's hidden layer.
 HEAD_HIDDEN = 256
+#: The head's Adam learning rate (β = 0, 0.99, as StyleGAN2's discriminator). In the
+#: measurement above, 0.0025 reached 86 % in 300 steps where 0.001 reached 80 %.
+HEAD_LR = 0.0025
+
+
+def feature_count(net: IdentityNet) -> int:
+    """How many numbers :meth:`FeatureDiscriminator.features` gives per face."""
+    pooled = sum(2 * int(block.conv1.weight.shape[-1]) for block in net.blocks)
+    return pooled + net.cfg.features + EMBEDDING_DIM
 
 
 class FeatureHead(NamedModule):
-    """[trunk features ‖ identity embedding] → hidden → one real/fake logit per face."""
+    """Standardised features → hidden → one real/fake logit per face."""
 
     def __init__(self, features: int, seed: int = 0) -> None:
         super().__init__("feature_d")
         rng = np.random.default_rng(seed)
-        self.hidden = self.add_child("hidden", Dense("hidden", features + EMBEDDING_DIM,
-                                                     HEAD_HIDDEN, rng, act="lrelu"))
+        self.mean = self.add_var("mean", np.zeros(features), trainable=False)
+        self.scale = self.add_var("scale", np.ones(features), trainable=False)
+        self.calibrated = self.add_var("calibrated", np.zeros(()), trainable=False)
+        self.hidden = self.add_child("hidden", Dense("hidden", features, HEAD_HIDDEN, rng,
+                                                     act="lrelu"))
         self.out = self.add_child("out", Dense("out", HEAD_HIDDEN, 1, rng))
 
     def __call__(self, features: tf.Tensor) -> tf.Tensor:
-        return self.out(self.hidden(features))
+        return self.out(self.hidden((features - self.mean) * self.scale))
 
 
 class FeatureDiscriminator:
@@ -51,21 +69,40 @@ class FeatureDiscriminator:
 
     def __init__(self, net: IdentityNet, seed: int = 0) -> None:
         self.net = net
-        self.head = FeatureHead(net.cfg.features, seed)
+        self.head = FeatureHead(feature_count(net), seed)
 
     @property
     def trainable_variables(self) -> tuple[tf.Variable, ...]:
         return self.head.trainable_variables
 
+    @property
+    def calibrated(self) -> bool:
+        return bool(self.head.calibrated.numpy())
+
     def features(self, images: tf.Tensor) -> tf.Tensor:
-        """Faces [N, R, R, 3] in [-1, 1] → the network's trunk features and embedding."""
-        trunk = trunk_features(self.net, images)
-        embedding = self.net.out(self.net.hidden(trunk))
-        return tf.concat([trunk, embedding], axis=-1)
+        """Faces [N, R, R, 3] in [-1, 1] → every block's mean and deviation over space, the
+        trunk's features and the embedding, [N, feature_count]."""
+        net = self.net
+        x = net.stem(to_work_resolution(tf.cast(images, tf.float32), net.cfg.work_resolution))
+        pooled = []
+        for block in net.blocks:
+            x = block(x)
+            mean, var = tf.nn.moments(x, axes=[1, 2])
+            pooled += [mean, tf.sqrt(var + 1e-8)]
+        trunk = net.fc(tf.reshape(x, [tf.shape(x)[0], x.shape[1] * x.shape[2] * x.shape[3]]))
+        return tf.concat([*pooled, trunk, net.out(net.hidden(trunk))], axis=-1)
+
+    def calibrate(self, real: np.ndarray) -> None:
+        """Standardise the head's inputs with these real faces' feature means and deviations."""
+        feats = np.concatenate([self.features(tf.constant(real[i:i + 64])).numpy()
+                                for i in range(0, len(real), 64)])
+        self.head.mean.assign(feats.mean(axis=0))
+        self.head.scale.assign(1.0 / (feats.std(axis=0) + 1e-3))
+        self.head.calibrated.assign(1.0)
 
     def __call__(self, images: tf.Tensor) -> tf.Tensor:
         """Faces → real/fake logits [N, 1] (differentiable with respect to the images)."""
-        return self.head(self.features(tf.cast(images, tf.float32)))
+        return self.head(self.features(images))
 
 
 def load_feature_discriminator(bundle_path: str, resolution: int,

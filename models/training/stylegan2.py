@@ -220,10 +220,10 @@ class Trainer:
             self.opt_d = Adam(self.D.trainable_variables, d_lr, d_betas, name="opt_d")
             self.FD, self.opt_fd = None, None
             if cfg.feature_d:
-                from models.training.feature_d import load_feature_discriminator
+                from models.training.feature_d import HEAD_LR, load_feature_discriminator
 
                 self.FD = load_feature_discriminator(cfg.feature_d, cfg.resolution, cfg.seed + 2)
-                self.opt_fd = Adam(self.FD.trainable_variables, cfg.d_lr, (0.0, 0.99),
+                self.opt_fd = Adam(self.FD.trainable_variables, HEAD_LR, (0.0, 0.99),
                                    name="opt_fd")
             self.rng = tf.random.Generator.from_seed(cfg.seed)
             agg = tf.VariableAggregation.ONLY_FIRST_REPLICA
@@ -419,6 +419,16 @@ class Trainer:
             self._step_fns[key] = tf.function(step)
         return self._step_fns[key]
 
+    def _calibrate_feature_d(self, images: int = 256) -> None:
+        """Standardise the new feature head's inputs on real training faces (a stream of its
+        own, so the training order is the same with or without the head)."""
+        cfg = self.cfg
+        stream = iter(training_dataset(cfg.data, cfg.resolution, 64, cfg.seed + 7,
+                                       mirror=cfg.mirror))
+        real = np.concatenate([next(stream).numpy() for _ in range(max(images // 64, 1))])
+        self.FD.calibrate(real)
+        log.info("feature discriminator: inputs standardised on %d real faces", len(real))
+
     def ema_beta(self, nimg: int) -> float:
         ema = self.cfg.ema_images
         if self.cfg.ema_rampup is not None:
@@ -438,6 +448,8 @@ class Trainer:
         if restored:
             log.info("resumed from %s at %.1f kimg", restored, start_nimg / 1000)
         log.info("precision: %s", cfg.precision)
+        if self.FD is not None and not self.FD.calibrated:
+            self._calibrate_feature_d()
         total = int(cfg.total_kimg * 1000)
         if self.balance_report:
             report = self.balance_report
