@@ -32,7 +32,10 @@ def _submit(slurm_cluster, run, kimg: str) -> str:
     return job
 
 
-def _wait(sched, job: str, log, timeout: float = 80):
+def _wait(sched, job: str, log, timeout: float = 240):
+    """The job's final state and log. The timeout stays under the job's 5-minute limit but far
+    above its usual ~40 s: on two loaded cores (TensorFlow's start, three compiled step
+    variants, the snapshot's metrics) it once took over 80 s."""
     st = wait_until(lambda: (lambda s: s if s.final else None)(sched.state(job)), timeout,
                     f"job {job} finished", interval=0.5)
     text = log.read_text() if log.exists() else "(no log)"
