@@ -58,11 +58,21 @@ def add_trunk(module: NamedModule, cfg: TrunkConfig, rng: np.random.Generator) -
 def trunk_features(module: NamedModule, images: tf.Tensor, dtype: tf.DType = tf.float32
                    ) -> tf.Tensor:
     """Faces [N, R, R, 3] in [-1, 1] → features [N, cfg.features], convolutions in ``dtype``."""
+    return trunk_levels(module, images, dtype)[1]
+
+
+def trunk_levels(module: NamedModule, images: tf.Tensor, dtype: tf.DType = tf.float32
+                 ) -> tuple[list[tf.Tensor], tf.Tensor]:
+    """Faces → every residual block's output (from the working resolution down to 4×4) and
+    the features of :func:`trunk_features`."""
     x = to_work_resolution(tf.cast(images, tf.float32), module.cfg.work_resolution)
     x = module.stem(tf.cast(x, dtype))
+    levels = []
     for block in module.blocks:
         x = block(x)
-    return module.fc(tf.reshape(x, [tf.shape(x)[0], x.shape[1] * x.shape[2] * x.shape[3]]))
+        levels.append(x)
+    features = module.fc(tf.reshape(x, [tf.shape(x)[0], x.shape[1] * x.shape[2] * x.shape[3]]))
+    return levels, features
 
 
 def to_work_resolution(x: tf.Tensor, work: int) -> tf.Tensor:

@@ -68,7 +68,11 @@ class IdentityNet(NamedModule):
 
     def __call__(self, images: tf.Tensor) -> tf.Tensor:
         """Float images [N, R, R, 3] in [-1, 1] → embeddings [N, 128] (differentiable)."""
-        return self.out(self.hidden(trunk_features(self, images)))
+        return self.embed_features(trunk_features(self, images))
+
+    def embed_features(self, features: tf.Tensor) -> tf.Tensor:
+        """The trunk's features [N, cfg.features] → embeddings [N, 128]."""
+        return self.out(self.hidden(features))
 
     def embed(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Embeddings (float32 [N, 128]) of aligned faces at the bundle's resolution, uint8 or

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from models.face_trunk import to_work_resolution
+from models.face_trunk import trunk_levels
 from models.faces.identity_net import EMBEDDING_DIM, IdentityNet
 from models.stylegan2.layers import Dense, NamedModule
 
@@ -82,15 +82,12 @@ class FeatureDiscriminator:
     def features(self, images: tf.Tensor) -> tf.Tensor:
         """Faces [N, R, R, 3] in [-1, 1] → every block's mean and deviation over space, the
         trunk's features and the embedding, [N, feature_count]."""
-        net = self.net
-        x = net.stem(to_work_resolution(tf.cast(images, tf.float32), net.cfg.work_resolution))
+        levels, trunk = trunk_levels(self.net, images)
         pooled = []
-        for block in net.blocks:
-            x = block(x)
-            mean, var = tf.nn.moments(x, axes=[1, 2])
+        for level in levels:
+            mean, var = tf.nn.moments(level, axes=[1, 2])
             pooled += [mean, tf.sqrt(var + 1e-8)]
-        trunk = net.fc(tf.reshape(x, [tf.shape(x)[0], x.shape[1] * x.shape[2] * x.shape[3]]))
-        return tf.concat([*pooled, trunk, net.out(net.hidden(trunk))], axis=-1)
+        return tf.concat([*pooled, trunk, self.net.embed_features(trunk)], axis=-1)
 
     def calibrate(self, real: np.ndarray) -> None:
         """Standardise the head's inputs with these real faces' feature means and deviations."""

@@ -307,15 +307,17 @@ class Trainer:
         seeds = self.rng.uniform_full_int([tf.shape(ws)[0]], dtype=tf.int32)
         return self.G.synthesis(ws, "random", seeds, self.dtype)
 
+    def _augment(self, images: tf.Tensor) -> tf.Tensor:
+        return augment(images, self.policy, self.rng) if self.policy else images
+
     def _d_logits(self, images: tf.Tensor) -> tf.Tensor:
-        images = augment(images, self.policy, self.rng) if self.policy else images
+        images = self._augment(images)
         if self.cfg.precision == "float16":
             return discriminate_mixed(self.D, images)
         return self.D(images, self.dtype)
 
     def _fd_logits(self, images: tf.Tensor) -> tf.Tensor:
-        images = augment(images, self.policy, self.rng) if self.policy else images
-        return self.FD(images)
+        return self.FD(self._augment(images))
 
     def _replica_step(self, real: tf.Tensor, ema_beta: tf.Tensor, do_pl: bool,
                       do_r1: bool) -> dict[str, tf.Tensor]:
