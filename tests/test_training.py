@@ -353,6 +353,44 @@ def test_a_feature_discriminator_reads_faces_through_the_frozen_identity_network
         tiny_train_config(feature_d=str(bundle), feature_d_weight=-1)
 
 
+@needs_faces
+def test_the_spectral_loss_pulls_the_generated_spectrum_toward_the_real_one(tmp_path):
+    """--spectral-weight: 0 for batches with the same spectrum, larger the more a batch's fine
+    detail differs, a gradient for the fake batch only; the trainer logs it, and it may be
+    switched on when a run is resumed."""
+    from models.training.spectrum import radial_power, spectral_loss
+    from models.training.stylegan2 import Trainer
+
+    rng = np.random.default_rng(0)
+    smooth = tf.constant(np.cumsum(np.cumsum(rng.normal(size=(8, 32, 32, 3)), 1), 2)
+                         / 30, tf.float32)
+    target = radial_power(smooth)
+    assert target.shape == (15,)
+    assert float(spectral_loss(smooth, target)) == pytest.approx(0.0, abs=1e-9)
+    noisy = smooth + tf.constant(rng.normal(0, 0.05, (8, 32, 32, 3)), tf.float32)
+    noisier = smooth + tf.constant(rng.normal(0, 0.2, (8, 32, 32, 3)), tf.float32)
+    assert 0 < float(spectral_loss(noisy, target)) < float(spectral_loss(noisier, target))
+    fake, target = tf.Variable(noisier), tf.Variable(target)
+    with tf.GradientTape() as tape:
+        loss = spectral_loss(fake, target)
+    grad_fake, grad_target = tape.gradient(loss, [fake, target])
+    assert float(tf.reduce_max(tf.abs(grad_fake))) > 0 and grad_target is None
+    with pytest.raises(ValueError, match="square images"):
+        radial_power(tf.zeros([2, 32, 16, 3]))
+
+    run = tmp_path / "run"
+    assert Trainer(tiny_train_config(total_kimg=0.016), run).train()["nimg"] == 16
+    resumed = Trainer(tiny_train_config(total_kimg=0.032, spectral_weight=1.0), run)
+    assert resumed.train()["nimg"] == 32
+    ticks = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert "loss/G_spectral" not in ticks[0]
+    assert ticks[-1]["kimg"] == 0.032 and ticks[-1]["loss/G_spectral"] > 0
+    assert resumed.real_power_steps.numpy() == 4  # its target averaged the 4 real batches
+    assert resumed.real_power.numpy().min() > 0
+    with pytest.raises(ValueError, match="spectral loss's weight must be ≥ 0"):
+        tiny_train_config(spectral_weight=-0.5)
+
+
 def _feature_gradient_reaches_the_generator(trainer) -> float:
     """Norm of the gradient of the feature discriminator's generator loss on G's weights."""
     with tf.GradientTape() as tape:

@@ -43,6 +43,14 @@ def test_frechet_distance_matches_the_closed_form_for_diagonal_covariances():
                                         rng.standard_normal((6, 128))))
 
 
+def test_identity_spread_is_the_share_of_the_real_variance():
+    from models.training.metrics import identity_spread
+
+    real = np.random.default_rng(3).standard_normal((4000, 8))
+    assert identity_spread(real[:2000], real[2000:]) == pytest.approx(1.0, abs=0.05)
+    assert identity_spread(0.5 * real[:2000] + 3, real[2000:]) == pytest.approx(0.25, abs=0.02)
+
+
 def test_precision_and_recall_on_separated_clusters():
     rng = np.random.default_rng(3)
     real = np.concatenate([rng.normal(0, 0.1, (100, 2)), rng.normal([10, 0], 0.1, (100, 2))])
@@ -109,7 +117,30 @@ def test_evaluate_a_bundle_against_real_photos(tiny_bundle_dir, tmp_path):
     assert result["real_one_face_rate"] == 1.0
     assert result["fd_identity"] > 0 and 0 <= result["precision"] <= 1
     assert result["one_face_rate"] < 0.5  # random weights do not draw faces
+    assert result["fine_detail_power"] > 0 and "fine-detail power" in r.stdout
+    assert result["identity_spread"] > 0 and "identity spread" in r.stdout
     assert result["fid"] is None
+
+
+@needs_photos
+def test_fine_detail_power_tells_blur_and_grain_from_photos():
+    """Generated over real power at the finest third of frequencies: about 1 for other photos
+    of the same kind, below for blurred ones, above for grainy ones."""
+    import cv2
+
+    from models.training.spectrum import fine_detail_power
+
+    photos = np.stack([cv2.resize(cv2.imread(str(p))[:, :, ::-1], (64, 64),
+                                  interpolation=cv2.INTER_AREA)
+                       for p in sorted(LONDON.glob("*.jpg"))[:40]]).astype(np.float32)
+    first, second = photos[:20], photos[20:]
+    blurred = np.stack([cv2.GaussianBlur(p, (5, 5), 1.0) for p in second])
+    grainy = second + np.random.default_rng(0).normal(0, 12, second.shape)
+    assert 0.6 < fine_detail_power(second, first) < 1.6
+    assert fine_detail_power(blurred, first) < 0.3 * fine_detail_power(second, first)
+    assert fine_detail_power(grainy, first) > 1.5 * fine_detail_power(second, first)
+    with pytest.raises(ValueError, match="differ in size"):
+        fine_detail_power(second, photos[:, :32, :32])
 
 
 def test_evaluate_with_an_attribute_model_compares_distributions(tiny_generator, tmp_path):

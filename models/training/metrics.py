@@ -75,6 +75,14 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return max(value, 0.0)
 
 
+def identity_spread(generated: np.ndarray, real: np.ndarray) -> float:
+    """How widely generated identities vary, as a share of how widely real ones do: the trace
+    of the embeddings' covariance, generated over real (1: as varied as the photos; a
+    generator that draws few distinct people reads well below 1 even when each face passes)."""
+    generated, real = np.asarray(generated, np.float64), np.asarray(real, np.float64)
+    return float(np.trace(np.cov(generated, rowvar=False)) / np.trace(np.cov(real, rowvar=False)))
+
+
 def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
     return np.sqrt(np.clip(sq, 0, None))
@@ -362,10 +370,12 @@ def evaluate_generator(generator, real: RealSet, samples: int, psi: float = 0.7,
         "samples": samples, "real_samples": len(real), "real": real.source, "psi": psi,
         "seed": seed,
         "fd_identity": round(frechet_distance(embeddings, real.embeddings), 6),
+        "identity_spread": round(identity_spread(embeddings, real.embeddings), 4),
         "precision": round(precision, 4), "recall": round(recall, 4), "k": k,
         "one_face_rate": round(float(np.mean(counts == 1)), 4),
         "no_face_rate": round(float(np.mean(counts == 0)), 4),
         "real_one_face_rate": round(float(np.mean(real.counts == 1)), 4),
+        "fine_detail_power": _fine_detail(images, real.images),
         "fid": None,  # needs Inception weights (only from a file the user supplies)
     }
     if inception is not None:
@@ -402,6 +412,16 @@ def evaluate_generator(generator, real: RealSet, samples: int, psi: float = 0.7,
     return result
 
 
+def _fine_detail(generated: Sequence[np.ndarray], real: Sequence[np.ndarray]) -> float | None:
+    """:func:`~models.training.spectrum.fine_detail_power` when every face has one size, else
+    None (real faces are resized to the generator's resolution when that is known)."""
+    from models.training.spectrum import fine_detail_power
+
+    if len({image.shape for image in (*generated, *real)}) != 1:
+        return None
+    return round(fine_detail_power(np.stack(generated), np.stack(real)), 4)
+
+
 def evaluate_bundle(bundle_path: str | os.PathLike, real_source: str | os.PathLike,
                     samples: int, psi: float = 0.7, seed: int = 0,
                     real_samples: int | None = None, progress: bool = True,
@@ -436,7 +456,8 @@ def evaluate_bundle(bundle_path: str | os.PathLike, real_source: str | os.PathLi
 def scalars(result: dict[str, Any]) -> dict[str, float]:
     """The numbers of a result worth a TensorBoard curve, under ``metrics/…`` names."""
     out = {f"metrics/{k}": float(result[k]) for k in
-           ("fd_identity", "precision", "recall", "one_face_rate", "fid")
+           ("fd_identity", "identity_spread", "precision", "recall", "one_face_rate",
+            "fine_detail_power", "fid")
            if result.get(k) is not None}
     for trait, diff in result.get("attributes", {}).get("difference", {}).items():
         out[f"metrics/{trait}_max_abs_pp"] = float(diff["max_abs_pp"])
@@ -457,11 +478,17 @@ def _share_lines(title: str, generated: dict, real_shares: dict, difference: dic
 def format_table(result: dict[str, Any]) -> str:
     """A result as a readable table."""
     rows = [("identity Fréchet distance", f"{result['fd_identity']:.4f}"),
+            ("identity spread (generated / real covariance trace)",
+             f"{result['identity_spread']:.2f}" if "identity_spread" in result
+             else "not measured"),
             (f"precision (k={result['k']})", f"{result['precision']:.3f}"),
             (f"recall (k={result['k']})", f"{result['recall']:.3f}"),
             ("one-face rate", f"{100 * result['one_face_rate']:.1f} %"),
             ("no-face rate", f"{100 * result['no_face_rate']:.1f} %"),
             ("one-face rate of the real faces", f"{100 * result['real_one_face_rate']:.1f} %"),
+            ("fine-detail power (generated / real, finest third of frequencies)",
+             f"{result['fine_detail_power']:.2f} (photos: 1; below: blur, above: grain)"
+             if result.get("fine_detail_power") is not None else "not measured"),
             ("FID", f"{result['fid']:.2f} (Keras Inception-v3, "
                     f"{result['fid_inception']['weights']})" if result.get("fid") is not None
              else "not computed (needs an Inception weights file: --inception)")]

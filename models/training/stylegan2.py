@@ -29,6 +29,7 @@ from models.images import make_grid, save_png, to_uint8
 from models.precision import check_precision, compute_dtype
 from models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from models.training.augment import augment, parse_policy
+from models.training.spectrum import radial_power, spectral_loss
 from models.training.balance import balance_weights, check_balance
 from models.training.data import source_files, training_dataset
 from models.training.optim import Adam, lazy_regularization_hyperparams
@@ -41,11 +42,15 @@ FP16_CLAMP = 256.0
 
 # Settings that may change when a run is resumed; everything else must match config.json.
 # (``mixed_precision`` is the boolean that ``precision`` replaced; older run folders hold it.)
+#: Decay of the moving average of real faces' ring powers (the spectral loss's target): about
+#: the last 100 batches.
+SPECTRUM_BETA = 0.99
+
 RESUMABLE = {"total_kimg", "snapshot_kimg", "tick_kimg", "max_minutes", "progress",
              "metrics_real", "metrics_samples", "metrics_psi", "metrics_attributes",
              "metrics_inception",
              "precision", "mixed_precision", "framing", "balance", "balance_power",
-             "feature_d", "feature_d_weight"}
+             "feature_d", "feature_d_weight", "spectral_weight"}
 
 
 @dataclasses.dataclass
@@ -109,6 +114,9 @@ class TrainConfig:
     # starts untrained); its loss joins the generator's with feature_d_weight.
     feature_d: str | None = None
     feature_d_weight: float = 0.5
+    # Weight of the spectral loss (models.training.spectrum): the generated batch's radial power
+    # spectrum against the real batch's, in logs; 0: off. May be changed when resuming.
+    spectral_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 2:
@@ -126,6 +134,8 @@ class TrainConfig:
         if self.feature_d_weight < 0:
             raise ValueError(f"the feature discriminator's weight must be ≥ 0, got "
                              f"{self.feature_d_weight}")
+        if self.spectral_weight < 0:
+            raise ValueError(f"the spectral loss's weight must be ≥ 0, got {self.spectral_weight}")
         if self.metrics_real and self.metrics_samples < 4:
             raise ValueError(f"metrics need at least 4 samples (k-NN with k=3), got "
                              f"{self.metrics_samples}")
@@ -229,6 +239,11 @@ class Trainer:
             agg = tf.VariableAggregation.ONLY_FIRST_REPLICA
             self.nimg = tf.Variable(0, dtype=tf.int64, trainable=False, aggregation=agg)
             self.pl_mean = tf.Variable(0.0, trainable=False, aggregation=agg)
+            # The spectral loss's target: a moving average of the real batches' ring powers,
+            # bias-corrected by the steps averaged (not checkpointed: it refills in ~100 steps).
+            self.real_power = tf.Variable(tf.zeros([cfg.resolution // 2 - 1]), trainable=False,
+                                          aggregation=agg)
+            self.real_power_steps = tf.Variable(0.0, trainable=False, aggregation=agg)
         # The feature discriminator's head is checkpointed when it is on; a checkpoint without
         # one (switched on when resuming) leaves the head as initialised.
         extra = {"FD": self.FD.head, "opt_fd": self.opt_fd} if self.FD is not None else {}
@@ -319,6 +334,14 @@ class Trainer:
     def _fd_logits(self, images: tf.Tensor) -> tf.Tensor:
         return self.FD(self._augment(images))
 
+    def _real_power_target(self, real: tf.Tensor, ctx) -> tf.Tensor:
+        """Fold this real batch into the moving average of real ring powers; its current,
+        bias-corrected value."""
+        power = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, radial_power(real))
+        self.real_power.assign(SPECTRUM_BETA * self.real_power + (1 - SPECTRUM_BETA) * power)
+        self.real_power_steps.assign_add(1.0)
+        return self.real_power / (1 - SPECTRUM_BETA ** self.real_power_steps)
+
     def _replica_step(self, real: tf.Tensor, ema_beta: tf.Tensor, do_pl: bool,
                       do_r1: bool) -> dict[str, tf.Tensor]:
         cfg = self.cfg
@@ -341,6 +364,10 @@ class Trainer:
                 loss_g_feature = tf.reduce_mean(tf.nn.softplus(-self._fd_logits(fake)))
                 stats["loss/G_feature"] = loss_g_feature
                 total += cfg.feature_d_weight * loss_g_feature
+            if cfg.spectral_weight > 0:
+                loss_g_spectral = spectral_loss(fake, self._real_power_target(real, ctx))
+                stats["loss/G_spectral"] = loss_g_spectral
+                total += cfg.spectral_weight * loss_g_spectral
         self.opt_g.apply(reduce(tape.gradient(total, g_vars, unconnected_gradients="zero")))
         self.G.update_w_avg(w)
         stats["loss/G"] = loss_g

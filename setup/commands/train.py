@@ -101,6 +101,10 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
                           "docs/training.md); may be switched on when resuming")
     gan.add_argument("--feature-d-weight", type=float, default=0.5,
                      help="weight of the second discriminator's loss in the generator's")
+    gan.add_argument("--spectral-weight", type=float, default=0.0,
+                     help="weight of a loss that pulls the generated faces' radial power "
+                          "spectrum toward the real faces' (against blur and grain; 0: off; "
+                          "may be changed when resuming)")
     precision_option(gan)
     gan.add_argument("--metrics", type=Path, default=None, metavar="REAL",
                      help="held-out real faces (folder or TFRecord shards): compute the quality "
@@ -266,7 +270,7 @@ def _train_stylegan2(args: argparse.Namespace, settings) -> int:
             resume_from=str(args.resume_from) if args.resume_from else None,
             resume_widen=args.widen,
             feature_d=str(args.feature_d.resolve()) if args.feature_d else None,
-            feature_d_weight=args.feature_d_weight,
+            feature_d_weight=args.feature_d_weight, spectral_weight=args.spectral_weight,
             metrics_real=str(args.metrics.resolve()) if args.metrics else None,
             precision=precision,
             metrics_samples=args.metrics_samples, metrics_psi=args.metrics_psi,
