@@ -139,6 +139,30 @@ def test_a_run_folder_refuses_other_settings(tmp_path):
 
 
 @needs_faces
+def test_learning_rates_and_ema_may_change_when_resuming(tmp_path):
+    """A schedule by hand: a run resumed with a lower learning rate and a longer EMA uses them
+    (and says so in its log); the same step at the old rate lands elsewhere."""
+    from models.training.optim import lazy_regularization_hyperparams
+    from models.training.stylegan2 import Trainer
+
+    for name in ("same", "lower"):
+        Trainer(tiny_train_config(total_kimg=0.016), tmp_path / name).train()
+    same = Trainer(tiny_train_config(), tmp_path / "same")
+    lower = Trainer(tiny_train_config(g_lr=0.0005, d_lr=0.001, ema_kimg=2.0), tmp_path / "lower")
+    assert lower.opt_g.lr == pytest.approx(lazy_regularization_hyperparams(0.0005, (0, 0.99), 1)[0])
+    assert lower.opt_d.lr == pytest.approx(lazy_regularization_hyperparams(0.001, (0, 0.99), 1)[0])
+    assert same.train()["nimg"] == lower.train()["nimg"] == 32
+    a, b = weights(same), weights(lower)
+    assert any(not np.array_equal(a[name], b[name]) for name in a)
+    assert "learning rates G 0.0005, D 0.001; G's EMA half-life 2 kimg" in \
+        (tmp_path / "lower" / "log.txt").read_text()
+    with pytest.raises(ValueError, match="learning rates must be positive"):
+        tiny_train_config(g_lr=0.0)
+    with pytest.raises(ValueError, match="EMA half-life must be positive"):
+        tiny_train_config(ema_kimg=-1.0)
+
+
+@needs_faces
 def test_cli_training_checkpoints_on_sigterm_and_resumes(tmp_path):
     import signal
     import subprocess

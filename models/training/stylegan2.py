@@ -50,7 +50,7 @@ RESUMABLE = {"total_kimg", "snapshot_kimg", "tick_kimg", "max_minutes", "progres
              "metrics_real", "metrics_samples", "metrics_psi", "metrics_attributes",
              "metrics_inception",
              "precision", "mixed_precision", "framing", "balance", "balance_power",
-             "feature_d", "feature_d_weight", "spectral_weight"}
+             "feature_d", "feature_d_weight", "spectral_weight", "g_lr", "d_lr", "ema_kimg"}
 
 
 @dataclasses.dataclass
@@ -66,6 +66,8 @@ class TrainConfig:
     mapping_layers: int = 8
     channel_base: int = 16384
     channel_max: int = 512
+    # Learning rates and the EMA half-life may be changed when resuming (a schedule by hand:
+    # a lower rate once the metrics stop improving).
     g_lr: float = 0.0025
     d_lr: float = 0.0025
     r1_gamma: float | None = None  # None: 0.0002 · resolution² / batch (StyleGAN2-ADA's rule)
@@ -123,6 +125,10 @@ class TrainConfig:
             raise ValueError(f"batch size must be at least 2, got {self.batch_size}")
         if self.total_kimg <= 0:
             raise ValueError(f"total kimg must be positive, got {self.total_kimg}")
+        if min(self.g_lr, self.d_lr) <= 0:
+            raise ValueError(f"learning rates must be positive, got G {self.g_lr}, D {self.d_lr}")
+        if self.ema_kimg is not None and self.ema_kimg <= 0:
+            raise ValueError(f"the EMA half-life must be positive, got {self.ema_kimg} kimg")
         parse_policy(self.augment)
         check_precision(self.precision, allow_auto=False)
         if self.framing not in FRAMINGS:
@@ -476,7 +482,8 @@ class Trainer:
         start_nimg = int(self.nimg.numpy())
         if restored:
             log.info("resumed from %s at %.1f kimg", restored, start_nimg / 1000)
-        log.info("precision: %s", cfg.precision)
+        log.info("precision: %s; learning rates G %g, D %g; G's EMA half-life %g kimg",
+                 cfg.precision, cfg.g_lr, cfg.d_lr, cfg.ema_images / 1000)
         if self.FD is not None and not self.FD.calibrated:
             self._calibrate_feature_d()
         total = int(cfg.total_kimg * 1000)

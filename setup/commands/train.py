@@ -61,7 +61,11 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     gan.add_argument("--mapping-layers", type=int, default=8)
     gan.add_argument("--channel-base", type=int, default=16384)
     gan.add_argument("--channel-max", type=int, default=512)
-    gan.add_argument("--lr", type=float, default=0.0025, help="learning rate of G and D")
+    gan.add_argument("--lr", type=float, default=0.0025,
+                     help="learning rate of G and D (may be changed when resuming)")
+    gan.add_argument("--ema-kimg", type=float, default=None,
+                     help="half-life of G's moving average in kimg (default: batch · 10 / 32; "
+                          "may be changed when resuming)")
     gan.add_argument("--gamma", type=float, default=None,
                      help="R1 weight (default: 0.0002 · resolution² / batch)")
     gan.add_argument("--augment", default="color,translation,cutout",
@@ -261,6 +265,7 @@ def _train_stylegan2(args: argparse.Namespace, settings) -> int:
             total_kimg=args.kimg, z_dim=args.z_dim, w_dim=args.w_dim,
             mapping_layers=args.mapping_layers, channel_base=args.channel_base,
             channel_max=args.channel_max, g_lr=args.lr, d_lr=args.lr, r1_gamma=args.gamma,
+            ema_kimg=args.ema_kimg,
             augment=args.augment, mirror=not args.no_mirror, seed=args.seed,
             tick_kimg=args.tick_kimg, snapshot_kimg=args.snapshot_kimg,
             max_minutes=args.max_minutes, deterministic=args.deterministic,
