@@ -238,9 +238,18 @@ def widen_weights(module, narrow, where: str, new_scale: float = WIDEN_NEW_SCALE
     values, times ``new_scale`` for weights (vectors — biases, style biases — keep theirs). So
     new channels start as near-silent inputs to the old ones and learn from there; the function
     is nearly the narrow network's. Returns how many variables were widened. Names must match
-    (the same resolution and depth) and no dimension may shrink."""
+    (the same resolution and depth) and no dimension may shrink.
+
+    A conditional ``module`` may start from an unconditional ``narrow``: its label variables
+    (``label_variables``) start fresh, weights times ``new_scale``, and the mapping's first
+    layer takes the label embedding as new near-silent inputs, so the network first draws what
+    the unconditional one drew, whatever the labels."""
     variables = dict(module.named_variables())
     arrays = {name: var.numpy() for name, var in narrow.named_variables()}
+    fresh = module.label_variables() - set(arrays)
+    for name in sorted(fresh):
+        var = variables.pop(name)
+        var.assign(var.numpy() * (new_scale if name.endswith("weight") else 1.0))
     missing, extra = sorted(set(variables) - set(arrays)), sorted(set(arrays) - set(variables))
     if missing or extra:
         raise BundleShapeError(f"{where}: the networks differ in more than width (missing "
@@ -269,7 +278,7 @@ def widen_weights(module, narrow, where: str, new_scale: float = WIDEN_NEW_SCALE
         value[tuple(slice(0, o) for o in old.shape)] = old
         var.assign(value)
         widened += 1
-    return widened
+    return widened + len(fresh)
 
 
 @dataclass

@@ -45,6 +45,9 @@ class GeneratorConfig:
     channel_max: int = 512
     conv_clamp: float | None = None
     w_avg_beta: float = 0.995
+    # A conditional generator (models.conditioning): group counts of the label vector's
+    # one-hot blocks, one per trait; empty: unconditional.
+    label_groups: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _check_resolution(self.resolution)
@@ -55,6 +58,15 @@ class GeneratorConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.conv_clamp is not None and self.conv_clamp <= 0:
             raise ConfigError(f"conv_clamp must be positive or null, got {self.conv_clamp!r}")
+        _check_label_groups(self)
+        if len(self.label_groups) > self.z_dim:
+            raise ConfigError(f"{len(self.label_groups)} label traits need a z of at least "
+                              f"that many entries (labels are drawn from z), got {self.z_dim}")
+
+    @property
+    def c_dim(self) -> int:
+        """Entries of the label vector (0: unconditional)."""
+        return sum(self.label_groups)
 
     @property
     def log2_resolution(self) -> int:
@@ -84,7 +96,7 @@ class GeneratorConfig:
                 "fine": [min(8, n), n]}
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return _to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "GeneratorConfig":
@@ -102,6 +114,8 @@ class DiscriminatorConfig:
     mbstd_group_size: int = 4
     mbstd_num_channels: int = 1
     conv_clamp: float | None = None
+    # A conditional discriminator scores a face given its labels (as GeneratorConfig).
+    label_groups: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _check_resolution(self.resolution)
@@ -110,6 +124,12 @@ class DiscriminatorConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        _check_label_groups(self)
+
+    @property
+    def c_dim(self) -> int:
+        """Entries of the label vector (0: unconditional)."""
+        return sum(self.label_groups)
 
     @property
     def block_resolutions(self) -> list[int]:
@@ -119,11 +139,29 @@ class DiscriminatorConfig:
         return channels_at(resolution, self.channel_base, self.channel_max)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return _to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DiscriminatorConfig":
         return _from_dict(cls, data)
+
+
+def _check_label_groups(cfg: Any) -> None:
+    """Store ``label_groups`` as a tuple (JSON gives a list); every group count at least 2."""
+    groups = tuple(cfg.label_groups)
+    if any(not isinstance(n, int) or n < 2 for n in groups):
+        raise ConfigError(f"label_groups must be counts of at least 2, got {list(groups)!r}")
+    object.__setattr__(cfg, "label_groups", groups)
+
+
+def _to_dict(cfg: Any) -> dict[str, Any]:
+    """The settings as JSON-ready values; an unconditional network leaves ``label_groups`` out,
+    so its description is the same as before conditioning existed."""
+    data = dataclasses.asdict(cfg)
+    data["label_groups"] = list(data["label_groups"])
+    if not data["label_groups"]:
+        del data["label_groups"]
+    return data
 
 
 def _from_dict(cls: type, data: dict[str, Any]):

@@ -78,8 +78,14 @@ class DiscriminatorEpilogue(NamedModule):
         self._appended_inputs = {"conv.weight": (2, cfg.mbstd_num_channels)}
         self.fc = self.add_child("fc", Dense("fc", ch * 16, ch, rng, act="lrelu"))
         self.out = self.add_child("out", Dense("out", ch, 1, rng))
+        # A conditional discriminator adds a projection term (Miyato & Koyama 2018): the dense
+        # features' dot product with an embedding of the face's labels.
+        self._label_only = ("cmap",)
+        self.cmap = (self.add_child("cmap", Dense("cmap", cfg.c_dim, ch, rng))
+                     if cfg.c_dim else None)
 
-    def __call__(self, x: tf.Tensor, features: list[tf.Tensor] | None = None) -> tf.Tensor:
+    def __call__(self, x: tf.Tensor, features: list[tf.Tensor] | None = None,
+                 labels: tf.Tensor | None = None) -> tf.Tensor:
         x = minibatch_stddev(x, self.cfg.mbstd_group_size, self.cfg.mbstd_num_channels)
         x = self.conv(x)
         if features is not None:
@@ -87,7 +93,12 @@ class DiscriminatorEpilogue(NamedModule):
         # Flatten in channel-major (NCHW) order so that dense weights match the published layout.
         x = tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [tf.shape(x)[0], -1])
         x = self.fc(x)
-        return self.out(x)
+        score = self.out(x)
+        if self.cmap is not None and labels is not None:
+            projection = self.cmap(tf.convert_to_tensor(labels, tf.float32))
+            score += tf.reduce_sum(x * projection, axis=1, keepdims=True) * \
+                (1.0 / np.sqrt(x.shape[-1]))
+        return score
 
 
 class Discriminator(NamedModule):
@@ -101,13 +112,16 @@ class Discriminator(NamedModule):
                        for i, r in enumerate(cfg.block_resolutions)]
         self.epilogue = self.add_child("b4", DiscriminatorEpilogue(cfg, rng))
 
-    def __call__(self, images: tf.Tensor, dtype: tf.DType = tf.float32) -> tf.Tensor:
+    def __call__(self, images: tf.Tensor, dtype: tf.DType = tf.float32,
+                 labels: tf.Tensor | None = None) -> tf.Tensor:
         """Scores (float32); the resolution blocks compute in ``dtype`` (models.precision),
-        the 4×4 epilogue with its minibatch statistics and the score in float32."""
+        the 4×4 epilogue with its minibatch statistics and the score in float32. A conditional
+        discriminator scores the faces given ``labels`` [N, c_dim] (None: its label term is
+        left out)."""
         x = tf.cast(tf.convert_to_tensor(images, tf.float32), dtype)
         for block in self.blocks:
             x = block(x)
-        return self.epilogue(tf.cast(x, tf.float32))
+        return self.epilogue(tf.cast(x, tf.float32), labels=labels)
 
     def perceptual_features(self, images: tf.Tensor,
                             dtype: tf.DType = tf.float32) -> list[tf.Tensor]:

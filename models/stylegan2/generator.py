@@ -20,23 +20,62 @@ NOISE_MODES: tuple[str, ...] = ("const", "random", "none")
 
 
 class MappingNetwork(NamedModule):
-    """z → w: second-moment normalisation and ``mapping_layers`` dense layers with lr multiplier."""
+    """z (and labels) → w: second-moment normalisation and ``mapping_layers`` dense layers with
+    lr multiplier.
+
+    A conditional network (``cfg.label_groups``) embeds the label vector, normalises the
+    embedding like z and reads both, concatenated. Called without labels it draws them from z
+    itself (:meth:`labels_from_z`), so every caller that maps z gets faces of every group, in
+    the training data's shares, reproducibly.
+    """
 
     def __init__(self, cfg: GeneratorConfig, rng: np.random.Generator) -> None:
         super().__init__("mapping")
-        self.layers = []
+        self.cfg = cfg
+        self._label_only = ("embed", "label_prior")
         features = cfg.z_dim
+        self.embed = None
+        if cfg.c_dim:
+            self.embed = self.add_child("embed", Dense("embed", cfg.c_dim, cfg.w_dim, rng))
+            # Each group's share within its trait (set from the training data), for drawing
+            # labels when none are given.
+            prior = np.concatenate([np.full(n, 1.0 / n) for n in cfg.label_groups])
+            self.label_prior = self.add_var("label_prior", prior, trainable=False)
+            features += cfg.w_dim
+        self.layers = []
         for i in range(cfg.mapping_layers):
             layer = Dense(f"fc{i}", features, cfg.w_dim, rng, act="lrelu",
                           lr_multiplier=cfg.mapping_lr_multiplier)
             self.layers.append(self.add_child(f"fc{i}", layer))
             features = cfg.w_dim
 
-    def __call__(self, z: tf.Tensor) -> tf.Tensor:
+    def __call__(self, z: tf.Tensor, labels: tf.Tensor | None = None) -> tf.Tensor:
         x = ops.normalize_2nd_moment(z)
+        if self.embed is not None:
+            if labels is None:
+                labels = self.labels_from_z(z)
+            c = ops.normalize_2nd_moment(self.embed(tf.convert_to_tensor(labels, tf.float32)))
+            x = tf.concat([x, c], axis=1)
         for layer in self.layers:
             x = layer(x)
         return x
+
+    def labels_from_z(self, z: tf.Tensor) -> tf.Tensor:
+        """One label vector per z [N, c_dim]: trait ``k``'s group is where the normal CDF of
+        ``z[:, k]`` falls among the cumulative shares of :attr:`label_prior`, so groups come in
+        the prior's shares and a z always gets the same labels ([N, 0] when unconditional)."""
+        z = tf.convert_to_tensor(z, tf.float32)
+        if self.embed is None:
+            return tf.zeros([tf.shape(z)[0], 0], tf.float32)
+        blocks, start = [], 0
+        for k, n in enumerate(self.cfg.label_groups):
+            shares = self.label_prior[start:start + n]
+            bounds = tf.cumsum(shares)[:-1] / tf.reduce_sum(shares)
+            u = 0.5 * (1.0 + tf.math.erf(z[:, k] / np.sqrt(2.0)))
+            index = tf.reduce_sum(tf.cast(u[:, None] > bounds[None], tf.int32), axis=1)
+            blocks.append(tf.one_hot(index, n, dtype=tf.float32))
+            start += n
+        return tf.concat(blocks, axis=1)
 
 
 class SynthesisBlock(NamedModule):
@@ -153,10 +192,11 @@ class Generator(NamedModule):
     # -- eager building blocks (also used by training) --------------------------------------
 
     def map(self, z: tf.Tensor, truncation_psi: float | tf.Tensor = 1.0,
-            truncation_cutoff: int | None = None) -> tf.Tensor:
+            truncation_cutoff: int | None = None, labels: tf.Tensor | None = None) -> tf.Tensor:
         """z [N, z_dim] → w+ [N, num_ws, w_dim], truncated toward ``w_avg`` for the first
-        ``truncation_cutoff`` entries (all when None)."""
-        w = self.mapping(tf.convert_to_tensor(z, tf.float32))
+        ``truncation_cutoff`` entries (all when None). ``labels`` [N, c_dim]: the groups a
+        conditional generator draws (models.conditioning); None: drawn from z."""
+        w = self.mapping(tf.convert_to_tensor(z, tf.float32), labels)
         ws = tf.tile(w[:, None, :], [1, self.num_ws, 1])
         return truncate(ws, self.w_avg, truncation_psi, truncation_cutoff)
 
@@ -181,10 +221,11 @@ class Generator(NamedModule):
         seed_spec = tf.TensorSpec([None], tf.int32)
         if key == "map":
             fn = tf.function(
-                lambda z, psi, cutoff: truncate(
-                    tf.tile(self.mapping(z)[:, None, :], [1, cfg.num_ws, 1]), self.w_avg, psi,
-                    cutoff),
+                lambda z, labels, psi, cutoff: truncate(
+                    tf.tile(self.mapping(z, labels)[:, None, :], [1, cfg.num_ws, 1]),
+                    self.w_avg, psi, cutoff),
                 input_signature=[tf.TensorSpec([None, cfg.z_dim], tf.float32),
+                                 tf.TensorSpec([None, cfg.c_dim], tf.float32),
                                  tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)],
                 reduce_retracing=True)
         else:
@@ -197,13 +238,20 @@ class Generator(NamedModule):
 
     def map_compiled(self, z: np.ndarray | tf.Tensor, truncation_psi: float = 1.0,
                      truncation_cutoff: int | None = None,
-                     reproducible: bool = True) -> tf.Tensor:
+                     reproducible: bool = True,
+                     labels: np.ndarray | tf.Tensor | None = None) -> tf.Tensor:
         """Compiled :meth:`map`; ``reproducible`` maps row by row, so that a z record's w does
         not depend on its batch (see :meth:`synthesize`)."""
         cutoff = self.num_ws if truncation_cutoff is None else int(truncation_cutoff)
         psi, cut = tf.constant(truncation_psi, tf.float32), tf.constant(cutoff, tf.int32)
-        return _rows(lambda z: self._compiled_fn("map")(z, psi, cut),
-                     tf.convert_to_tensor(z, tf.float32), one_by_one=reproducible)
+        z = tf.convert_to_tensor(z, tf.float32)
+        labels = self.mapping.labels_from_z(z) if labels is None else \
+            tf.convert_to_tensor(labels, tf.float32)
+        if labels.shape != (z.shape[0], self.cfg.c_dim):
+            raise ValueError(f"labels must be [{z.shape[0]}, {self.cfg.c_dim}] for this "
+                             f"generator, got {list(labels.shape)}")
+        return _rows(lambda z, c: self._compiled_fn("map")(z, c, psi, cut), z, labels,
+                     one_by_one=reproducible)
 
     def synthesize(self, ws: np.ndarray | tf.Tensor, noise_mode: str = "const",
                    noise_seeds: Sequence[int] | np.ndarray | int = 0,

@@ -64,6 +64,19 @@ class NamedModule(tf.Module):
             out.update(child.appended_inputs(prefix + name + "."))
         return out
 
+    def label_variables(self, prefix: str = "") -> set[str]:
+        """Variables that only a conditional network has (models.conditioning): those of the
+        own variables and children named in ``_label_only``; an unconditional network's weights
+        lack them, and :func:`models.bundle.widen_weights` starts them fresh."""
+        own = getattr(self, "_label_only", ())
+        out = {prefix + name for name in self._own_vars if name in own}
+        for name, child in self._children.items():
+            if name in own:
+                out.update(n for n, _ in child.named_variables(prefix + name + "."))
+            else:
+                out.update(child.label_variables(prefix + name + "."))
+        return out
+
 
 class Dense(NamedModule):
     """Fully connected layer with equalised learning rate and an optional learning-rate multiplier.

@@ -14,12 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
-BALANCE_TRAITS = ("gender", "age_group", "ethnicity")
+from models.conditioning import LAYOUTS, MAX_UNLABELLED_SHARE, utkface_traits
 
-
-#: Largest share of files without UTKFace labels that balancing leaves out (UTKFace itself has
-#: a few malformed names); more means the folder is not labelled, which is an error.
-MAX_UNLABELLED_SHARE = 0.01
+BALANCE_TRAITS = tuple(LAYOUTS["utkface"])
 
 
 def check_balance(trait: str, power: float) -> None:
@@ -33,19 +30,7 @@ def check_balance(trait: str, power: float) -> None:
 def _utkface_groups(files: Sequence[str], trait: str) -> list[str | None]:
     """The ``trait`` group (one of BALANCE_TRAITS) of every UTKFace file (None where the name
     carries no labels)."""
-    from models.attributes.data import UTK_NAME
-    from models.attributes.heads import AGE_GROUPS, ETHNICITIES, GENDERS, age_group
-
-    groups: list[str | None] = []
-    for f in files:
-        match = UTK_NAME.match(Path(f).name)
-        if match is None:
-            groups.append(None)
-            continue
-        age, gender, race = (int(match.group(i)) for i in (1, 2, 3))
-        groups.append({"gender": GENDERS[gender], "age_group": AGE_GROUPS[age_group(age)],
-                       "ethnicity": ETHNICITIES[race]}[trait])
-    return groups
+    return [t[trait] if t is not None else None for t in utkface_traits(files)]
 
 
 def balance_weights(files: Sequence[str], trait: str, power: float) -> tuple[np.ndarray, dict]:

@@ -90,7 +90,8 @@ def _weighted_positions(files: list[str], records: bool, weights: np.ndarray, se
 
 def training_dataset(source: str | os.PathLike, resolution: int, batch_size: int, seed: int,
                      skip_images: int = 0, mirror: bool = True,
-                     weights: np.ndarray | None = None) -> tf.data.Dataset:
+                     weights: np.ndarray | None = None,
+                     labels: np.ndarray | None = None) -> tf.data.Dataset:
     """Endless batches of [batch, resolution, resolution, 3] float32 images in [-1, 1].
 
     ``skip_images`` resumes the stream where a run stopped. ``mirror`` flips half the images
@@ -98,19 +99,33 @@ def training_dataset(source: str | os.PathLike, resolution: int, batch_size: int
     ``weights`` (one per file of an image folder, in ``list_images`` order): draw each position's
     image with these probabilities (with replacement, by a hash of seed and position) instead
     of shuffled epochs — see ``models.training.balance``.
+    ``labels`` (one row per file of an image folder, in ``list_images`` order): batches are
+    (images, labels [batch, label dims]) pairs — see ``models.conditioning``.
     """
     files, records = source_files(source)
+    if labels is not None:
+        if records:
+            raise DataError("labelled (conditional) training needs an image folder with "
+                            "labelled file names, not TFRecord shards")
+        if len(labels) != len(files):
+            raise DataError(f"{len(labels)} label rows for {len(files)} images")
+        label_of = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(files),
+                                                tf.range(len(files), dtype=tf.int64)), -1)
+        label_rows = tf.constant(np.asarray(labels, np.float32))
     if weights is not None:
         ds = _weighted_positions(files, records, weights, seed, skip_images)
     else:
         ds = _shuffled_positions(files, records, seed, skip_images)
 
-    def load(index: tf.Tensor, item: tf.Tensor) -> tf.Tensor:
+    def load(index: tf.Tensor, item: tf.Tensor):
         data = item if records else tf.io.read_file(item)
         img = _decode(data, resolution)
         if mirror:
             flip = tf.random.stateless_uniform([], seed=tf.stack([tf.cast(seed, tf.int64), index]))
             img = tf.cond(flip < 0.5, lambda: img[:, ::-1, :], lambda: img)
+        if labels is not None:
+            return img, tf.gather(label_rows, label_of.lookup(item))
         return img
 
     options = tf.data.Options()

@@ -24,14 +24,16 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from models.bundle import save_bundle
+from models.conditioning import check_layout, file_labels, group_shares
+from models.conditioning import label_groups as layout_groups
 from models.faces.alignment import FRAMINGS
 from models.images import make_grid, save_png, to_uint8
 from models.precision import check_precision, compute_dtype
 from models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from models.training.augment import augment, parse_policy
-from models.training.spectrum import radial_power, spectral_loss
 from models.training.balance import balance_weights, check_balance
-from models.training.data import source_files, training_dataset
+from models.training.data import DataError, source_files, training_dataset
+from models.training.spectrum import radial_power, spectral_loss
 from models.training.optim import Adam, lazy_regularization_hyperparams
 from models.training.run import StopFlag, append_jsonl, log, prepare_run_dir
 
@@ -96,6 +98,11 @@ class TrainConfig:
     # is) and how strongly its groups are evened out (0–1); may be switched on when resuming.
     balance: str = ""
     balance_power: float = 0.5
+    # A conditional generator and discriminator on the data's labels (a layout in
+    # models.conditioning.LAYOUTS, read from the file names; "" = unconditional). Switching it
+    # on needs a new run folder: --resume-from an unconditional bundle starts the label weights
+    # near-silent (models.bundle.widen_weights), so the run goes on from what that bundle drew.
+    conditioning: str = ""
     resume_from: str | None = None
     # The bundle of resume_from may be narrower (a smaller channel base or max, the same
     # resolution and depth): its weights fill the leading channels (models.bundle.widen_weights).
@@ -135,6 +142,8 @@ class TrainConfig:
             raise ValueError(f"unknown framing {self.framing!r}; known: {', '.join(FRAMINGS)}")
         if self.balance:
             check_balance(self.balance, self.balance_power)
+        if self.conditioning:
+            check_layout(self.conditioning)
         if self.resume_widen and not self.resume_from:
             raise ValueError("widening (--widen) needs the bundle to start from (--resume-from)")
         if self.feature_d_weight < 0:
@@ -156,14 +165,19 @@ class TrainConfig:
         kimg = self.ema_kimg if self.ema_kimg is not None else self.batch_size * 10 / 32
         return kimg * 1000
 
+    @property
+    def label_groups(self) -> tuple[int, ...]:
+        return layout_groups(self.conditioning) if self.conditioning else ()
+
     def generator_config(self) -> GeneratorConfig:
         return GeneratorConfig(resolution=self.resolution, z_dim=self.z_dim, w_dim=self.w_dim,
                                mapping_layers=self.mapping_layers,
-                               channel_base=self.channel_base, channel_max=self.channel_max)
+                               channel_base=self.channel_base, channel_max=self.channel_max,
+                               label_groups=self.label_groups)
 
     def discriminator_config(self) -> DiscriminatorConfig:
         return DiscriminatorConfig(resolution=self.resolution, channel_base=self.channel_base,
-                                   channel_max=self.channel_max)
+                                   channel_max=self.channel_max, label_groups=self.label_groups)
 
 
 def choose_strategy(kind: str = "auto") -> tf.distribute.Strategy:
@@ -183,7 +197,8 @@ def choose_strategy(kind: str = "auto") -> tf.distribute.Strategy:
     raise ValueError(f"unknown strategy {kind!r}: use auto or mirrored")
 
 
-def discriminate_mixed(D: Discriminator, images: tf.Tensor) -> tf.Tensor:
+def discriminate_mixed(D: Discriminator, images: tf.Tensor,
+                       labels: tf.Tensor | None = None) -> tf.Tensor:
     """``D(images)`` with the first :data:`FP16_BLOCKS` blocks (the highest resolutions, where
     most of the arithmetic is) in float16 and the rest, the epilogue and the scores in float32.
 
@@ -197,7 +212,7 @@ def discriminate_mixed(D: Discriminator, images: tf.Tensor) -> tf.Tensor:
         x = block(tf.cast(x, tf.float16) if half else x)
         if half:
             x = tf.cast(tf.clip_by_value(x, -FP16_CLAMP, FP16_CLAMP), tf.float32)
-    return D.epilogue(x)
+    return D.epilogue(x, labels=labels)
 
 
 class Trainer:
@@ -216,9 +231,15 @@ class Trainer:
             tf.config.experimental.enable_op_determinism()
         self.policy = parse_policy(cfg.augment)
         self.dtype = compute_dtype(cfg.precision)
-        files, _ = source_files(cfg.data)  # fail on missing data before a run folder is made
+        files, records = source_files(cfg.data)  # fail on bad data before a run folder is made
         self.sampling_weights, self.balance_report = (
             balance_weights(files, cfg.balance, cfg.balance_power) if cfg.balance else (None, None))
+        self.labels = None  # one label row per training file (conditional runs)
+        if cfg.conditioning:
+            if records:
+                raise DataError("conditional training reads labels from image file names, "
+                                "not TFRecord shards")
+            self.labels = file_labels(files, cfg.conditioning)
         if cfg.metrics_real:
             source_files(cfg.metrics_real)
         prepare_run_dir(self.run_dir, cfg, RESUMABLE)
@@ -229,6 +250,8 @@ class Trainer:
             self.G_ema = Generator(gcfg, seed=cfg.seed)
             if cfg.resume_from:
                 self._load_pretrained(cfg.resume_from)
+            if self.labels is not None:  # labels drawn without data come in the data's shares
+                self.G.mapping.label_prior.assign(group_shares(self.labels, cfg.label_groups))
             self._copy(self.G, self.G_ema)
             g_lr, g_betas = lazy_regularization_hyperparams(cfg.g_lr, (0.0, 0.99), cfg.pl_interval)
             d_lr, d_betas = lazy_regularization_hyperparams(cfg.d_lr, (0.0, 0.99), cfg.r1_interval)
@@ -274,15 +297,21 @@ class Trainer:
     def _load_pretrained(self, path: str) -> None:
         from models.bundle import BundleShapeError, assign_weights, load_bundle, widen_weights
 
-        widen = self.cfg.resume_widen
-        bundle = load_bundle(path, parts=("generator", "discriminator") if widen else ())
+        bundle = load_bundle(path, parts=())
+        # A conditional run may start from an unconditional bundle: its label weights start
+        # near-silent, as widening starts new channels.
+        unconditional = not bundle.manifest["parts"]["generator"]["config"].get("label_groups")
+        widen = self.cfg.resume_widen or (bool(self.cfg.conditioning) and unconditional)
+        if widen:
+            bundle = load_bundle(path, parts=("generator", "discriminator"))
         for part, net in (("generator", self.G), ("discriminator", self.D)):
             if not bundle.has_part(part):
                 continue
             where = f"{path} ({part})"
             if widen:
                 widened = widen_weights(net, getattr(bundle, part), where)
-                log.info("%s: %d variables widened to this network's channels", where, widened)
+                log.info("%s: %d variables widened to this network's channels or labels", where,
+                         widened)
                 continue
             try:
                 assign_weights(net, bundle.part_arrays(part), where)
@@ -310,16 +339,18 @@ class Trainer:
 
     # -- one training step ------------------------------------------------------------------
 
-    def _sample_ws(self, n: int) -> tuple[tf.Tensor, tf.Tensor]:
-        """w+ for ``n`` random faces with style mixing; also the unmixed w for ``w_avg``."""
+    def _sample_ws(self, n: int, labels: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """w+ for ``n`` random faces with style mixing; also the unmixed w for ``w_avg``.
+        ``labels`` [n, c_dim]: the groups of a conditional generator's faces (None: drawn
+        from z, in the prior's shares)."""
         g, cfg = self.G, self.cfg
         num_ws = g.num_ws
-        w = g.mapping(self.rng.normal([n, cfg.z_dim]))
+        w = g.mapping(self.rng.normal([n, cfg.z_dim]), labels)
         ws = tf.tile(w[:, None], [1, num_ws, 1])
         if cfg.style_mixing_prob > 0:
             cutoff = self.rng.uniform([], 1, num_ws, dtype=tf.int32)
             cutoff = tf.where(self.rng.uniform([]) < cfg.style_mixing_prob, cutoff, num_ws)
-            w2 = g.mapping(self.rng.normal([n, cfg.z_dim]))
+            w2 = g.mapping(self.rng.normal([n, cfg.z_dim]), labels)
             mix = tf.range(num_ws)[None, :, None] >= cutoff
             ws = tf.where(mix, w2[:, None], ws)
         return ws, w
@@ -331,11 +362,11 @@ class Trainer:
     def _augment(self, images: tf.Tensor) -> tf.Tensor:
         return augment(images, self.policy, self.rng) if self.policy else images
 
-    def _d_logits(self, images: tf.Tensor) -> tf.Tensor:
+    def _d_logits(self, images: tf.Tensor, labels: tf.Tensor | None = None) -> tf.Tensor:
         images = self._augment(images)
         if self.cfg.precision == "float16":
-            return discriminate_mixed(self.D, images)
-        return self.D(images, self.dtype)
+            return discriminate_mixed(self.D, images, labels)
+        return self.D(images, self.dtype, labels)
 
     def _fd_logits(self, images: tf.Tensor) -> tf.Tensor:
         return self.FD(self._augment(images))
@@ -348,9 +379,13 @@ class Trainer:
         self.real_power_steps.assign_add(1.0)
         return self.real_power / (1 - SPECTRUM_BETA ** self.real_power_steps)
 
-    def _replica_step(self, real: tf.Tensor, ema_beta: tf.Tensor, do_pl: bool,
+    def _replica_step(self, batch, ema_beta: tf.Tensor, do_pl: bool,
                       do_r1: bool) -> dict[str, tf.Tensor]:
+        """One step of G, D and their regularisers on a batch of real images (with their label
+        rows in a conditional run: the generated faces of the step take the same labels, so
+        they come in the data's shares)."""
         cfg = self.cfg
+        real, labels = batch if self.labels is not None else (batch, None)
         ctx = tf.distribute.get_replica_context()
         n = tf.shape(real)[0]
         n_static = real.shape[0]
@@ -362,9 +397,9 @@ class Trainer:
         # G main: non-saturating logistic loss.
         g_vars = self.G.trainable_variables
         with tf.GradientTape() as tape:
-            ws, w = self._sample_ws(n)
+            ws, w = self._sample_ws(n, labels)
             fake = self._render(ws)
-            loss_g = tf.reduce_mean(tf.nn.softplus(-self._d_logits(fake)))
+            loss_g = tf.reduce_mean(tf.nn.softplus(-self._d_logits(fake, labels)))
             total = loss_g
             if self.FD is not None:
                 loss_g_feature = tf.reduce_mean(tf.nn.softplus(-self._fd_logits(fake)))
@@ -383,7 +418,7 @@ class Trainer:
             m = max(n_static // cfg.pl_batch_shrink, 1)
             with tf.GradientTape() as outer:
                 with tf.GradientTape() as inner:
-                    ws, _ = self._sample_ws(m)
+                    ws, _ = self._sample_ws(m, None if labels is None else labels[:m])
                     inner.watch(ws)
                     img = self._render(ws)
                     noise = self.rng.normal(tf.shape(img)) / math.sqrt(cfg.resolution ** 2)
@@ -400,10 +435,10 @@ class Trainer:
 
         # D main: logistic loss on generated and real images.
         d_vars = self.D.trainable_variables
-        fake = tf.stop_gradient(self._render(self._sample_ws(n)[0]))
+        fake = tf.stop_gradient(self._render(self._sample_ws(n, labels)[0]))
         with tf.GradientTape() as tape:
-            fake_logits = self._d_logits(fake)
-            real_logits = self._d_logits(real)
+            fake_logits = self._d_logits(fake, labels)
+            real_logits = self._d_logits(real, labels)
             loss_d = (tf.reduce_mean(tf.nn.softplus(fake_logits))
                       + tf.reduce_mean(tf.nn.softplus(-real_logits)))
         self.opt_d.apply(reduce(tape.gradient(loss_d, d_vars, unconnected_gradients="zero")))
@@ -428,7 +463,7 @@ class Trainer:
             with tf.GradientTape() as outer:
                 with tf.GradientTape() as inner:
                     inner.watch(real)
-                    total = tf.reduce_sum(self._d_logits(real))
+                    total = tf.reduce_sum(self._d_logits(real, labels))
                 grads = inner.gradient(total, real)
                 penalty = tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
                 loss_r1 = tf.reduce_mean(penalty) * (cfg.gamma / 2) * cfg.r1_interval
@@ -446,9 +481,9 @@ class Trainer:
     def _step_fn(self, do_pl: bool, do_r1: bool) -> Callable:
         key = (do_pl, do_r1)
         if key not in self._step_fns:
-            def step(real, ema_beta):
+            def step(batch, ema_beta):
                 per_replica = self.strategy.run(self._replica_step,
-                                                args=(real, ema_beta, do_pl, do_r1))
+                                                args=(batch, ema_beta, do_pl, do_r1))
                 return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                         for k, v in per_replica.items()}
             self._step_fns[key] = tf.function(step)
@@ -493,9 +528,14 @@ class Trainer:
                      cfg.balance_power, report["data_share"], report["sampled_share"],
                      f"; {len(report['unlabelled'])} image(s) without labels left out "
                      f"(e.g. {report['unlabelled'][0]})" if report["unlabelled"] else "")
+        if self.labels is not None:
+            prior = self.G.mapping.label_prior.numpy()
+            log.info("conditioned on %s labels: generated faces take the real batch's labels; "
+                     "without labels they are drawn in the data's shares %s", cfg.conditioning,
+                     np.round(prior, 3).tolist())
         ds = training_dataset(cfg.data, cfg.resolution, cfg.batch_size, cfg.seed,
                               skip_images=start_nimg, mirror=cfg.mirror,
-                              weights=self.sampling_weights)
+                              weights=self.sampling_weights, labels=self.labels)
         data = iter(self.strategy.experimental_distribute_dataset(ds))
         writer = self._writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
         bar = tqdm(total=total, initial=min(start_nimg, total), unit="img", unit_scale=True,

@@ -99,6 +99,11 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
                           "rare groups; may be switched on when resuming")
     gan.add_argument("--balance-power", type=float, default=0.5,
                      help="0: the data as it is; 1: every group equally often")
+    gan.add_argument("--condition", choices=("utkface",), default="",
+                     help="train a conditional generator on the data's labels (utkface: "
+                          "gender, age group and ethnicity from UTKFace file names); switching "
+                          "it on needs a new run folder, which may --resume-from an "
+                          "unconditional bundle")
     gan.add_argument("--feature-d", type=Path, default=None, metavar="BUNDLE",
                      help="add a second discriminator that reads faces through this bundle's "
                           "frozen identity network (a small head learns on its features; "
@@ -271,7 +276,7 @@ def _train_stylegan2(args: argparse.Namespace, settings) -> int:
             max_minutes=args.max_minutes, deterministic=args.deterministic,
             progress=not args.no_progress, data_description=args.data_description,
             data_licence=args.data_licence, framing=args.framing, balance=args.balance,
-            balance_power=args.balance_power,
+            balance_power=args.balance_power, conditioning=args.condition,
             resume_from=str(args.resume_from) if args.resume_from else None,
             resume_widen=args.widen,
             feature_d=str(args.feature_d.resolve()) if args.feature_d else None,
