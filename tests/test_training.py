@@ -156,6 +156,13 @@ def test_learning_rates_and_ema_may_change_when_resuming(tmp_path):
     assert any(not np.array_equal(a[name], b[name]) for name in a)
     assert "learning rates G 0.0005, D 0.001; G's EMA half-life 2 kimg" in \
         (tmp_path / "lower" / "log.txt").read_text()
+    # The EMA's half-life ramps up from nothing in a run from scratch, not in one that starts
+    # from a trained bundle.
+    assert same.ema_beta(0) == pytest.approx(0.0)
+    assert same.ema_beta(10_000_000) == pytest.approx(0.5 ** (4 / 1250))
+    from_bundle = Trainer(tiny_train_config(resume_from=str(tmp_path / "same" / "bundle")),
+                          tmp_path / "from_bundle")
+    assert from_bundle.ema_beta(0) == pytest.approx(0.5 ** (4 / 1250))
     with pytest.raises(ValueError, match="learning rates must be positive"):
         tiny_train_config(g_lr=0.0)
     with pytest.raises(ValueError, match="EMA half-life must be positive"):

@@ -80,7 +80,7 @@ class TrainConfig:
     pl_decay: float = 0.01
     style_mixing_prob: float = 0.9
     ema_kimg: float | None = None  # None: batch · 10 / 32
-    ema_rampup: float | None = 0.05
+    ema_rampup: float | None = 0.05  # not in runs that start from a bundle (see ema_beta)
     augment: str = "color,translation,cutout"
     mirror: bool = True
     seed: int = 0
@@ -500,8 +500,12 @@ class Trainer:
         log.info("feature discriminator: inputs standardised on %d real faces", len(real))
 
     def ema_beta(self, nimg: int) -> float:
+        """The moving average's decay per step. Its half-life ramps up with the images shown
+        (``ema_rampup``) in a run that starts from scratch, where G changes fast; a run started
+        from a trained bundle (``resume_from``) averages over the full half-life from its first
+        step, or its exported faces would follow G's step-to-step noise for 200 kimg."""
         ema = self.cfg.ema_images
-        if self.cfg.ema_rampup is not None:
+        if self.cfg.ema_rampup is not None and not self.cfg.resume_from:
             ema = min(ema, nimg * self.cfg.ema_rampup)
         return 0.5 ** (self.cfg.batch_size / max(ema, 1e-8))
 
