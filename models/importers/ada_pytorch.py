@@ -84,8 +84,9 @@ def _clamp(value: Any) -> float | None:
 def generator_config(g: PersistentRecord) -> GeneratorConfig:
     c_dim = scalar_setting(_attr(g, "c_dim", 0), "c_dim")
     if c_dim > 0:
-        raise SourceFormatError(f"the generator is conditional (c_dim={c_dim}): LiGAN's networks "
-                                f"take no class labels; import an unconditional network")
+        raise SourceFormatError(f"the generator is conditional (c_dim={c_dim}): LiGAN imports "
+                                f"unconditional networks only (its own conditional ones take "
+                                f"trait labels)")
     mapping, synthesis = _child(g, "mapping"), _child(g, "synthesis")
     syn_kwargs = dict(_init_kwargs(g).get("synthesis_kwargs") or {})
     resolution = scalar_setting(_attr(g, "img_resolution"), "img_resolution")

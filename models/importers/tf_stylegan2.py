@@ -96,8 +96,9 @@ def _kwargs(nets: list[TFNetworkRecord], known: set[str], what: str) -> dict[str
 
 def _common_checks(kw: dict[str, Any], what: str, architecture: str) -> None:
     if scalar_setting(kw.get("label_size", 0) or 0, "label_size") != 0:
-        raise SourceFormatError(f"{what} is conditional (label_size={kw['label_size']}): LiGAN's "
-                                f"networks take no class labels; import an unconditional network")
+        raise SourceFormatError(f"{what} is conditional (label_size={kw['label_size']}): LiGAN "
+                                f"imports unconditional networks only (its own conditional "
+                                f"ones take trait labels)")
     arch = kw.get("architecture", architecture)
     if arch != architecture:
         raise SourceFormatError(f"{what} uses the {arch!r} architecture; LiGAN's "
