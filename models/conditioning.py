@@ -11,7 +11,7 @@ UTKFace's: gender, age group (decades) and ethnicity, read from the file names
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -101,3 +101,51 @@ def group_shares(labels: np.ndarray, groups: Sequence[int]) -> np.ndarray:
         shares.append(counts / counts.sum())
         start += n
     return np.concatenate(shares).astype(np.float32)
+
+
+def manifest_labels(layout: str) -> dict[str, Any]:
+    """What a conditional bundle's manifest records of its labels (``labels``): the layout's
+    name and every trait with its groups, in vector order (a list: the manifest's keys are
+    sorted), so a bundle describes its own labels."""
+    return {"layout": layout, "traits": [{"trait": t, "groups": list(g)}
+                                         for t, g in check_layout(layout).items()]}
+
+
+def bundle_traits(manifest: Mapping[str, Any],
+                  groups: Sequence[int]) -> dict[str, tuple[str, ...]]:
+    """The traits and groups of a bundle's label vector (empty for an unconditional generator,
+    whose ``groups`` are empty). ValueError when the manifest does not describe the
+    generator's labels."""
+    if not groups:
+        return {}
+    traits = {entry["trait"]: tuple(entry["groups"])
+              for entry in (manifest.get("labels") or {}).get("traits", [])}
+    if tuple(len(g) for g in traits.values()) != tuple(groups):
+        raise ValueError(f"the bundle's generator takes labels of {list(groups)} groups, but its "
+                         f"manifest describes {[len(g) for g in traits.values()] or 'none'}")
+    return traits
+
+
+def draw_labels(traits: Mapping[str, Sequence[str]], prior: np.ndarray, n: int,
+                rng: np.random.Generator,
+                allowed: Mapping[str, Collection[str]] | None = None) -> np.ndarray:
+    """``n`` label vectors [n, dims], each trait's group drawn from its ``prior`` shares,
+    restricted to the ``allowed`` groups where given (a filter that fixes a trait)."""
+    allowed = allowed or {}
+    unknown = sorted(set(allowed) - set(traits))
+    if unknown:
+        raise ValueError(f"these labels have no trait {', '.join(unknown)}")
+    blocks, start = [], 0
+    for trait, groups in traits.items():
+        shares = np.asarray(prior[start:start + len(groups)], np.float64)
+        start += len(groups)
+        if trait in allowed:
+            bad = sorted(set(allowed[trait]) - set(groups))
+            if bad:
+                raise ValueError(f"{trait} {', '.join(bad)} is not one of {', '.join(groups)}")
+            shares = shares * np.isin(groups, list(allowed[trait]))
+            if shares.sum() <= 0:  # groups the data lacks: draw them evenly
+                shares = np.isin(groups, list(allowed[trait])).astype(np.float64)
+        index = rng.choice(len(groups), size=n, p=shares / shares.sum())
+        blocks.append(np.eye(len(groups), dtype=np.float32)[index])
+    return np.concatenate(blocks, axis=1)

@@ -71,6 +71,26 @@ def test_a_conditional_generator_draws_labels_from_z_in_the_prior_shares():
         GeneratorConfig(resolution=32, label_groups=(2, 1))
 
 
+def test_labels_are_drawn_in_the_prior_shares_within_the_allowed_groups():
+    from models.conditioning import LAYOUTS, draw_labels
+
+    traits = LAYOUTS["utkface"]
+    prior = np.concatenate([[0.6, 0.4], np.full(8, 1 / 8), [0.5, 0.2, 0.0, 0.2, 0.1]])
+    rng = np.random.default_rng(0)
+    free = draw_labels(traits, prior, 4000, rng)
+    np.testing.assert_allclose(free.mean(axis=0), prior, atol=0.03)
+    women = draw_labels(traits, prior, 4000, rng, {"gender": {"female"},
+                                                   "ethnicity": {"white", "black"}})
+    assert women[:, 1].all() and not women[:, 0].any()
+    np.testing.assert_allclose(women[:, 10:12].mean(axis=0), [5 / 7, 2 / 7], atol=0.03)
+    asian = draw_labels(traits, prior, 100, rng, {"ethnicity": {"asian"}})  # none in the data
+    assert asian[:, 12].all()
+    with pytest.raises(ValueError, match="these labels have no trait hair"):
+        draw_labels(traits, prior, 1, rng, {"hair": {"blond"}})
+    with pytest.raises(ValueError, match="ethnicity martian is not one of"):
+        draw_labels(traits, prior, 1, rng, {"ethnicity": {"martian"}})
+
+
 def _utkface_named_copies(tmp_path, n=16):
     """``n`` shared photos under UTKFace-style names with varied labels."""
     photos = sorted(p for p in TRAINING_FACES.rglob("*")
@@ -87,7 +107,11 @@ def test_a_conditional_run_starts_from_an_unconditional_bundle_and_learns_its_la
     """--condition with --resume-from an unconditional bundle: the first faces are nearly the
     bundle's, the stream carries every image's labels, the label weights learn, and the
     exported bundle is conditional, with the data's shares as its prior."""
-    from models.bundle import load_bundle
+    from models.attributes.filter import generate_matching, parse_filter
+    from models.attributes.heads import ETHNICITIES
+    from models.attributes.model import (ATTRIBUTES_PART, AttributeConfig, AttributeModel,
+                                         attribute_part_config)
+    from models.bundle import add_part, load_bundle, module_arrays
     from models.conditioning import file_labels, group_shares
     from models.training.data import DataError, list_images, training_dataset
     from models.training.stylegan2 import Trainer
@@ -134,6 +158,28 @@ def test_a_conditional_run_starts_from_an_unconditional_bundle_and_learns_its_la
     np.testing.assert_allclose(bundle.generator.mapping.label_prior.numpy(),
                                group_shares(labels, (2, 8, 5)), atol=1e-6)
     assert "conditioned on utkface labels" in (run / "log.txt").read_text()
+    assert bundle.manifest["labels"]["traits"][2] == {"trait": "ethnicity",
+                                                      "groups": list(ETHNICITIES)}
+
+    # Filtering faces by attributes: the generator draws the fixed traits through its labels.
+    cfg = AttributeConfig(resolution=32, work_resolution=16, channel_base=256, channel_max=32,
+                          features=32)
+    add_part(run / "bundle", ATTRIBUTES_PART, module_arrays(AttributeModel(cfg, seed=1)),
+             attribute_part_config(cfg, training={"note": "test: untrained"}))
+    bundle = load_bundle(run / "bundle")
+    g, asked = bundle.generator, []
+    real_map = g.map_compiled
+
+    def spy(z, *args, labels=None, **kwargs):
+        asked.append(labels)
+        return real_map(z, *args, labels=labels, **kwargs)
+
+    g.map_compiled = spy
+    result = generate_matching(bundle, parse_filter("women, 30-49"), 1, guided=False,
+                               max_candidates=3)
+    assert result.labelled == ["gender in {female}", "age_group in {30-39, 40-49}"]
+    drawn = np.concatenate(asked)
+    assert drawn[:, 1].all() and drawn[:, 2 + 3:2 + 5].sum(axis=1).all()
     with pytest.raises(ValueError, match=r"other settings \(conditioning: 'utkface' → ''\)"):
         Trainer(tiny_train_config(data=str(folder),
                                   resume_from=str(tmp_path / "plain" / "bundle")), run)

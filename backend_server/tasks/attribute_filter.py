@@ -51,7 +51,8 @@ def run(ctx) -> None:
     records = matching_records(ctx.bundle, result, spec)
     save_images(ctx, records, result.images, "match")
     ctx.annotate(candidates=result.candidates, accepted=result.accepted,
-                 guided=result.guided, unguided_constraints=list(result.unguided))
+                 guided=result.guided, unguided_constraints=list(result.unguided),
+                 labelled_constraints=list(result.labelled))
 
 
 TASK = TaskType("attribute_filter", "faces matching an attribute description", validate, run)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from models.attributes.heads import AGE_GROUPS, CLASS_HEADS
+from models.conditioning import bundle_traits, draw_labels
 
 GENDER_WORDS = {"men": "male", "man": "male", "male": "male", "males": "male",
                 "women": "female", "woman": "female", "female": "female", "females": "female"}
@@ -236,6 +237,8 @@ class MatchResult:
     guided: bool
     unguided: list[str]       # constraints no direction could guide (rejection only)
     latents_drawn: int = 0    # z mapped to W (guided: the pool the candidates were chosen from)
+    labelled: list[str] = dataclasses.field(default_factory=list)  # constraints a conditional
+    # generator was asked to draw through its labels (still checked by the classifier)
 
     @property
     def accepted(self) -> int:
@@ -328,6 +331,10 @@ def generate_matching(bundle, spec: FilterSpec, n: int, *, guided: bool = True,
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     g = bundle.generator
+    traits = bundle_traits(bundle.manifest, g.cfg.label_groups)
+    # A conditional generator draws the groups a constraint allows directly, through its labels.
+    allowed = {c.trait: c.values for c in spec.constraints
+               if c.values is not None and c.trait in traits}
     model = load_attribute_model(bundle)
     guides, unguided = (guides_for(spec, Directions.from_bundle(bundle)) if guided
                         else ([], [c.describe() for c in spec.constraints]))
@@ -338,7 +345,9 @@ def generate_matching(bundle, spec: FilterSpec, n: int, *, guided: bool = True,
         k = min(batch_size, max_candidates - tried)
         m = k * pool if guides else k
         z = rng.standard_normal((m, g.cfg.z_dim)).astype(np.float32)
-        w = g.map_compiled(z, psi, reproducible=False).numpy()[:, 0]
+        labels = (draw_labels(traits, g.mapping.label_prior.numpy(), m, rng, allowed)
+                  if traits else None)
+        w = g.map_compiled(z, psi, reproducible=False, labels=labels).numpy()[:, 0]
         drawn += m
         if guides:
             w = guide_ws(w[np.argsort(-match_log_prob(w, guides), kind="stable")[:k]], guides,
@@ -360,4 +369,5 @@ def generate_matching(bundle, spec: FilterSpec, n: int, *, guided: bool = True,
         images=np.stack(images_out) if images_out
         else np.zeros((0, res, res, 3), np.uint8),
         predictions=preds_out, candidates=tried, guided=guided, unguided=unguided,
-        latents_drawn=drawn)
+        latents_drawn=drawn,
+        labelled=[c.describe() for c in spec.constraints if c.trait in allowed])

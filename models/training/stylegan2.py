@@ -24,7 +24,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from models.bundle import save_bundle
-from models.conditioning import check_layout, file_labels, group_shares
+from models.conditioning import check_layout, file_labels, group_shares, manifest_labels
 from models.conditioning import label_groups as layout_groups
 from models.faces.alignment import FRAMINGS
 from models.images import make_grid, save_png, to_uint8
@@ -649,6 +649,8 @@ class Trainer:
                     training_data={"description": cfg.data_description or cfg.data,
                                    "licence": cfg.data_licence or "unknown"},
                     extra={"alignment": FRAMINGS[cfg.framing].to_dict(),
+                           **({"labels": manifest_labels(cfg.conditioning)}
+                              if cfg.conditioning else {}),
                            "training": {"kimg": nimg / 1000, "run": str(self.run_dir),
                                         **({"metrics": quality} if quality else {})}})
         final = self.run_dir / "bundle"

@@ -206,6 +206,9 @@ def _generate(args: argparse.Namespace, settings) -> int:
           f"{result.candidates} candidates ({mode}); see {args.outdir}")
     if result.unguided and result.guided:
         print(f"note: no direction for {', '.join(result.unguided)} (rejection only)")
+    if result.labelled:
+        print(f"note: the conditional generator drew {', '.join(result.labelled)} through its "
+              f"labels")
     return 0 if result.accepted == args.number else 1
 
 
