@@ -241,9 +241,9 @@ def widen_weights(module, narrow, where: str, new_scale: float = WIDEN_NEW_SCALE
     (the same resolution and depth) and no dimension may shrink.
 
     A conditional ``module`` may start from an unconditional ``narrow``: its label variables
-    (``label_variables``) start fresh, weights times ``new_scale``, and the mapping's first
-    layer takes the label embedding as new near-silent inputs, so the network first draws what
-    the unconditional one drew, whatever the labels."""
+    (``label_variables``: the mapping's label embedding and the discriminator's projection)
+    start fresh, weights times ``new_scale``, so the network first draws and judges as the
+    unconditional one did, whatever the labels."""
     variables = dict(module.named_variables())
     arrays = {name: var.numpy() for name, var in narrow.named_variables()}
     fresh = module.label_variables() - set(arrays)

@@ -24,40 +24,45 @@ class MappingNetwork(NamedModule):
     lr multiplier.
 
     A conditional network (``cfg.label_groups``) embeds the label vector, normalises the
-    embedding like z and reads both, concatenated. Called without labels it draws them from z
-    itself (:meth:`labels_from_z`), so every caller that maps z gets faces of every group, in
-    the training data's shares, reproducibly.
+    embedding like z, and adds it to the first layer's input through a dense layer of its own
+    (``label_fc``): at the full learning rate, not the mapping's 0.01 multiplier, so that a
+    label path started near-silent on a trained unconditional network (``--resume-from``)
+    grows in tens of kimg, not thousands. Called without labels it draws them from z itself
+    (:meth:`labels_from_z`), so every caller that maps z gets faces of every group, in the
+    training data's shares, reproducibly.
     """
 
     def __init__(self, cfg: GeneratorConfig, rng: np.random.Generator) -> None:
         super().__init__("mapping")
         self.cfg = cfg
-        self._label_only = ("embed", "label_prior")
-        features = cfg.z_dim
-        self.embed = None
-        if cfg.c_dim:
-            self.embed = self.add_child("embed", Dense("embed", cfg.c_dim, cfg.w_dim, rng))
-            # Each group's share within its trait (set from the training data), for drawing
-            # labels when none are given.
-            prior = np.concatenate([np.full(n, 1.0 / n) for n in cfg.label_groups])
-            self.label_prior = self.add_var("label_prior", prior, trainable=False)
-            features += cfg.w_dim
+        self._label_only = ("embed", "label_fc", "label_prior")
         self.layers = []
+        features = cfg.z_dim
         for i in range(cfg.mapping_layers):
             layer = Dense(f"fc{i}", features, cfg.w_dim, rng, act="lrelu",
                           lr_multiplier=cfg.mapping_lr_multiplier)
             self.layers.append(self.add_child(f"fc{i}", layer))
             features = cfg.w_dim
+        self.embed = self.label_fc = None
+        if cfg.c_dim:
+            self.embed = self.add_child("embed", Dense("embed", cfg.c_dim, cfg.w_dim, rng))
+            self.label_fc = self.add_child("label_fc",
+                                           Dense("label_fc", cfg.w_dim, cfg.w_dim, rng))
+            # Each group's share within its trait (set from the training data), for drawing
+            # labels when none are given.
+            prior = np.concatenate([np.full(n, 1.0 / n) for n in cfg.label_groups])
+            self.label_prior = self.add_var("label_prior", prior, trainable=False)
 
     def __call__(self, z: tf.Tensor, labels: tf.Tensor | None = None) -> tf.Tensor:
         x = ops.normalize_2nd_moment(z)
+        offset = None
         if self.embed is not None:
             if labels is None:
                 labels = self.labels_from_z(z)
             c = ops.normalize_2nd_moment(self.embed(tf.convert_to_tensor(labels, tf.float32)))
-            x = tf.concat([x, c], axis=1)
-        for layer in self.layers:
-            x = layer(x)
+            offset = self.label_fc(c)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, offset) if i == 0 else layer(x)
         return x
 
     def labels_from_z(self, z: tf.Tensor) -> tf.Tensor:

@@ -94,9 +94,13 @@ class Dense(NamedModule):
         self.weight_gain = lr_multiplier / math.sqrt(in_features)
         self.bias_gain = lr_multiplier
 
-    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    def __call__(self, x: tf.Tensor, offset: tf.Tensor | None = None) -> tf.Tensor:
+        """``x @ weight`` (plus ``offset``, another input's contribution before the bias and
+        activation), bias, activation."""
         w = tf.cast(self.weight * self.weight_gain, x.dtype)
         x = tf.matmul(x, w)
+        if offset is not None:
+            x = x + tf.cast(offset, x.dtype)
         return ops.bias_act(x, self.bias * self.bias_gain, act=self.act)
 
 
