@@ -10,7 +10,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from models.stylegan2.config import DiscriminatorConfig
+from models.stylegan2.config import LABEL_LR_MULTIPLIER, DiscriminatorConfig
 from models.stylegan2.layers import Conv, Dense, NamedModule
 
 
@@ -81,7 +81,8 @@ class DiscriminatorEpilogue(NamedModule):
         # A conditional discriminator adds a projection term (Miyato & Koyama 2018): the dense
         # features' dot product with an embedding of the face's labels.
         self._label_only = ("cmap",)
-        self.cmap = (self.add_child("cmap", Dense("cmap", cfg.c_dim, ch, rng))
+        self.cmap = (self.add_child("cmap", Dense("cmap", cfg.c_dim, ch, rng,
+                                                  lr_multiplier=LABEL_LR_MULTIPLIER))
                      if cfg.c_dim else None)
 
     def __call__(self, x: tf.Tensor, features: list[tf.Tensor] | None = None,

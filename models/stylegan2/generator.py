@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from models.precision import compute_dtype, render_precision
 from models.stylegan2 import ops
-from models.stylegan2.config import GeneratorConfig
+from models.stylegan2.config import LABEL_LR_MULTIPLIER, GeneratorConfig
 from models.stylegan2.layers import Dense, NamedModule, SynthesisLayer, ToRGB
 
 NOISE_MODES: tuple[str, ...] = ("const", "random", "none")
@@ -25,9 +25,9 @@ class MappingNetwork(NamedModule):
 
     A conditional network (``cfg.label_groups``) embeds the label vector, normalises the
     embedding like z, and adds it to the first layer's input through a dense layer of its own
-    (``label_fc``): at the full learning rate, not the mapping's 0.01 multiplier, so that a
-    label path started near-silent on a trained unconditional network (``--resume-from``)
-    grows in tens of kimg, not thousands. Called without labels it draws them from z itself
+    (``label_fc``): at :data:`LABEL_LR_MULTIPLIER` × the learning rate, not the mapping's 0.01
+    multiplier, so that a label path started near-silent on a trained unconditional network
+    (``--resume-from``) grows in tens of kimg, not thousands. Called without labels it draws them from z itself
     (:meth:`labels_from_z`), so every caller that maps z gets faces of every group, in the
     training data's shares, reproducibly.
     """
@@ -45,9 +45,11 @@ class MappingNetwork(NamedModule):
             features = cfg.w_dim
         self.embed = self.label_fc = None
         if cfg.c_dim:
-            self.embed = self.add_child("embed", Dense("embed", cfg.c_dim, cfg.w_dim, rng))
-            self.label_fc = self.add_child("label_fc",
-                                           Dense("label_fc", cfg.w_dim, cfg.w_dim, rng))
+            lr = LABEL_LR_MULTIPLIER
+            self.embed = self.add_child("embed", Dense("embed", cfg.c_dim, cfg.w_dim, rng,
+                                                       lr_multiplier=lr))
+            self.label_fc = self.add_child("label_fc", Dense("label_fc", cfg.w_dim, cfg.w_dim,
+                                                             rng, lr_multiplier=lr))
             # Each group's share within its trait (set from the training data), for drawing
             # labels when none are given.
             prior = np.concatenate([np.full(n, 1.0 / n) for n in cfg.label_groups])
