@@ -295,15 +295,15 @@ class Trainer:
     # -- set-up ---------------------------------------------------------------------------
 
     def _load_pretrained(self, path: str) -> None:
-        from models.bundle import BundleShapeError, assign_weights, load_bundle, widen_weights
+        from models.bundle import (BundleShapeError, assign_weights, load_bundle, read_manifest,
+                                   widen_weights)
 
-        bundle = load_bundle(path, parts=())
         # A conditional run may start from an unconditional bundle: its label weights start
         # near-silent, as widening starts new channels.
-        unconditional = not bundle.manifest["parts"]["generator"]["config"].get("label_groups")
+        unconditional = not read_manifest(path)["parts"]["generator"]["config"].get(
+            "label_groups")
         widen = self.cfg.resume_widen or (bool(self.cfg.conditioning) and unconditional)
-        if widen:
-            bundle = load_bundle(path, parts=("generator", "discriminator"))
+        bundle = load_bundle(path, parts=("generator", "discriminator") if widen else ())
         for part, net in (("generator", self.G), ("discriminator", self.D)):
             if not bundle.has_part(part):
                 continue
