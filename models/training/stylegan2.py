@@ -24,7 +24,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from models.bundle import save_bundle
-from models.conditioning import check_layout, file_labels, group_shares, manifest_labels
+from models.conditioning import LAYOUTS, check_layout, file_labels, group_shares, manifest_labels
 from models.conditioning import label_groups as layout_groups
 from models.faces.alignment import FRAMINGS
 from models.images import make_grid, save_png, to_uint8
@@ -533,10 +533,12 @@ class Trainer:
                      f"; {len(report['unlabelled'])} image(s) without labels left out "
                      f"(e.g. {report['unlabelled'][0]})" if report["unlabelled"] else "")
         if self.labels is not None:
-            prior = self.G.mapping.label_prior.numpy()
+            groups = [g for names in LAYOUTS[cfg.conditioning].values() for g in names]
+            shares = ", ".join(f"{g} {p:.3f}" for g, p in
+                               zip(groups, self.G.mapping.label_prior.numpy()))
             log.info("conditioned on %s labels: generated faces take the real batch's labels; "
-                     "without labels they are drawn in the data's shares %s", cfg.conditioning,
-                     np.round(prior, 3).tolist())
+                     "without labels they are drawn in the data's shares (%s)", cfg.conditioning,
+                     shares)
         ds = training_dataset(cfg.data, cfg.resolution, cfg.batch_size, cfg.seed,
                               skip_images=start_nimg, mirror=cfg.mirror,
                               weights=self.sampling_weights, labels=self.labels)
