@@ -39,8 +39,7 @@ from frontend_server.limits import limiter
 from frontend_server.lineups import bundle_presentation
 from frontend_server.store import StoreError
 from models import fairness
-from models.attributes.heads import AGE_GROUPS, ETHNICITIES, GENDERS
-from models.filler_traits import MATCHED_TRAITS
+from models.filler_traits import MATCHED_TRAITS, requestable_values
 from setup.strict_json import loads_strict
 
 bp = Blueprint("witness_tests", __name__, url_prefix="/web")
@@ -48,10 +47,7 @@ witness_bp = Blueprint("witness", __name__, url_prefix="/w")
 WEB_UI = Path(__file__).resolve().parent.parent / "web_ui"
 
 #: The traits a description may name, with the vocabulary of the fillers' matching.
-TRAIT_VALUES: dict[str, tuple[str, ...]] = {
-    "gender": GENDERS, "ethnicity": ETHNICITIES, "age_group": AGE_GROUPS,
-    "beard": ("yes", "no"), "glasses": ("yes", "no")}
-assert set(TRAIT_VALUES) == set(MATCHED_TRAITS)
+TRAIT_VALUES: dict[str, tuple[str, ...]] = {t: requestable_values(t) for t in MATCHED_TRAITS}
 CONFIDENCE_SCALES = ("percent", "five", "none")
 MAX_DESCRIPTION = 5000
 MAX_TITLE = 200

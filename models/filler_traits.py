@@ -8,8 +8,11 @@ photo's dlib embedding where it has one (:mod:`models.attributes.identity_probe`
 photos better than the attribute model alone). Each filler candidate is read by the attribute
 model; a candidate whose reading contradicts a matched trait is left out before dlib looks at
 it. The administrator may relax a trait (``any``) or fix it to another value (``male``,
-``30-39``, ``yes``…): the witness's description may know better than the photo.
-Age matches within one decade either side, as neither a witness nor the model reads age closer.
+``30-39``, ``blond``, ``yes``…): the witness's description may know better than the photo.
+Age matches within one decade either side, as neither a witness nor the model reads age closer;
+hair colour matches its neighbours in darkness (black–brown–blond–gray), and a candidate whose
+hair reads ``unsure`` contradicts no colour. A suspect whose own hair reads ``unsure`` (the
+tight crop often hides it) has no hair colour to match, so ``auto`` leaves hair out.
 
 The request for a page names, per trait, ``auto`` (the suspect's reading, the default), ``any``
 or a value; ``none`` matches nothing (the unmatched fillers of before).
@@ -22,10 +25,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from models.attributes.filter import Constraint, FilterSpec, matches
-from models.attributes.heads import AGE_GROUPS, BINARY_TRAITS, CLASS_HEADS
+from models.attributes.heads import (AGE_GROUPS, BINARY_TRAITS, HAIR_COLOURS, READ_CLASSES,
+                                     UNSURE)
 
 #: The traits a page matches unless the request relaxes them.
-MATCHED_TRAITS = ("gender", "ethnicity", "age_group", "beard", "glasses")
+MATCHED_TRAITS = ("gender", "ethnicity", "age_group", "hair", "beard", "glasses")
 AUTO, ANY, NONE = "auto", "any", "none"
 #: The record parameter of an inversion that keeps the attribute reading of its photo.
 PHOTO_ATTRIBUTES = "photo_attributes"
@@ -37,8 +41,15 @@ class TraitRequestError(ValueError):
     """A trait request cannot be understood; the message says what is accepted."""
 
 
+def requestable_values(trait: str) -> tuple[str, ...]:
+    """The values a request or a description may fix ``trait`` to."""
+    if trait == "hair":
+        return HAIR_COLOURS
+    return READ_CLASSES[trait] if trait in READ_CLASSES else ("yes", "no")
+
+
 def _accepted(trait: str) -> str:
-    values = CLASS_HEADS[trait] if trait in CLASS_HEADS else ("yes", "no")
+    values = requestable_values(trait)
     return f"{AUTO}, {ANY} or one of {', '.join(values)}"
 
 
@@ -72,7 +83,7 @@ def parse_trait_request(value: Any) -> dict[str, str | bool] | None:
         text = raw if isinstance(raw, bool) else str(raw).strip().lower()
         if text in (AUTO, ANY):
             request[trait] = text
-        elif trait in CLASS_HEADS and text in CLASS_HEADS[trait]:
+        elif trait in READ_CLASSES and text in requestable_values(trait):
             request[trait] = text
         elif trait in BINARY_TRAITS and (isinstance(text, bool) or text in _YES):
             request[trait] = text if isinstance(text, bool) else _YES[text]
@@ -82,10 +93,17 @@ def parse_trait_request(value: Any) -> dict[str, str | bool] | None:
     return request
 
 
-def near_ages(label: str) -> tuple[str, ...]:
-    """The age group and its neighbours: a described or read age is taken within a decade."""
-    i = AGE_GROUPS.index(label)
-    return tuple(AGE_GROUPS[max(i - 1, 0):i + 2])
+def near_values(trait: str, label: str) -> tuple[str, ...]:
+    """The readings that do not contradict a wanted class ``label`` of ``trait``: an age group
+    and its neighbours (neither a witness nor the model reads age closer than a decade), a hair
+    colour, its neighbours and ``unsure`` (hidden hair contradicts no colour); else the label."""
+    if trait == "age_group":
+        i = AGE_GROUPS.index(label)
+        return tuple(AGE_GROUPS[max(i - 1, 0):i + 2])
+    if trait == "hair":
+        i = HAIR_COLOURS.index(label)
+        return (*HAIR_COLOURS[max(i - 1, 0):i + 2], UNSURE)
+    return (label,)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,8 +163,10 @@ class TraitMatch:
 def trait_match(suspect_reading: dict | None,
                 request: Mapping[str, str | bool] | None) -> TraitMatch | None:
     """The constraints of a page: the request's values, ``auto`` ones from the suspect's
-    reading (age ± one decade). None when nothing is matched (request None, every trait
-    ``any``), or when ``auto`` traits are asked but there is no reading (no attribute model)."""
+    reading (:func:`near_values`). None when nothing is matched (request None, every trait
+    ``any``), or when ``auto`` traits are asked but there is no reading (no attribute model).
+    An ``auto`` trait the reading lacks (a record read before the trait was) or reads
+    ``unsure`` is not matched."""
     if request is None:
         return None
     constraints, source = [], {}
@@ -155,7 +175,8 @@ def trait_match(suspect_reading: dict | None,
         if wanted == ANY:
             continue
         if wanted == AUTO:
-            if suspect_reading is None:
+            if suspect_reading is None or trait not in suspect_reading or \
+                    suspect_reading[trait]["label"] == UNSURE:
                 continue
             wanted, source[trait] = suspect_reading[trait]["label"], "suspect"
         else:
@@ -163,7 +184,7 @@ def trait_match(suspect_reading: dict | None,
         if trait in BINARY_TRAITS:
             constraints.append(Constraint(trait, present=bool(wanted)))
         else:
-            allowed = near_ages(wanted) if trait == "age_group" else (wanted,)
+            allowed = near_values(trait, wanted)
             constraints.append(Constraint(trait, values=frozenset(allowed)))
     if not constraints:
         return None

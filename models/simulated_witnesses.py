@@ -4,10 +4,11 @@ Real mock witnesses (``models.fairness``, the web UI's mock-witness tests) are t
 Before anyone is asked, two simulated witnesses tell the administrator where a lineup is heading:
 
 * the **description witness** knows only the culprit's description (gender, ethnicity, age
-  group, beard, glasses) and picks the member whose traits, as the attribute model read them,
-  fit it best: member *i* is chosen with probability ∝ exp(β · fitᵢ), fitᵢ the mean probability
-  that the member has each described trait (ages within a decade count). A suspect who alone
-  fits the description is chosen by nearly every such witness;
+  group, hair colour, beard, glasses) and picks the member whose traits, as the attribute model
+  read them, fit it best: member *i* is chosen with probability ∝ exp(β · fitᵢ), fitᵢ the mean
+  probability that the member has each described trait (as the fillers' matching reads it: ages
+  within a decade, neighbouring hair colours and unseen hair count). A suspect who alone fits
+  the description is chosen by nearly every such witness;
 * the **resemblance witness** remembers someone who looks like the suspect: a copy at identity
   distance ``memory_noise`` from the suspect in a random direction. In the 128-D identity space a
   random offset is nearly orthogonal to every member's offset from the suspect, so the memory is
@@ -28,8 +29,8 @@ import numpy as np
 
 from models.fairness import analyse_counts
 from models.faces.identity import SAME_PERSON_THRESHOLD
-from models.attributes.heads import AGE_GROUPS, BINARY_TRAITS, CLASS_HEADS
-from models.filler_traits import MATCHED_TRAITS, near_ages
+from models.attributes.heads import BINARY_TRAITS, READ_CLASSES, UNSURE
+from models.filler_traits import MATCHED_TRAITS, near_values
 
 SIMULATION_LABEL = ("Simulation, not evidence: simulated witnesses stand in for people only to "
                     "warn while the lineup is built.")
@@ -57,15 +58,17 @@ def trait_probability(entry: Mapping[str, Any], trait: str, wanted: Any) -> floa
     """How likely a member has ``wanted`` for ``trait`` by its reading ``entry``: for yes/no
     traits ``p`` is the probability of the trait being present; for the others ``p`` maps each
     label to its probability, or is the read label's alone (the rest shared evenly among the
-    other labels). Ages within a decade of the wanted group count."""
+    other labels). What does not contradict the wanted value counts
+    (:func:`models.filler_traits.near_values`)."""
     label, p = entry.get("label"), entry.get("p")
     if trait in BINARY_TRAITS:
         return float(p) if bool(wanted) else 1.0 - float(p)
     wanted = str(wanted)
-    accepted = near_ages(wanted) if trait == "age_group" and wanted in AGE_GROUPS else (wanted,)
+    known = wanted in READ_CLASSES.get(trait, ()) and wanted != UNSURE
+    accepted = near_values(trait, wanted) if known else (wanted,)
     if isinstance(p, Mapping):
         return float(min(1.0, sum(float(p.get(v, 0.0)) for v in accepted)))
-    share = (1.0 - float(p)) / max(len(CLASS_HEADS.get(trait, ())) - 1, 1)
+    share = (1.0 - float(p)) / max(len(READ_CLASSES.get(trait, ())) - 1, 1)
     return float(min(1.0, sum(float(p) if v == label else share for v in accepted)))
 
 

@@ -127,6 +127,27 @@ def test_prediction_dicts_follow_the_probabilities():
         assert p["age_group"]["label"] == max(p["age_group"]["p"], key=p["age_group"]["p"].get)
 
 
+def test_hair_is_read_as_one_colour_or_unsure():
+    """The hair trait is a distribution over the four colours and ``unsure`` (what the
+    independent hair heads leave to 1): a face is read as a colour only when that colour is the
+    likeliest class, so hidden hair reads ``unsure`` rather than as its likeliest colour."""
+    from models.attributes.heads import (CELEBA_HEADS, HAIR_HEADS, READ_CLASSES, HeadOutputs,
+                                         hair_distribution)
+
+    p = np.array([[0.78, 0.01, 0.0, 0.0], [0.44, 0.03, 0.0, 0.0], [0.9, 0.6, 0.0, 0.0]])
+    dist = hair_distribution(p)
+    np.testing.assert_allclose(dist.sum(axis=1), 1.0)
+    np.testing.assert_allclose(dist[0], [0.78, 0.01, 0.0, 0.0, 0.21], atol=1e-9)
+    np.testing.assert_allclose(dist[2], [0.6, 0.4, 0.0, 0.0, 0.0], atol=1e-9)
+    out = _random_outputs(3, 4)
+    celeba = np.zeros((3, len(CELEBA_HEADS)))
+    celeba[:, [CELEBA_HEADS.index(h) for h in HAIR_HEADS]] = p
+    preds = HeadOutputs(out.classes, celeba).to_dicts()
+    assert [r["hair"]["label"] for r in preds] == ["black", "unsure", "black"]
+    assert set(preds[1]["hair"]["p"]) == set(READ_CLASSES["hair"])
+    assert preds[1]["hair"]["p"]["unsure"] == pytest.approx(0.53, abs=1e-4)
+
+
 def test_filter_returns_exactly_the_matching_faces():
     """On 400 random predictions, the filter keeps a face iff every constraint holds when
     checked by hand against the probabilities."""

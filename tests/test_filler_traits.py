@@ -8,12 +8,13 @@ from models.filler_traits import (MATCHED_TRAITS, PHOTO_ATTRIBUTES, TraitRequest
                                   parse_trait_request, read_traits, suspect_reading, trait_match)
 
 
-def reading(gender="female", ethnicity="white", age="30-39", beard=False, glasses=False):
+def reading(gender="female", ethnicity="white", age="30-39", beard=False, glasses=False,
+            hair="black"):
     """A prediction shaped like predict_attributes' (only the matched traits)."""
     def cls(label):
         return {"label": label, "p": {label: 0.9}}
     return {"gender": cls(gender), "ethnicity": cls(ethnicity), "age_group": cls(age),
-            "beard": {"label": beard, "p": 0.8 if beard else 0.1},
+            "hair": cls(hair), "beard": {"label": beard, "p": 0.8 if beard else 0.1},
             "glasses": {"label": glasses, "p": 0.7 if glasses else 0.2}}
 
 
@@ -22,18 +23,21 @@ def reading(gender="female", ethnicity="white", age="30-39", beard=False, glasse
     ("auto", {t: "auto" for t in MATCHED_TRAITS}),
     ("none", None),
     ({"gender": "Male", "beard": "no", "glasses": True},
-     {"gender": "male", "ethnicity": "auto", "age_group": "auto", "beard": False,
+     {"gender": "male", "ethnicity": "auto", "age_group": "auto", "hair": "auto", "beard": False,
       "glasses": True}),
-    ("age_group=any, ethnicity=asian",
-     {"gender": "auto", "ethnicity": "asian", "age_group": "any", "beard": "auto",
-      "glasses": "auto"}),
+    ("age_group=any, ethnicity=asian, hair=Blond",
+     {"gender": "auto", "ethnicity": "asian", "age_group": "any", "hair": "blond",
+      "beard": "auto", "glasses": "auto"}),
 ])
 def test_trait_requests_from_the_api_and_the_command_line(value, expected):
     assert parse_trait_request(value) == expected
 
 
 @pytest.mark.parametrize("value,message", [
-    ({"hair": "red"}, "unknown trait 'hair'"),
+    ({"hat": "red"}, "unknown trait 'hat'"),
+    ({"hair": "red"}, "hair: 'red' is not accepted; use auto, any or one of black, brown, "
+                      "blond, gray"),
+    ({"hair": "unsure"}, "hair: 'unsure' is not accepted"),
     ({"gender": "robot"}, "gender: 'robot' is not accepted; use auto, any or one of male"),
     ({"age_group": "35"}, "one of 0-9"),
     ("gender", "is not trait=value"),
@@ -60,6 +64,23 @@ def test_auto_traits_follow_the_suspect_and_age_allows_one_decade_either_side():
     assert kept["beard"] == {"accepted": True, "source": "suspect", "suspect": True,
                              "read": True, "p": 0.8}
     assert kept["glasses"]["p"] == 0.8  # how sure the model is that there are none
+
+
+def test_hair_matches_neighbouring_shades_and_unseen_hair_contradicts_nothing():
+    match = trait_match(reading(hair="black"), parse_trait_request("auto"))
+    assert match.describe()["hair"] == {"accepted": ["black", "brown", "unsure"],
+                                        "source": "suspect", "suspect": "black"}
+    assert match.holds(reading(hair="brown")) and match.holds(reading(hair="unsure"))
+    assert match.contradicted(reading(hair="blond")) == ["hair"]
+    assert match.contradicted(reading(hair="gray")) == ["hair"]
+    blond = trait_match(reading(hair="black"), parse_trait_request({"hair": "blond"}))
+    assert blond.source["hair"] == "request"
+    assert blond.describe()["hair"]["accepted"] == ["blond", "brown", "gray", "unsure"]
+    assert not blond.holds(reading(hair="black"))
+    # A suspect whose hair the crop hides, or a record read before hair was, matches no colour.
+    for suspect in (reading(hair="unsure"), {k: v for k, v in reading().items() if k != "hair"}):
+        unseen = trait_match(suspect, parse_trait_request("auto"))
+        assert "hair" not in unseen.describe() and unseen.holds(reading(hair="gray"))
 
 
 def test_overrides_and_relaxed_traits():

@@ -679,7 +679,7 @@ def test_simulated_witnesses_on_a_lineup_being_built(stack, alice):
     assert described["description"] == {"gender": "male"}
     assert described["description_witness"]["counts"][3] > 200
     for bad, words in (({"n": 0}, "n must be a whole number from 1 to 10000"),
-                       ({"description": {"hair": "red"}}, "unknown trait 'hair'"),
+                       ({"description": {"hair": "red"}}, "hair: 'red' is not accepted"),
                        ({"fillers": []}, "Pick at least one filler")):
         err = alice.post("/web/lineups/simulation", None, json={**body, **bad})
         assert err.status_code == 422 and words in err.json()["error"], err.text

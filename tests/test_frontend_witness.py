@@ -135,7 +135,9 @@ def test_only_the_owner_makes_and_sees_a_test(stack, alice, bob):
     ({"description": "x", "links": 0}, "links must be a whole number from 1 to 40"),
     ({"description": "x", "links": 41}, "links must be a whole number from 1 to 40"),
     ({"description": "x", "links": 2, "expires_days": 0}, "expires_days must be a number"),
-    ({"description": "x", "links": 2, "traits": {"hair": "red"}}, "Unknown trait 'hair'"),
+    ({"description": "x", "links": 2, "traits": {"hat": "red"}}, "Unknown trait 'hat'"),
+    ({"description": "x", "links": 2, "traits": {"hair": "red"}},
+     "hair must be one of black, brown"),
     ({"description": "x", "links": 2, "traits": {"gender": "tall"}}, "gender must be one of"),
     ({"description": "x", "links": 2, "confidence_scale": "ten"}, "confidence_scale must be"),
 ])

@@ -155,7 +155,7 @@ def test_lineup_evaluate_prints_the_run_s_measures_beside_the_goals(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["nowhere.jpg"], "no such photo: nowhere.jpg"),
     ([str(LONDON / "001_03.jpg"), "--steps", "0,x"], "--steps takes whole numbers"),
-    ([str(LONDON / "001_03.jpg"), "--traits", "hair=red"], "--traits: unknown trait 'hair'"),
+    ([str(LONDON / "001_03.jpg"), "--traits", "hair=red"], "--traits: hair: 'red' is not accepted"),
     ([str(LONDON / "001_03.jpg"), "--labels", str(LONDON / "001_03.jpg")], "labels file"),
     ([str(LONDON / "001_03.jpg"), "--sheet", "/nowhere/sheet.png"],
      "cannot write the sheet: no folder /nowhere"),

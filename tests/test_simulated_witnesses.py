@@ -33,6 +33,12 @@ def test_trait_probabilities_from_full_and_label_only_readings():
     label_only = {"label": "white", "p": 0.6}
     assert trait_probability(label_only, "ethnicity", "white") == pytest.approx(0.6)
     assert trait_probability(label_only, "ethnicity", "asian") == pytest.approx(0.1)
+    # Hair: the described colour, its neighbouring shades and unseen hair count, as in matching.
+    hair = {"label": "black", "p": {"black": 0.6, "brown": 0.1, "blond": 0.05, "gray": 0.05,
+                                    "unsure": 0.2}}
+    assert trait_probability(hair, "hair", "brown") == pytest.approx(0.95)
+    assert trait_probability(hair, "hair", "blond") == pytest.approx(0.4)
+    assert trait_probability(hair, "hair", "gray") == pytest.approx(0.3)
 
 
 def test_a_suspect_who_alone_fits_the_description_is_picked_by_description_witnesses():

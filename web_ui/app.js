@@ -260,6 +260,7 @@ function traitWords(traits) {
   return Object.entries(traits || {}).map(([trait, t]) => {
     if (TRAIT_WORDS[trait]) return TRAIT_WORDS[trait][t.accepted ? 0 : 1];
     const values = t.accepted;
+    if (trait === 'hair') return `${values.filter((v) => v !== 'unsure').join('/')} hair`;
     return trait === 'age_group' && values.length > 1
       ? `${values[0].split('-')[0]}–${values[values.length - 1].split('-').pop()}`
       : values.join('/');
@@ -460,7 +461,8 @@ function showDetails(face) {
   const traits = face.parameters && face.parameters.traits;
   if (traits) {
     rows.push(['Traits read', Object.entries(traits).map(([trait, t]) => {
-      const read = TRAIT_WORDS[trait] ? TRAIT_WORDS[trait][t.read ? 0 : 1] : t.read;
+      const read = TRAIT_WORDS[trait] ? TRAIT_WORDS[trait][t.read ? 0 : 1]
+        : trait === 'hair' ? `hair ${t.read}` : t.read;
       return `${read} (${Math.round(100 * t.p)} %)`;
     }).join(', ')]);
   }

@@ -3,7 +3,7 @@
 // with credentials 'omit', and the token in the page's address is the only key.
 const $ = (id) => document.getElementById(id);
 const token = decodeURIComponent(location.pathname.split('/')[2] || '');
-const TRAITS = { gender: 'Gender', ethnicity: 'Ethnicity', age_group: 'Age', beard: 'Beard', glasses: 'Glasses' };
+const TRAITS = { gender: 'Gender', ethnicity: 'Ethnicity', age_group: 'Age', hair: 'Hair', beard: 'Beard', glasses: 'Glasses' };
 let scale = 'none';
 
 function say(text, isError = false) {

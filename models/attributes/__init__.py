@@ -21,7 +21,7 @@ _EXPORTS = {
     "filter": ("Constraint", "FilterError", "FilterSpec", "MatchResult", "filter_faces",
                "generate_matching", "matches", "parse_filter"),
     "heads": ("AGE_GROUPS", "BINARY_TRAITS", "CELEBA_HEADS", "CLASS_HEADS", "ETHNICITIES",
-              "GENDERS", "TRAITS"),
+              "GENDERS", "HAIR_COLOURS", "READ_CLASSES", "TRAITS"),
     "model": ("ATTRIBUTES_PART", "AttributeConfig", "AttributeModel", "load_attribute_model",
               "predict_attributes"),
 }

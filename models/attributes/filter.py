@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from models.attributes.heads import AGE_GROUPS, CLASS_HEADS
+from models.attributes.heads import AGE_GROUPS, READ_CLASSES
 from models.conditioning import bundle_traits, draw_labels
 
 GENDER_WORDS = {"men": "male", "man": "male", "male": "male", "males": "male",
@@ -258,7 +258,7 @@ def guides_for(spec: FilterSpec, directions) -> tuple[list[tuple[str, list, floa
         elif c.values is not None:
             keys = [f"{c.trait}={v}" for v in sorted(c.values)]
             found = [directions.items[k] for k in keys if k in directions.items]
-            if len(c.values) == len(CLASS_HEADS[c.trait]):
+            if len(c.values) == len(READ_CLASSES[c.trait]):
                 continue  # every class allowed: nothing to guide or reject
             if found:
                 guides.append((c.describe(), found, 1.0))

@@ -8,7 +8,8 @@ trained on CelebA attributes. A face's prediction is a dict of *traits*; every t
 class to its probability; for binary traits the label is a bool and ``p`` the probability that
 the trait is present. ``beard`` is reported as ``1 − No_Beard`` (CelebA's column is negative).
 ``gender`` combines the UTKFace head with CelebA's ``Male`` head (mean of the two p(male)), so
-both datasets teach the one trait that both label.
+both datasets teach the one trait that both label. ``hair`` is read as a class trait from the four
+CelebA hair heads (:func:`hair_distribution`).
 """
 from __future__ import annotations
 
@@ -34,7 +35,25 @@ BINARY_TRAITS: dict[str, tuple[str, bool]] = {
     "gray_hair": ("Gray_Hair", False), "pale_skin": ("Pale_Skin", False),
     "young": ("Young", False),
 }
-TRAITS = (*CLASS_HEADS, *BINARY_TRAITS)
+#: Hair colours, darkest first (a colour's neighbours are the ones a reading or a witness may
+#: confuse it with), and the hair trait's class for "no colour is likely".
+HAIR_COLOURS = ("black", "brown", "blond", "gray")
+UNSURE = "unsure"
+HAIR_HEADS = ("Black_Hair", "Brown_Hair", "Blond_Hair", "Gray_Hair")  # in HAIR_COLOURS' order
+#: Every trait a reading labels with one of several classes: the heads' and the derived ``hair``.
+READ_CLASSES: dict[str, tuple[str, ...]] = {**CLASS_HEADS, "hair": (*HAIR_COLOURS, UNSURE)}
+TRAITS = (*READ_CLASSES, *BINARY_TRAITS)
+
+
+def hair_distribution(p_colours: np.ndarray) -> np.ndarray:
+    """The four hair heads' probabilities [N, 4] (independent sigmoids) → a distribution over
+    ``READ_CLASSES["hair"]`` [N, 5]: the colours keep their probabilities (scaled down where they
+    sum past 1) and ``unsure`` takes what they leave: in a tight 64-px crop the hair is often out
+    of sight, and bald heads or red hair have no CelebA column."""
+    p = np.asarray(p_colours, np.float64)
+    total = p.sum(axis=1, keepdims=True)
+    colours = p / np.maximum(total, 1.0)
+    return np.concatenate([colours, 1.0 - colours.sum(axis=1, keepdims=True)], axis=1)
 
 
 def age_group(age: int) -> int:
@@ -67,10 +86,12 @@ class HeadOutputs:
     def to_dicts(self) -> list[dict]:
         """One JSON-ready prediction dict per face (see the module docstring)."""
         scores = self.trait_scores()
+        scores["hair"] = hair_distribution(
+            self.celeba[:, [CELEBA_HEADS.index(c) for c in HAIR_HEADS]])
         faces: list[dict] = []
         for i in range(len(self)):
             face: dict = {}
-            for trait, names in CLASS_HEADS.items():
+            for trait, names in READ_CLASSES.items():
                 p = scores[trait][i]
                 face[trait] = {"label": names[int(np.argmax(p))],
                                "p": {n: round(float(v), 4) for n, v in zip(names, p)}}

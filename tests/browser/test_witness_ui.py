@@ -56,6 +56,7 @@ def test_officer_makes_a_test_from_a_saved_lineup(page, live):
     page.select_option("#w-gender", "male")
     page.select_option("#w-age_group", "30-39")
     page.select_option("#w-beard", "yes")
+    page.select_option("#w-hair", "black")
     page.select_option("#w-glasses", "no")
     page.fill("#link-count", "3")
     page.fill("#expires-days", "7")
@@ -95,7 +96,8 @@ def test_a_witness_picks_a_member_on_a_phone(phone):
     response = phone.goto(made["links"][0])
     assert response.status == 200
     phone.get_by_text("short dark beard").wait_for()
-    assert phone.locator("#traits li").count() == 4
+    assert phone.locator("#traits li").count() == 5
+    assert "Hair: black" in phone.locator("#traits").inner_text()
     assert "Case 2024" not in phone.content()               # the lineup's name is not shown
     images = phone.locator(".member img")
     assert images.count() == 4
