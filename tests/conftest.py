@@ -165,6 +165,35 @@ def tiny_train_config(**overrides: Any) -> Any:
     return TrainConfig(**settings)
 
 
+def identity_bundle(tmp_path: Path, tiny_bundle_dir: Path, resolution: int = 32,
+                    probe: bool = False) -> Path:
+    """A copy of the tiny bundle with a randomly initialised identity network (and, with
+    ``probe``, a random trait probe on its embeddings)."""
+    import dataclasses
+    import shutil
+
+    import numpy as np
+
+    from models.attributes.heads import CLASS_HEADS
+    from models.attributes.identity_probe import PROBE_PART, PROBE_TRAITS, TraitProbe
+    from models.bundle import add_part, module_arrays
+    from models.faces.identity_net import (EMBEDDING_DIM, IDENTITY_PART, IdentityNet,
+                                           IdentityNetConfig)
+
+    path = tmp_path / f"with_identity_{resolution}{'_probe' if probe else ''}"
+    shutil.copytree(tiny_bundle_dir, path)
+    cfg = IdentityNetConfig(resolution=resolution, work_resolution=16, channel_base=256,
+                            channel_max=32, features=32)
+    add_part(path, IDENTITY_PART, module_arrays(IdentityNet(cfg, seed=4)),
+             {"model": dataclasses.asdict(cfg)})
+    if probe:
+        rng = np.random.default_rng(5)
+        coef = {t: rng.standard_normal((len(CLASS_HEADS[t]), EMBEDDING_DIM)) for t in PROBE_TRAITS}
+        intercept = {t: np.zeros(len(CLASS_HEADS[t])) for t in PROBE_TRAITS}
+        add_part(path, PROBE_PART, TraitProbe(coef, intercept).arrays(), {})
+    return path
+
+
 # -- a tiny trained attribute model -------------------------------------------------------------
 
 @pytest.fixture(scope="module")

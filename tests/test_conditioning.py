@@ -200,3 +200,79 @@ def _one_unlabelled(tmp_path):
     photo = next(p for p in TRAINING_FACES.rglob("*") if p.suffix.lower() in (".jpg", ".png"))
     shutil.copy(photo, folder / f"face{photo.suffix}")
     return folder
+
+
+def test_the_label_reader_s_loss_is_the_probe_s_cross_entropy_against_the_labels():
+    from models.attributes.heads import CLASS_HEADS
+    from models.attributes.identity_probe import TraitProbe
+    from models.conditioning import LAYOUTS
+    from models.training.label_loss import LabelReader
+
+    rng = np.random.default_rng(0)
+    traits = list(LAYOUTS["utkface"])
+    coef = {t: rng.standard_normal((len(CLASS_HEADS[t]), 128)) for t in traits}
+    intercept = {t: rng.standard_normal(len(CLASS_HEADS[t])) for t in traits}
+    reader = LabelReader(TraitProbe(coef, intercept), "utkface")
+    emb = rng.standard_normal((6, 128)).astype(np.float32) * 0.1
+    labels = np.zeros((6, LAYOUT_WIDTH), np.float32)
+    start, want, agree = 0, [], {}
+    for t in traits:
+        k = len(CLASS_HEADS[t])
+        cls = rng.integers(0, k, 6)
+        labels[np.arange(6), start + cls] = 1
+        logits = emb.astype(np.float64) @ coef[t].T + intercept[t]
+        log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        want.append(-log_p[np.arange(6), cls].mean())
+        agree[t] = float((logits.argmax(axis=1) == cls).mean())
+        start += k
+    loss, agreement = reader.loss(tf.constant(emb), tf.constant(labels))
+    assert float(loss) == pytest.approx(np.mean(want), rel=1e-5)
+    assert {t: float(v) for t, v in agreement.items()} == pytest.approx(agree)
+    del coef["ethnicity"], intercept["ethnicity"]
+    with pytest.raises(ValueError, match="does not read ethnicity"):
+        LabelReader(TraitProbe(coef, intercept), "utkface")
+
+
+@needs_faces
+def test_the_label_loss_teaches_the_generator_what_the_probe_reads(tmp_path, tiny_bundle_dir):
+    """--label-loss: switched on when a conditional run resumes, it reads the generated faces
+    with the feature discriminator's network and its bundle's trait probe, its gradient reaches
+    the generator's label path, and the log shows it with the share of faces read as labelled;
+    it is refused without labels, without the feature discriminator, or without a probe."""
+    from models.training.stylegan2 import Trainer
+    from tests.conftest import identity_bundle
+
+    folder = _utkface_named_copies(tmp_path)
+    reader_bundle = identity_bundle(tmp_path, tiny_bundle_dir, probe=True)
+    run = tmp_path / "run"
+    settings = dict(data=str(folder), conditioning="utkface", feature_d=str(reader_bundle))
+    Trainer(tiny_train_config(total_kimg=0.008, **settings), run).train()
+    trainer = Trainer(tiny_train_config(total_kimg=0.016, label_loss_weight=2.0, **settings), run)
+    trainer.manager.restore_or_initialize()
+    labels = np.zeros((4, LAYOUT_WIDTH), np.float32)
+    labels[:, [1, 4, 2 + 8 + 3]] = 1  # women, 20-29, asian
+    z = tf.constant(np.random.default_rng(1).standard_normal((4, 32)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        faces = trainer.G.synthesize(trainer.G.mapping(z, tf.constant(labels)))
+        loss, _ = trainer.label_reader.loss(trainer.FD.net(faces), tf.constant(labels))
+    grad = tape.gradient(loss, trainer.G.mapping.label_fc.weight)
+    assert float(loss) > 0 and float(tf.reduce_max(tf.abs(grad))) > 0
+    assert trainer.train()["nimg"] == 16
+    log = (run / "log.txt").read_text()
+    assert "label loss weight 2.0 (faces read by the trait probe of" in log
+    ticks = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert "loss/G_label" not in ticks[0] and ticks[-1]["kimg"] == 0.016
+    assert ticks[-1]["loss/G_label"] > 0
+    assert all(0 <= ticks[-1][f"labels_read/{t}"] <= 1
+               for t in ("gender", "age_group", "ethnicity"))
+
+    with pytest.raises(ValueError, match="label loss's weight must be ≥ 0"):
+        tiny_train_config(label_loss_weight=-1, **settings)
+    with pytest.raises(ValueError, match="needs a conditional run"):
+        tiny_train_config(label_loss_weight=1, feature_d=str(reader_bundle))
+    with pytest.raises(ValueError, match="needs a conditional run"):
+        tiny_train_config(label_loss_weight=1, conditioning="utkface")
+    no_probe = identity_bundle(tmp_path, tiny_bundle_dir)
+    with pytest.raises(ValueError, match="has none"):
+        Trainer(tiny_train_config(label_loss_weight=1, data=str(folder), conditioning="utkface",
+                                  feature_d=str(no_probe)), tmp_path / "other")

@@ -10,7 +10,7 @@ import tensorflow as tf
 from models.training.augment import augment, parse_policy
 from models.training.data import DataError, training_dataset
 from models.training.optim import Adam, lazy_regularization_hyperparams
-from tests.conftest import SHARED, needs_faces, tiny_train_config
+from tests.conftest import SHARED, identity_bundle, needs_faces, tiny_train_config
 
 LONDON = SHARED / "faces" / "london"
 
@@ -313,23 +313,6 @@ def test_a_wider_network_starts_from_a_narrower_bundle(tmp_path, tiny_bundle_dir
     with pytest.raises(BundleShapeError, match="differ in more than width"):
         widen_weights(wide.G, wide.D, "test")
     assert wide.train()["finished"]  # and it trains
-
-
-def identity_bundle(tmp_path, tiny_bundle_dir, resolution=32):
-    """A copy of the tiny bundle with a randomly initialised identity network."""
-    import dataclasses
-    import shutil
-
-    from models.bundle import add_part, module_arrays
-    from models.faces.identity_net import IDENTITY_PART, IdentityNet, IdentityNetConfig
-
-    path = tmp_path / f"with_identity_{resolution}"
-    shutil.copytree(tiny_bundle_dir, path)
-    cfg = IdentityNetConfig(resolution=resolution, work_resolution=16, channel_base=256,
-                            channel_max=32, features=32)
-    add_part(path, IDENTITY_PART, module_arrays(IdentityNet(cfg, seed=4)),
-             {"model": dataclasses.asdict(cfg)})
-    return path
 
 
 @needs_faces

@@ -89,6 +89,10 @@ class FeatureDiscriminator:
             pooled += [mean, tf.sqrt(var + 1e-8)]
         return tf.concat([*pooled, trunk, self.net.embed_features(trunk)], axis=-1)
 
+    def embeddings(self, features: tf.Tensor) -> tf.Tensor:
+        """The identity embeddings [N, 128] inside :meth:`features`' output."""
+        return features[:, -EMBEDDING_DIM:]
+
     def calibrate(self, real: np.ndarray) -> None:
         """Standardise the head's inputs with these real faces' feature means and deviations."""
         feats = np.concatenate([self.features(tf.constant(real[i:i + 64])).numpy()

@@ -52,7 +52,8 @@ RESUMABLE = {"total_kimg", "snapshot_kimg", "tick_kimg", "max_minutes", "progres
              "metrics_real", "metrics_samples", "metrics_psi", "metrics_attributes",
              "metrics_inception",
              "precision", "mixed_precision", "framing", "balance", "balance_power",
-             "feature_d", "feature_d_weight", "spectral_weight", "g_lr", "d_lr", "ema_kimg"}
+             "feature_d", "feature_d_weight", "spectral_weight", "g_lr", "d_lr", "ema_kimg",
+             "label_loss_weight"}
 
 
 @dataclasses.dataclass
@@ -126,6 +127,10 @@ class TrainConfig:
     # Weight of the spectral loss (models.training.spectrum): the generated batch's radial power
     # spectrum against the real batch's, in logs; 0: off. May be changed when resuming.
     spectral_weight: float = 0.0
+    # Weight of the label loss (models.training.label_loss): a conditional run's generated faces
+    # read by the feature_d bundle's trait probe against their labels; 0: off. May be changed
+    # when resuming.
+    label_loss_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 2:
@@ -151,6 +156,12 @@ class TrainConfig:
                              f"{self.feature_d_weight}")
         if self.spectral_weight < 0:
             raise ValueError(f"the spectral loss's weight must be ≥ 0, got {self.spectral_weight}")
+        if self.label_loss_weight < 0:
+            raise ValueError(f"the label loss's weight must be ≥ 0, got {self.label_loss_weight}")
+        if self.label_loss_weight > 0 and not (self.conditioning and self.feature_d):
+            raise ValueError("the label loss needs a conditional run (--condition) and the "
+                             "feature discriminator (--feature-d), whose bundle's identity "
+                             "network and trait probe read the faces")
         if self.metrics_real and self.metrics_samples < 4:
             raise ValueError(f"metrics need at least 4 samples (k-NN with k=3), got "
                              f"{self.metrics_samples}")
@@ -264,6 +275,11 @@ class Trainer:
                 self.FD = load_feature_discriminator(cfg.feature_d, cfg.resolution, cfg.seed + 2)
                 self.opt_fd = Adam(self.FD.trainable_variables, HEAD_LR, (0.0, 0.99),
                                    name="opt_fd")
+            self.label_reader = None
+            if cfg.label_loss_weight > 0:
+                from models.training.label_loss import load_label_reader
+
+                self.label_reader = load_label_reader(cfg.feature_d, cfg.conditioning)
             self.rng = tf.random.Generator.from_seed(cfg.seed)
             agg = tf.VariableAggregation.ONLY_FIRST_REPLICA
             self.nimg = tf.Variable(0, dtype=tf.int64, trainable=False, aggregation=agg)
@@ -402,9 +418,16 @@ class Trainer:
             loss_g = tf.reduce_mean(tf.nn.softplus(-self._d_logits(fake, labels)))
             total = loss_g
             if self.FD is not None:
-                loss_g_feature = tf.reduce_mean(tf.nn.softplus(-self._fd_logits(fake)))
+                features = self.FD.features(self._augment(fake))
+                loss_g_feature = tf.reduce_mean(tf.nn.softplus(-self.FD.head(features)))
                 stats["loss/G_feature"] = loss_g_feature
                 total += cfg.feature_d_weight * loss_g_feature
+                if self.label_reader is not None:
+                    loss_g_label, agreement = self.label_reader.loss(
+                        self.FD.embeddings(features), labels)
+                    stats["loss/G_label"] = loss_g_label
+                    stats.update({f"labels_read/{t}": v for t, v in agreement.items()})
+                    total += cfg.label_loss_weight * loss_g_label
             if cfg.spectral_weight > 0:
                 loss_g_spectral = spectral_loss(fake, self._real_power_target(real, ctx))
                 stats["loss/G_spectral"] = loss_g_spectral
@@ -537,8 +560,9 @@ class Trainer:
             shares = ", ".join(f"{g} {p:.3f}" for g, p in
                                zip(groups, self.G.mapping.label_prior.numpy()))
             log.info("conditioned on %s labels: generated faces take the real batch's labels; "
-                     "without labels they are drawn in the data's shares (%s)", cfg.conditioning,
-                     shares)
+                     "without labels they are drawn in the data's shares (%s)%s", cfg.conditioning,
+                     shares, f"; label loss weight {cfg.label_loss_weight} (faces read by the "
+                     f"trait probe of {cfg.feature_d})" if self.label_reader else "")
         ds = training_dataset(cfg.data, cfg.resolution, cfg.batch_size, cfg.seed,
                               skip_images=start_nimg, mirror=cfg.mirror,
                               weights=self.sampling_weights, labels=self.labels)

@@ -110,6 +110,11 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
                           "docs/training.md); may be switched on when resuming")
     gan.add_argument("--feature-d-weight", type=float, default=0.5,
                      help="weight of the second discriminator's loss in the generator's")
+    gan.add_argument("--label-loss", type=float, default=0.0, metavar="WEIGHT",
+                     help="conditional runs with --feature-d: weight of a loss that reads each "
+                          "generated face's traits with the --feature-d bundle's trait probe "
+                          "against its labels, so the generator learns to draw them (0: off; "
+                          "may be changed when resuming)")
     gan.add_argument("--spectral-weight", type=float, default=0.0,
                      help="weight of a loss that pulls the generated faces' radial power "
                           "spectrum toward the real faces' (against blur and grain; 0: off; "
@@ -281,6 +286,7 @@ def _train_stylegan2(args: argparse.Namespace, settings) -> int:
             resume_widen=args.widen,
             feature_d=str(args.feature_d.resolve()) if args.feature_d else None,
             feature_d_weight=args.feature_d_weight, spectral_weight=args.spectral_weight,
+            label_loss_weight=args.label_loss,
             metrics_real=str(args.metrics.resolve()) if args.metrics else None,
             precision=precision,
             metrics_samples=args.metrics_samples, metrics_psi=args.metrics_psi,
