@@ -247,7 +247,9 @@ def test_the_label_loss_teaches_the_generator_what_the_probe_reads(tmp_path, tin
     run = tmp_path / "run"
     settings = dict(data=str(folder), conditioning="utkface", feature_d=str(reader_bundle))
     Trainer(tiny_train_config(total_kimg=0.008, **settings), run).train()
-    trainer = Trainer(tiny_train_config(total_kimg=0.016, label_loss_weight=2.0, **settings), run)
+    trainer = Trainer(tiny_train_config(total_kimg=0.016, label_loss_weight=2.0,
+                                        metrics_real=str(folder), metrics_samples=8,
+                                        **settings), run)
     trainer.manager.restore_or_initialize()
     labels = np.zeros((4, LAYOUT_WIDTH), np.float32)
     labels[:, [1, 4, 2 + 8 + 3]] = 1  # women, 20-29, asian
@@ -260,11 +262,15 @@ def test_the_label_loss_teaches_the_generator_what_the_probe_reads(tmp_path, tin
     assert trainer.train()["nimg"] == 16
     log = (run / "log.txt").read_text()
     assert "label loss weight 2.0 (faces read by the trait probe of" in log
-    ticks = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    ticks = [t for t in lines if not t.get("snapshot")]
     assert "loss/G_label" not in ticks[0] and ticks[-1]["kimg"] == 0.016
     assert ticks[-1]["loss/G_label"] > 0
     assert all(0 <= ticks[-1][f"labels_read/{t}"] <= 1
                for t in ("gender", "age_group", "ethnicity"))
+    # Its snapshot reads how many faces dlib's probe sees as the group they were drawn with.
+    snapshot = [t for t in lines if t.get("snapshot")][-1]
+    assert 0 <= snapshot["metrics/gender_label_agreement"] <= 1
 
     with pytest.raises(ValueError, match="label loss's weight must be ≥ 0"):
         tiny_train_config(label_loss_weight=-1, **settings)

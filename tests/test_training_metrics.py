@@ -190,7 +190,7 @@ def test_evaluate_with_an_attribute_model_compares_distributions(tiny_generator,
 
 
 def test_the_embedding_probe_reads_generated_faces_by_the_real_faces_labels():
-    from models.training.metrics import embedding_probe
+    from models.training.metrics import embedding_probe, scalars
 
     rng = np.random.default_rng(0)
     axis = np.zeros(128)
@@ -206,6 +206,34 @@ def test_the_embedding_probe_reads_generated_faces_by_the_real_faces_labels():
     # One class only: nothing to learn, and the report says why.
     assert "ethnicity" not in probe["generated"]
     assert "1 class" in probe["skipped"]["ethnicity"]
+    assert "label_agreement" not in probe
+    # A conditional generator's faces against the groups they were drawn with.
+    drawn = {"gender": ["male"] * 20 + ["female"] * 10, "ethnicity": ["asian"] * 30}
+    with_labels = embedding_probe(real, labels, fake, fake_labels=drawn)
+    assert with_labels["label_agreement"] == {"gender": pytest.approx(20 / 30, abs=1e-4)}
+    result = {"attributes_probe": with_labels}
+    assert scalars(result)["metrics/gender_label_agreement"] == pytest.approx(0.6667, abs=1e-4)
+
+
+def test_the_labels_a_conditional_generator_drew_are_those_of_its_faces():
+    """drawn_labels replays generated_images' latents: its groups are the ones each face's z
+    was mapped with."""
+    from models.conditioning import LAYOUTS, label_groups
+    from models.stylegan2.config import GeneratorConfig
+    from models.stylegan2.generator import Generator
+    from models.training.metrics import _latents, drawn_labels
+
+    g = Generator(GeneratorConfig(z_dim=16, w_dim=16, resolution=32, mapping_layers=1,
+                                  channel_base=64, channel_max=16,
+                                  label_groups=label_groups("utkface")), seed=0)
+    traits = LAYOUTS["utkface"]
+    got = drawn_labels(g, traits, 37, seed=3, batch_size=16)
+    assert {t: len(v) for t, v in got.items()} == {t: 37 for t in traits}
+    z = np.concatenate(list(_latents(g, 37, 3, 16)))
+    rows = g.mapping.labels_from_z(z).numpy()
+    assert got["gender"] == [traits["gender"][i] for i in rows[:, :2].argmax(axis=1)]
+    assert got["ethnicity"] == [traits["ethnicity"][i] for i in rows[:, 10:].argmax(axis=1)]
+    assert len(set(got["age_group"])) > 2
 
 
 @needs_photos

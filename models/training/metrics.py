@@ -25,6 +25,10 @@
   It is independent of the attribute model, costs seconds, and is more accurate on real faces;
   where the two instruments disagree on generated faces, neither reading can be trusted (see
   docs/training.md).
+* **Label agreement** (``attributes_probe.label_agreement``), for a conditional generator: the
+  share of generated faces that the same probe reads as the group the generator was given
+  (labels drawn from z in the data's shares, :meth:`MappingNetwork.labels_from_z`), beside
+  the probe's accuracy on real faces, its ceiling.
 
 FID proper needs Inception-v3 ImageNet weights, which do not exist on these machines: it is
 computed only from a weights file the user supplies (``models.training.fid``), else ``None``.
@@ -167,17 +171,36 @@ def analyse(images: Iterable[np.ndarray], desc: str, total: int | None = None,
 # -- where the images come from ------------------------------------------------------------------
 
 
+def _latents(generator, samples: int, seed: int, batch_size: int) -> Iterator[np.ndarray]:
+    """The z batches of :func:`generated_images` (a seeded RNG)."""
+    rng = np.random.RandomState(seed)
+    for start in range(0, samples, batch_size):
+        yield rng.randn(min(batch_size, samples - start), generator.cfg.z_dim).astype(np.float32)
+
+
 def generated_images(generator, samples: int, psi: float = 0.7, seed: int = 0,
                      batch_size: int = 16) -> Iterator[np.ndarray]:
     """``samples`` uint8 faces from ``generator`` (z from a seeded RNG, constant noise)."""
     from models.images import to_uint8
 
-    rng = np.random.RandomState(seed)
-    for start in range(0, samples, batch_size):
-        n = min(batch_size, samples - start)
-        z = rng.randn(n, generator.cfg.z_dim).astype(np.float32)
+    for z in _latents(generator, samples, seed, batch_size):
         ws = generator.map_compiled(z, psi, reproducible=False)
         yield from to_uint8(generator.synthesize(ws, "const", reproducible=False).numpy())
+
+
+def drawn_labels(generator, label_traits: dict[str, Sequence[str]], samples: int,
+                 seed: int = 0, batch_size: int = 16) -> dict[str, list[str]]:
+    """Per trait, the group a conditional ``generator`` drew for each face of
+    :func:`generated_images` (its labels come from z); ``label_traits``: the traits and groups
+    of its label vector, in order."""
+    labels = np.concatenate([generator.mapping.labels_from_z(z).numpy()
+                             for z in _latents(generator, samples, seed, batch_size)])
+    out, start = {}, 0
+    for trait, groups in label_traits.items():
+        picked = labels[:, start:start + len(groups)].argmax(axis=1)
+        out[trait] = [groups[i] for i in picked]
+        start += len(groups)
+    return out
 
 
 def _resize(image: np.ndarray, resolution: int | None) -> np.ndarray:
@@ -285,15 +308,17 @@ def probe_targets(labels: Sequence[str], classes: Sequence[str], folds: int
 
 
 def embedding_probe(real_embeddings: np.ndarray, real_labels: dict[str, Sequence[str]],
-                    fake_embeddings: np.ndarray, folds: int = PROBE_FOLDS, seed: int = 0
-                    ) -> dict[str, Any]:
+                    fake_embeddings: np.ndarray, folds: int = PROBE_FOLDS, seed: int = 0,
+                    fake_labels: dict[str, Sequence[str]] | None = None) -> dict[str, Any]:
     """Attribute shares of generated faces by a second instrument: per trait, a logistic
     regression from identity embeddings to the real faces' labels.
 
     On the real faces it is cross-validated (``folds`` folds), which gives its accuracy and
     the shares it reads there (``real_predicted``); fitted on all of them, it reads the
     generated faces. Traits with fewer than two classes or fewer than ``folds`` faces in the
-    real set are listed under ``skipped`` with the reason.
+    real set are listed under ``skipped`` with the reason. ``fake_labels`` (a conditional
+    generator's groups per face) add ``label_agreement``: per trait, the share of generated
+    faces read as their group.
     """
     from sklearn.model_selection import KFold, cross_val_predict
 
@@ -318,6 +343,9 @@ def embedding_probe(real_embeddings: np.ndarray, real_labels: dict[str, Sequence
         out["accuracy"][trait] = round(float(np.mean(cv == y)), 4)
         out["real_predicted"][trait] = distribution([classes[i] for i in cv], classes)
         out["generated"][trait] = distribution([classes[i] for i in fake], classes)
+        if fake_labels is not None and trait in fake_labels:
+            wanted = np.array([classes.index(v) for v in fake_labels[trait]])
+            out.setdefault("label_agreement", {})[trait] = round(float(np.mean(fake == wanted)), 4)
     return out
 
 
@@ -351,14 +379,16 @@ class RealSet:
 def evaluate_generator(generator, real: RealSet, samples: int, psi: float = 0.7,
                        seed: int = 0, attribute_model=None, k: int = 3,
                        progress: bool = True, inception=None,
-                       realness: bool = False) -> dict[str, Any]:
+                       realness: bool = False,
+                       label_traits: dict[str, Sequence[str]] | None = None) -> dict[str, Any]:
     """Every metric of this module for ``samples`` faces of ``generator`` against ``real``.
 
     ``attribute_model``: an :class:`~models.attributes.model.AttributeModel` or a bundle with
     an attributes part; without it the attribute comparison is left out. ``inception``: a
     :class:`~models.training.fid.InceptionFeatures` for FID; without it ``fid`` is None.
     ``realness``: also train the real-vs-generated detectors (:mod:`models.training.realness`).
-    Returns a JSON-able dict (see docs/training.md for the keys).
+    ``label_traits``: a conditional generator's traits and groups (its label vector's order),
+    for the probe's label agreement. Returns a JSON-able dict (see docs/training.md for the keys).
     """
     if samples < k + 1:
         raise ValueError(f"need at least {k + 1} samples, got {samples}")
@@ -397,7 +427,10 @@ def evaluate_generator(generator, real: RealSet, samples: int, psi: float = 0.7,
             "real_predicted": real_predicted,
             "difference_predicted": distribution_difference(generated, real_predicted)}
     if real.face_labels is not None:
-        probe = embedding_probe(real.embeddings, real.face_labels, embeddings, seed=seed)
+        fake_labels = drawn_labels(generator, label_traits, samples, seed) \
+            if label_traits else None
+        probe = embedding_probe(real.embeddings, real.face_labels, embeddings, seed=seed,
+                                fake_labels=fake_labels)
         probe["real"] = {t: real.labels[t] for t in probe["generated"]}
         probe["difference"] = distribution_difference(probe["generated"], probe["real"])
         probe["difference_predicted"] = distribution_difference(probe["generated"],
@@ -434,6 +467,7 @@ def evaluate_bundle(bundle_path: str | os.PathLike, real_source: str | os.PathLi
     :mod:`models.training.reconstructions`)."""
     from models.attributes.model import ATTRIBUTES_PART
     from models.bundle import load_bundle
+    from models.conditioning import bundle_traits
     from models.encoder import ENCODER_PART
     from models.training.fid import InceptionFeatures
 
@@ -441,8 +475,10 @@ def evaluate_bundle(bundle_path: str | os.PathLike, real_source: str | os.PathLi
     bundle = load_bundle(bundle_path)
     real = RealSet(real_source, real_samples or samples, bundle.resolution, seed, progress)
     attributes = bundle if bundle.has_part(ATTRIBUTES_PART) else None
+    label_traits = bundle_traits(bundle.manifest, bundle.generator.cfg.label_groups)
     result = evaluate_generator(bundle.generator, real, samples, psi, seed, attributes,
-                                progress=progress, inception=inception, realness=True)
+                                progress=progress, inception=inception, realness=True,
+                                label_traits=label_traits or None)
     if reconstructions and bundle.has_part(ENCODER_PART):
         from models.training.reconstructions import bundle_renderer, reconstruction_check
 
@@ -463,6 +499,8 @@ def scalars(result: dict[str, Any]) -> dict[str, float]:
         out[f"metrics/{trait}_max_abs_pp"] = float(diff["max_abs_pp"])
     for trait, diff in result.get("attributes_probe", {}).get("difference", {}).items():
         out[f"metrics/{trait}_probe_max_abs_pp"] = float(diff["max_abs_pp"])
+    for trait, share in result.get("attributes_probe", {}).get("label_agreement", {}).items():
+        out[f"metrics/{trait}_label_agreement"] = float(share)
     return out
 
 
@@ -521,6 +559,11 @@ def format_table(result: dict[str, Any]) -> str:
                               probe["real"], probe["difference"])
         lines += _share_lines("probe: generated vs real (probe too)", probe["generated"],
                               probe["real_predicted"], probe["difference_predicted"])
+        if probe.get("label_agreement"):
+            lines += ["", "conditional generator: faces the probe reads as the group they were "
+                          "drawn with (its accuracy on real faces in brackets): " + ", ".join(
+                              f"{t} {100 * a:.0f} % ({100 * probe['accuracy'][t]:.0f} %)"
+                              for t, a in probe["label_agreement"].items())]
     if "reconstructions" in result:
         from models.training.reconstructions import format_lines
 

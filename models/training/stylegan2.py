@@ -647,7 +647,8 @@ class Trainer:
                                              cfg.resolution, cfg.seed, cfg.progress)
         result = metrics.evaluate_generator(self.G_ema, self._real_set, cfg.metrics_samples,
                                             cfg.metrics_psi, cfg.seed, self._attribute_model,
-                                            progress=cfg.progress, inception=self._inception)
+                                            progress=cfg.progress, inception=self._inception,
+                                            label_traits=LAYOUTS.get(cfg.conditioning))
         numbers = metrics.scalars(result)
         append_jsonl(self.run_dir / "metrics.jsonl",
                      {"kimg": nimg / 1000, "snapshot": True, **numbers, "quality": result})
