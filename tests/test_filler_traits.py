@@ -83,6 +83,29 @@ def test_hair_matches_neighbouring_shades_and_unseen_hair_contradicts_nothing():
         assert "hair" not in unseen.describe() and unseen.holds(reading(hair="gray"))
 
 
+def test_the_api_specs_name_the_traits_and_values_that_the_code_matches():
+    """docs/api: the backend's FillerTraits and the frontend's described Traits list exactly
+    the matched traits and the values a request may fix them to."""
+    from pathlib import Path
+
+    import yaml
+
+    from models.filler_traits import requestable_values
+
+    docs = Path(__file__).resolve().parent.parent / "docs" / "api"
+    backend = yaml.safe_load((docs / "backend.yaml").read_text())["components"]["schemas"]
+    frontend = yaml.safe_load((docs / "frontend.yaml").read_text())["components"]["schemas"]
+    fixed = backend["FillerTraits"]["oneOf"][1]["properties"]
+    described = frontend["Traits"]["properties"]
+    assert list(fixed) == list(described) == list(MATCHED_TRAITS)
+    for trait in MATCHED_TRAITS:
+        values = [str(v) for v in requestable_values(trait)]
+        spec = fixed[trait]
+        enum = spec["enum"] if "enum" in spec else spec["oneOf"][1]["enum"]
+        assert enum == ["auto", "any", *values], trait
+        assert [str(v) for v in described[trait]["enum"]] == values, trait
+
+
 def test_overrides_and_relaxed_traits():
     match = trait_match(reading(gender="female"),
                         parse_trait_request({"gender": "male", "ethnicity": "any"}))
