@@ -88,6 +88,15 @@ def file_labels(files: Sequence[str], layout: str) -> np.ndarray:
                      for t in traits])
 
 
+def label_slices(traits: Mapping[str, Sequence[str]]) -> dict[str, slice]:
+    """Where each trait's one-hot block lies in the label vector (traits in vector order)."""
+    out, start = {}, 0
+    for trait, groups in traits.items():
+        out[trait] = slice(start, start + len(groups))
+        start += len(groups)
+    return out
+
+
 def group_shares(labels: np.ndarray, groups: Sequence[int]) -> np.ndarray:
     """Each group's share within its trait over the labelled rows of ``labels`` (the prior a
     conditional generator draws labels from when none are given)."""
@@ -135,10 +144,9 @@ def draw_labels(traits: Mapping[str, Sequence[str]], prior: np.ndarray, n: int,
     unknown = sorted(set(allowed) - set(traits))
     if unknown:
         raise ValueError(f"these labels have no trait {', '.join(unknown)}")
-    blocks, start = [], 0
+    blocks, slices = [], label_slices(traits)
     for trait, groups in traits.items():
-        shares = np.asarray(prior[start:start + len(groups)], np.float64)
-        start += len(groups)
+        shares = np.asarray(prior[slices[trait]], np.float64)
         if trait in allowed:
             bad = sorted(set(allowed[trait]) - set(groups))
             if bad:

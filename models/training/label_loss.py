@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from models.attributes.heads import CLASS_HEADS
 from models.attributes.identity_probe import TraitProbe
-from models.conditioning import check_layout
+from models.conditioning import check_layout, label_slices
 
 
 class LabelReader:
@@ -30,9 +30,10 @@ class LabelReader:
     vector, with the loss and how often the reading agrees with the labels."""
 
     def __init__(self, probe: TraitProbe, layout: str) -> None:
-        self.blocks: list[tuple[str, int, int, tf.Tensor, tf.Tensor]] = []
-        start = 0
-        for trait, groups in check_layout(layout).items():
+        self.blocks: list[tuple[str, slice, tf.Tensor, tf.Tensor]] = []
+        traits = check_layout(layout)
+        slices = label_slices(traits)
+        for trait, groups in traits.items():
             if trait not in probe.coef:
                 raise ValueError(f"the trait probe does not read {trait}, which the {layout} "
                                  f"labels name")
@@ -42,8 +43,7 @@ class LabelReader:
                                  f"({', '.join(groups)})")
             coef = tf.constant(np.asarray(probe.coef[trait], np.float32).T)
             intercept = tf.constant(np.asarray(probe.intercept[trait], np.float32))
-            self.blocks.append((trait, start, start + len(groups), coef, intercept))
-            start += len(groups)
+            self.blocks.append((trait, slices[trait], coef, intercept))
 
     def loss(self, embeddings: tf.Tensor,
              labels: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
@@ -52,9 +52,9 @@ class LabelReader:
         faces whose likeliest reading is their label."""
         labels = tf.cast(labels, tf.float32)
         losses, agreement = [], {}
-        for trait, start, end, coef, intercept in self.blocks:
+        for trait, block, coef, intercept in self.blocks:
             logits = tf.matmul(tf.cast(embeddings, tf.float32), coef) + intercept
-            wanted = labels[:, start:end]
+            wanted = labels[:, block]
             losses.append(tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(wanted, logits)))
             agreement[trait] = tf.reduce_mean(tf.cast(
                 tf.equal(tf.argmax(logits, axis=1), tf.argmax(wanted, axis=1)), tf.float32))

@@ -195,12 +195,11 @@ def drawn_labels(generator, label_traits: dict[str, Sequence[str]], samples: int
     of its label vector, in order."""
     labels = np.concatenate([generator.mapping.labels_from_z(z).numpy()
                              for z in _latents(generator, samples, seed, batch_size)])
-    out, start = {}, 0
-    for trait, groups in label_traits.items():
-        picked = labels[:, start:start + len(groups)].argmax(axis=1)
-        out[trait] = [groups[i] for i in picked]
-        start += len(groups)
-    return out
+    from models.conditioning import label_slices
+
+    slices = label_slices(label_traits)
+    return {trait: [groups[i] for i in labels[:, slices[trait]].argmax(axis=1)]
+            for trait, groups in label_traits.items()}
 
 
 def _resize(image: np.ndarray, resolution: int | None) -> np.ndarray:
