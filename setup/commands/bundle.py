@@ -118,6 +118,21 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     framing.add_argument("framing", choices=("ffhq", "utkface"))
     framing.set_defaults(handler=_set_alignment)
 
+    carry = bsub.add_parser(
+        "carry-parts", help="reuse another bundle's attribute model, identity network and probe",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Copy the parts that read images (attribute model, identity network, trait "
+                    "probe) from SOURCE into the bundle directory PATH, whose generator is new, "
+                    "instead of training them again (the bundle hash changes). The attribute "
+                    "model's directions in W are dropped: refit them with `ligan attributes "
+                    "directions`. Encoder and PCA belong to a generator and are never carried.")
+    carry.add_argument("path", type=Path, help="bundle directory that receives the parts")
+    carry.add_argument("--from", dest="source", type=Path, required=True,
+                       help="bundle directory or packed bundle to take them from")
+    carry.add_argument("--parts", default="attributes,identity,trait_probe",
+                       help="comma-separated parts to carry")
+    carry.set_defaults(handler=_carry_parts)
+
     from setup.commands.importers import register as register_import
 
     register_import(bsub, settings)
@@ -287,6 +302,25 @@ def _set_alignment(args: argparse.Namespace, settings) -> int:
         raise CommandError(str(exc)) from None
     print(f"{args.path}: photos are now aligned with the {args.framing} framing; new bundle hash "
           f"{digest[:12]}")
+    return 0
+
+
+def _carry_parts(args: argparse.Namespace, settings) -> int:
+    from models.bundle import BundleError
+    from models.bundle_carry import REFIT_AFTER, carry_parts
+
+    parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
+    if not parts:
+        raise CommandError("--parts names no part")
+    try:
+        digest = carry_parts(args.source, args.path, parts)
+    except (BundleError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    print(f"carried {', '.join(parts)} from {args.source} into {args.path}; new bundle hash "
+          f"{digest[:12]}")
+    for part in parts:
+        if part in REFIT_AFTER:
+            print(f"  next: {REFIT_AFTER[part]}")
     return 0
 
 
