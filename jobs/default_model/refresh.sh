@@ -2,8 +2,8 @@
 # Builds a candidate default bundle around a newly trained generator (a snapshot of a
 # `ligan train stylegan2` run), reusing the current default's attribute model, identity network
 # and trait probe, which read images and need no retraining. What belongs to the generator is
-# fitted again: the attribute directions in W, the encoder (started from the current one, with
-# the identity loss), the PCA and the fillers' calibration. Every step resumes when run again.
+# fitted again: the attribute directions in W, the encoder (trained on from the current one),
+# the PCA and the fillers' calibration. Every step resumes when run again.
 #
 #   jobs/default_model/refresh.sh WORK_DIR GENERATOR_BUNDLE [BASE_BUNDLE]
 #
@@ -21,6 +21,7 @@ SHARED=${LIGAN_SHARED:-$ROOT/../shared}
 # Overridable for a quick trial of the pipeline: encoder steps, faces of the quality metrics,
 # and the suspect photos of the lineup evaluation (a glob).
 ENCODER_STEPS=${ENCODER_STEPS:-12000}
+ENCODER_IDENTITY_WEIGHT=${ENCODER_IDENTITY_WEIGHT:-0}
 METRICS_SAMPLES=${METRICS_SAMPLES:-1000}
 SUSPECTS=${SUSPECTS:-$SHARED/faces/london/*_03.jpg}
 LIGAN="$ROOT/.venv/bin/ligan"
@@ -49,11 +50,13 @@ if [ ! -f "$WORK/.readers-done" ]; then
     touch "$WORK/.readers-done"
 fi
 
-# 3. The encoder: the base bundle's, trained on against the new generator with the identity
-#    loss (generated pairs and real training chips), far longer than the first one's 3,000.
+# 3. The encoder: the base bundle's, trained on against the new generator (generated pairs and
+#    real training chips), far longer than the first one's 3,000 steps. ENCODER_IDENTITY_WEIGHT
+#    adds the identity network's loss (off by default: see the model card's identity network).
 "$LIGAN" train encoder --bundle "$BUNDLE" --run-dir "$WORK/runs/encoder" \
     --data "$WORK/utk/train" --resume-from "$BASE" --steps "$ENCODER_STEPS" --batch 8 \
-    --lr 3e-4 --channel-base 2048 --channel-max 128 --no-progress
+    --lr 3e-4 --channel-base 2048 --channel-max 128 \
+    --identity-weight "$ENCODER_IDENTITY_WEIGHT" --no-progress
 
 # 4. The PCA of the new W, with the fillers' page-1 radius and largest norm.
 if [ ! -f "$WORK/.pca-done" ]; then
