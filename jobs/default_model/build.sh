@@ -46,7 +46,7 @@ cp -r "$WORK/runs/utk64/bundle" "$WORK/bundle"
 "$LIGAN" train encoder --bundle "$WORK/bundle" --run-dir "$WORK/runs/encoder" \
     --data "$WORK/utk/train" --steps 3000 --batch 8 --lr 3e-4 --channel-base 2048 \
     --channel-max 128 --no-progress
-"$LIGAN" bundle fit-pca "$WORK/bundle" --samples 10000 --components 256
+"$LIGAN" bundle fit-pca "$WORK/bundle" --samples 10000 --components 256 --no-progress
 
 # 5. The identity network (dlib's descriptor distilled; its set's generated look-alikes need
 #    the PCA's filler radius), then the trait probe on the same set's UTKFace faces.

@@ -60,7 +60,7 @@ fi
 
 # 4. The PCA of the new W, with the fillers' page-1 radius and largest norm.
 if [ ! -f "$WORK/.pca-done" ]; then
-    "$LIGAN" bundle fit-pca "$BUNDLE" --samples 10000 --components 256
+    "$LIGAN" bundle fit-pca "$BUNDLE" --samples 10000 --components 256 --no-progress
     touch "$WORK/.pca-done"
 fi
 

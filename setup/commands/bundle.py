@@ -151,6 +151,7 @@ def _calibration_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--norm-samples", type=int, default=64,
                         help="generated faces to measure the largest norm with")
     parser.add_argument("--calibration-seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
 def load_bundle_or_fail(path: Path, parts=("generator",), precision: str = "float32"):
@@ -332,7 +333,8 @@ def _fit_pca(args: argparse.Namespace, settings) -> int:
     _require_bundle_directory(args.path)
     bundle = load_bundle_or_fail(args.path)
     try:
-        pca = fit_pca(bundle.generator, args.samples, args.components, args.seed, progress=True)
+        pca = fit_pca(bundle.generator, args.samples, args.components, args.seed,
+                      progress=not args.no_progress)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     digest = add_part(args.path, PCA_PART, pca.arrays(), config=pca.config())
@@ -371,7 +373,7 @@ def _calibrate_and_store(args: argparse.Namespace, bundle, pca) -> None:
                                    broken_share=args.broken_share, centres=args.centres,
                                    samples=args.samples_per_centre,
                                    norm_samples=args.norm_samples, seed=args.calibration_seed,
-                                   progress=True)
+                                   progress=not args.no_progress)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     result.apply(pca)
