@@ -10,7 +10,7 @@
 # GENERATOR_BUNDLE is a run's bundle/ folder (generator and discriminator); BASE_BUNDLE is the
 # bundle whose readers and encoder are reused (default: models/bundles/default). WORK_DIR must
 # hold the data split of build.sh step 1 (WORK_DIR/utk) or receives it. The candidate replaces
-# models/bundles/default only by hand, after its numbers (WORK_DIR/metrics.json and
+# models/bundles/default only by hand, after its numbers (WORK_DIR/metrics-*.json and
 # WORK_DIR/lineup-*.json) beat the current default's (docs/model_card.md).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

@@ -129,8 +129,9 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     carry.add_argument("path", type=Path, help="bundle directory that receives the parts")
     carry.add_argument("--from", dest="source", type=Path, required=True,
                        help="bundle directory or packed bundle to take them from")
-    carry.add_argument("--parts", default="attributes,identity,trait_probe",
-                       help="comma-separated parts to carry")
+    carry.add_argument("--parts", default=None,
+                       help="comma-separated parts to carry (default: every part that reads "
+                            "images)")
     carry.set_defaults(handler=_carry_parts)
 
     from setup.commands.importers import register as register_import
@@ -308,9 +309,10 @@ def _set_alignment(args: argparse.Namespace, settings) -> int:
 
 def _carry_parts(args: argparse.Namespace, settings) -> int:
     from models.bundle import BundleError
-    from models.bundle_carry import REFIT_AFTER, carry_parts
+    from models.bundle_carry import CARRIABLE_PARTS, REFIT_AFTER, carry_parts
 
-    parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
+    parts = (CARRIABLE_PARTS if args.parts is None else
+             tuple(p.strip() for p in args.parts.split(",") if p.strip()))
     if not parts:
         raise CommandError("--parts names no part")
     try:
