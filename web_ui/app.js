@@ -4,11 +4,9 @@
 // progress and results arrive as server-sent events from the master daemon; task requests go
 // through the frontend server (/web/...), which checks the user and forwards them. The work in
 // progress is kept as a draft in this tab's session storage (see "the draft" below).
-import {
-  LOGOUT_QUESTION, api, draftKey, forgetDrafts, logout, me, sessionWords,
-} from './api.js';
+import { LOGOUT_QUESTION, api, draftKey, forgetDrafts, logout, me } from './api.js';
 import { renderSlot, uploadInto } from './photos.js';
-import { BackendSession } from './session.js';
+import { BackendSession, showSessionState } from './session.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -180,11 +178,7 @@ const backend = new BackendSession({
 
 function setSession(session) {
   state.session = session;
-  const el = $('backend-state');
-  const s = session ? session.state : 'not started';
-  el.textContent = sessionWords(session);
-  el.dataset.state = s;
-  $('restart').hidden = !['failed', 'stopped'].includes(s);
+  showSessionState(session);
   renderButtons();
 }
 

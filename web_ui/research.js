@@ -4,8 +4,8 @@
 // Task requests go through the frontend server (/web/research/tasks checks that every face is
 // the user's own); backend state, progress and results arrive as server-sent events from the
 // master daemon (the stream whose URL /web/session answers), with polling as a safety net.
-import { LOGOUT_QUESTION, api, draftUnsaved, logout, me, sessionWords } from './api.js';
-import { BackendSession } from './session.js';
+import { LOGOUT_QUESTION, api, draftUnsaved, logout, me } from './api.js';
+import { BackendSession, showSessionState } from './session.js';
 
 const $ = (id) => document.getElementById(id);
 const ENDED = ['done', 'failed', 'cancelled'];
@@ -63,11 +63,7 @@ const backend = new BackendSession({
 
 function setSession(session) {
   state.session = session;
-  const el = $('backend-state');
-  const s = session ? session.state : 'not started';
-  el.textContent = sessionWords(session);
-  el.dataset.state = s;
-  $('restart').hidden = !['failed', 'stopped'].includes(s);
+  const s = showSessionState(session);
   if (s === 'ready' && state.attributes === null) loadCapabilities();
   renderButtons();
 }

@@ -3,7 +3,7 @@
 // daemon's event stream (session, task, progress and result events) with a new stream URL
 // when the old one has expired. A page passes its handlers; this module holds no page state.
 
-import { api } from './api.js';
+import { api, sessionWords } from './api.js';
 
 export class BackendSession {
   // handlers: { session(session), task(task), progress(data), result(task) }; each optional.
@@ -63,4 +63,15 @@ export class BackendSession {
       if (source.readyState === EventSource.CLOSED) setTimeout(() => this.start(), 3000);
     };
   }
+}
+
+// Show a session's state in the page's #backend-state line, and its Restart button when the
+// backend failed or stopped; the state name for the caller's own checks.
+export function showSessionState(session) {
+  const el = document.getElementById('backend-state');
+  const state = session ? session.state : 'not started';
+  el.textContent = sessionWords(session);
+  el.dataset.state = state;
+  document.getElementById('restart').hidden = !['failed', 'stopped'].includes(state);
+  return state;
 }
