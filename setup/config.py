@@ -8,7 +8,7 @@
 | ``LIGAN_LOG_MAX_MB``     | ``10``                          | size at which the daemon's log file is rotated |
 | ``LIGAN_LOG_BACKUPS``    | ``5``                           | rotated log files kept beside it          |
 | ``LIGAN_TF_INTRA_THREADS`` | ``0`` (TensorFlow decides)    | threads inside one TensorFlow operation   |
-| ``LIGAN_TF_INTER_THREADS`` | ``1``                         | TensorFlow operations run side by side    |
+| ``LIGAN_TF_INTER_THREADS`` | ``1``; ``2`` in ``ligan train`` | TensorFlow operations run side by side (models/runtime.py) |
 | ``LIGAN_PRECISION``      | ``auto``                        | ``float32``, ``bfloat16``, ``float16`` or ``auto`` (models/precision.py) |
 | ``LIGAN_BACKEND_HOST``   | ``127.0.0.1``                   | address a backend listens on              |
 | ``LIGAN_BACKEND_WORKERS`` | ``1``                          | task worker threads per backend           |
@@ -69,7 +69,7 @@ class Settings:
     bundle: Path = CHECKOUT / "models" / "bundles" / "default"
     log_level: str = "INFO"
     tf_intra_threads: int = 0
-    tf_inter_threads: int = 1
+    tf_inter_threads: int | None = None  # None: by workload (models/runtime.py)
     precision: str = "auto"
     backend_host: str = "127.0.0.1"
     backend_workers: int = 1
@@ -131,6 +131,8 @@ def to_env(settings: Settings) -> dict[str, str]:
     env = {}
     for field in dataclasses.fields(settings):
         value = getattr(settings, field.name)
+        if value is None:  # unset: the child decides as this process did
+            continue
         env[f"LIGAN_{field.name.upper()}"] = (("1" if value else "0") if isinstance(value, bool)
                                               else str(value))
     return env
@@ -141,7 +143,7 @@ def _env_name(field: str) -> str:
     return f"LIGAN_{field.upper()}"
 
 
-def _int(env: Mapping[str, str], field: str, minimum: int = 0) -> int:
+def _int(env: Mapping[str, str], field: str, minimum: int = 0) -> int | None:
     """The integer setting ``field`` from its variable, else the field's default."""
     name, default = _env_name(field), getattr(DEFAULTS, field)
     raw = env.get(name, "").strip()

@@ -206,4 +206,7 @@ def test_settings_pass_to_a_child_process_whole():
     settings = dataclasses.replace(load_settings({}), port=9123, secure_cookies=True,
                                    session_idle_timeout=12.5, scheduler="slurm",
                                    slurm_partition="gpu", login_rate_limit="3 per minute")
+    assert settings.tf_inter_threads is None  # unset: chosen by workload, in the child too
     assert load_settings(to_env(settings)) == settings
+    explicit = dataclasses.replace(settings, tf_inter_threads=3)
+    assert load_settings(to_env(explicit)) == explicit

@@ -139,7 +139,7 @@ def _spec(text: str):
 
 
 def _train(args: argparse.Namespace, settings) -> int:
-    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
+    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads, training=True)
     from models.attributes.train import AttributeTrainConfig, AttributeTrainer
     from models.bundle import BundleError
     from setup.commands.train import training_precision

@@ -86,7 +86,7 @@ def _register_trait_probe(tsub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace, settings) -> int:
-    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
+    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads, training=True)
     from models.bundle import BundleError
     from models.training.identity_net import IdentityTrainConfig, IdentityTrainer
 

@@ -235,7 +235,7 @@ def _metrics(args: argparse.Namespace, settings) -> int:
 
 
 def _train_encoder(args: argparse.Namespace, settings) -> int:
-    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
+    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads, training=True)
     from models.bundle import BundleError
     from models.training.encoder import EncoderTrainConfig, EncoderTrainer
 
@@ -264,7 +264,7 @@ def _train_encoder(args: argparse.Namespace, settings) -> int:
 
 
 def _train_stylegan2(args: argparse.Namespace, settings) -> int:
-    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
+    configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads, training=True)
     from models.bundle import BundleError
     from models.training.stylegan2 import TrainConfig, Trainer, choose_strategy
 

@@ -19,10 +19,16 @@ both, and so is the **encoder** (``EncoderTrainer`` steps on a bundle of the sam
 each gets a line ``bf16/fp32 X.XX`` (images per second) and the run measures the 3×3
 convolution peak in both precisions, so that the ratio can be read against what the CPU's
 bfloat16 units give (bf16/fp32 of the peak; about 1 on CPUs without AMX or AVX-512 BF16, where
-bfloat16 is emulated). Run from the repository root::
+bfloat16 is emulated).
+
+With ``--inter-threads 1 2`` the whole measurement runs once per number of TensorFlow inter-op
+threads (a process's thread pools are fixed once TensorFlow starts, so each in its own process),
+and each configuration gets a line ``inter-op 2/1 X.XX`` (images per second): the evidence for
+``models.runtime.TRAINING_INTER_THREADS``. Run from the repository root::
 
     .venv/bin/python tests/bench/training.py                 # 64 and 128 px
     .venv/bin/python tests/bench/training.py --resolutions 64 --precision float32 bfloat16
+    .venv/bin/python tests/bench/training.py --resolutions 64 --inter-threads 1 2
     .venv/bin/python tests/bench/training.py --quick         # 32 px, a few plain steps (the test)
 """
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -165,6 +172,54 @@ def ratio_lines(report: dict) -> list[str]:
     return lines
 
 
+def compare_inter_threads(argv: list[str], values: list[int], out: Path | None) -> int:
+    """Run this benchmark with the options ``argv`` once per inter-op thread count; print each
+    run's tables and a ratio line per configuration against the first count, and write the
+    reports and ratios to ``out``. Exit status: the worst of the runs'."""
+    reports, status = [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in values:
+            out_n = Path(tmp) / f"inter{n}.json"
+            print(f"--- {n} inter-op thread(s)", flush=True)
+            proc = subprocess.run([sys.executable, __file__, *argv, "--inter-threads", str(n),
+                                   "--json", str(out_n)])
+            status = max(status, proc.returncode)
+            if not out_n.exists():
+                print(f"the run with {n} inter-op thread(s) wrote no report")
+                return max(status, 1)
+            reports.append(json.loads(out_n.read_text()))
+    base, ratios = reports[0], []
+    for report in reports[1:]:
+        for kind in ("results", "encoder"):
+            rates = {(r["resolution"], r["precision"]): r["train_img_s"] for r in base[kind]}
+            for row in report[kind]:
+                key = (row["resolution"], row["precision"])
+                if rates.get(key):
+                    ratio = row["train_img_s"] / rates[key]
+                    ratios.append({"kind": "G+D" if kind == "results" else "encoder",
+                                   "resolution": key[0], "precision": key[1],
+                                   "threads": [base["inter_threads"], report["inter_threads"]],
+                                   "ratio": round(ratio, 3)})
+                    print(f"{ratios[-1]['kind']} {key[0]} px {key[1]}: inter-op "
+                          f"{report['inter_threads']}/{base['inter_threads']} {ratio:.2f}")
+    if out:
+        out.write_text(json.dumps({"runs": reports, "inter_op_ratios": ratios}, indent=2) + "\n")
+    return status
+
+
+def _child_argv(args: argparse.Namespace) -> list[str]:
+    """The options of this run, for a run of one inter-op thread count."""
+    argv = ["--quick"] if args.quick else []
+    if args.resolutions:
+        argv += ["--resolutions", *map(str, args.resolutions)]
+    argv += ["--batch", str(args.batch), "--steps", str(args.steps),
+             "--channel-base", str(args.channel_base), "--channel-max", str(args.channel_max),
+             "--precision", *args.precision]
+    if args.encoder_steps is not None:
+        argv += ["--encoder-steps", str(args.encoder_steps)]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="32 px, a few plain steps (smoke test)")
@@ -178,8 +233,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="precisions to train in (several: bf16/fp32 ratios)")
     parser.add_argument("--encoder-steps", type=int, default=None,
                         help="timed encoder steps per precision (default: --steps; 0: none)")
+    parser.add_argument("--inter-threads", type=int, nargs="+", default=None,
+                        help="TensorFlow inter-op threads (several: one run each, and their "
+                             "ratios; default: what `ligan train` uses)")
     parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
     args = parser.parse_args(argv)
+    if args.inter_threads and len(args.inter_threads) > 1:
+        return compare_inter_threads(_child_argv(args), args.inter_threads, args.json)
     if args.quick:
         resolutions, batch, steps, images = args.resolutions or [32], 4, 4, 64
     else:
@@ -188,12 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     encoder_steps = args.encoder_steps if args.encoder_steps is not None else (
         2 if args.quick else steps)
 
-    from models.runtime import configure_tensorflow
+    from models.runtime import TRAINING_INTER_THREADS, configure_tensorflow
 
-    configure_tensorflow(0, 1)
+    inter_threads = args.inter_threads[0] if args.inter_threads else TRAINING_INTER_THREADS
+    configure_tensorflow(0, inter_threads)
     import tensorflow as tf
 
-    report: dict = {"cpus": len(os.sched_getaffinity(0)),
+    report: dict = {"cpus": len(os.sched_getaffinity(0)), "inter_threads": inter_threads,
                     "gpus": len(tf.config.list_physical_devices("GPU")), "batch": batch,
                     "steps": steps, "channel_base": args.channel_base,
                     "channel_max": args.channel_max, "precision": args.precision,
@@ -201,8 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         report["data"] = write_shard(data, images)
-        print(f"training throughput on {report['cpus']} CPU(s), {report['gpus']} GPU(s); "
-              f"batch {batch}, channel base {args.channel_base}, max {args.channel_max}; "
+        print(f"training throughput on {report['cpus']} CPU(s), {report['gpus']} GPU(s), "
+              f"{inter_threads} inter-op thread(s); batch {batch}, channel base "
+              f"{args.channel_base}, max {args.channel_max}; "
               f"data: {report['data']}")
         for dtype in sorted({p if p != "float16" else "float32" for p in args.precision}):
             report["conv_peak_gflops"][dtype] = round(conv_peak(dtype), 1)
