@@ -1,6 +1,7 @@
 """TensorFlow's thread pools follow the workload unless LIGAN_TF_INTER_THREADS says otherwise."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +29,6 @@ print(tf.config.threading.get_inter_op_parallelism_threads())
     ("render", "3", 3),
 ])
 def test_inter_op_threads_by_workload_and_setting(workload, variable, expected) -> None:
-    import os
-
     from models import runtime
 
     env = {k: v for k, v in os.environ.items() if k != "LIGAN_TF_INTER_THREADS"}
