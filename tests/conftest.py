@@ -68,6 +68,26 @@ if importlib.util.find_spec("xdist") is not None:
         return SharedResourceScheduling(config, log)
 
 
+def _logged_in(stack, name: str):
+    from frontend_server.testing import Browser
+
+    browser = Browser(stack[0].url)
+    browser.login(name)
+    return browser
+
+
+@pytest.fixture()
+def alice(stack):
+    """A browser logged in as alice on the test module's own ``stack`` (frontend first)."""
+    return _logged_in(stack, "alice")
+
+
+@pytest.fixture()
+def bob(stack):
+    """A browser logged in as bob on the test module's own ``stack``."""
+    return _logged_in(stack, "bob")
+
+
 @pytest.fixture(scope="module")
 def default_bundle():
     """The committed default bundle, loaded once per test module."""

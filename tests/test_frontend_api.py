@@ -46,20 +46,6 @@ def stack(tmp_path_factory):
     daemon.stop()
 
 
-@pytest.fixture()
-def alice(stack):
-    browser = Browser(stack[0].url)
-    browser.login("alice")
-    return browser
-
-
-@pytest.fixture()
-def bob(stack):
-    browser = Browser(stack[0].url)
-    browser.login("bob")
-    return browser
-
-
 # -- accounts, CSRF, rate limit -------------------------------------------------------------
 
 def test_login_logout_and_wrong_password(stack):

@@ -32,20 +32,6 @@ def stack(tmp_path_factory):
     daemon.stop()
 
 
-@pytest.fixture()
-def alice(stack):
-    browser = Browser(stack[0].url)
-    browser.login("alice")
-    return browser
-
-
-@pytest.fixture()
-def bob(stack):
-    browser = Browser(stack[0].url)
-    browser.login("bob")
-    return browser
-
-
 class Witness:
     """A mock witness's phone: no account, no cookie, only the link."""
 
