@@ -170,6 +170,29 @@ def test_learning_rates_and_ema_may_change_when_resuming(tmp_path):
 
 
 @needs_faces
+def test_a_run_from_a_bundle_states_the_whole_training_count(tmp_path):
+    """A bundle exported by a run that started from another bundle says which one and counts
+    both runs' kimg (the campaign resumes the shipped default, then its own snapshots)."""
+    from models.bundle import manifest_hash, read_manifest
+    from models.training.stylegan2 import Trainer
+
+    Trainer(tiny_train_config(total_kimg=0.016), tmp_path / "first").train()
+    first = read_manifest(tmp_path / "first" / "bundle")
+    assert "kimg_total" not in first["training"] and "started_from" not in first["training"]
+    Trainer(tiny_train_config(total_kimg=0.016, resume_from=str(tmp_path / "first" / "bundle")),
+            tmp_path / "second").train()
+    second = read_manifest(tmp_path / "second" / "bundle")
+    assert second["training"]["kimg"] == 0.016
+    assert second["training"]["kimg_total"] == pytest.approx(0.032)
+    assert second["training"]["started_from"] == {"bundle": manifest_hash(first), "kimg": 0.016}
+    assert f"in second, on top of bundle {manifest_hash(first)[:12]})" in second["description"]
+    Trainer(tiny_train_config(total_kimg=0.016, resume_from=str(tmp_path / "second" / "bundle")),
+            tmp_path / "third").train()
+    assert read_manifest(tmp_path / "third" / "bundle")["training"]["kimg_total"] == \
+        pytest.approx(0.048)
+
+
+@needs_faces
 def test_cli_training_checkpoints_on_sigterm_and_resumes(tmp_path):
     import signal
     import subprocess

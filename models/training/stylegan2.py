@@ -191,6 +191,16 @@ class TrainConfig:
                                    channel_max=self.channel_max, label_groups=self.label_groups)
 
 
+def started_from(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Where a run resumed from a bundle starts: that bundle's hash and the kimg its generator
+    had been trained for (its own history included), so a run's bundle states its whole count."""
+    from models.bundle import manifest_hash
+
+    training = manifest.get("training", {})
+    return {"bundle": manifest_hash(manifest),
+            "kimg": float(training.get("kimg_total", training.get("kimg", 0.0)))}
+
+
 def choose_strategy(kind: str = "auto") -> tf.distribute.Strategy:
     """``auto``: MultiWorkerMirrored across SLURM tasks when a job has several, Mirrored over
     all GPUs when there are several, else the default (one device). ``mirrored`` forces
@@ -259,6 +269,7 @@ class Trainer:
             self.G = Generator(gcfg, seed=cfg.seed)
             self.D = Discriminator(dcfg, seed=cfg.seed + 1)
             self.G_ema = Generator(gcfg, seed=cfg.seed)
+            self.started_from: dict[str, Any] | None = None
             if cfg.resume_from:
                 self._load_pretrained(cfg.resume_from)
             if self.labels is not None:  # labels drawn without data come in the data's shares
@@ -334,7 +345,9 @@ class Trainer:
             except BundleShapeError as exc:
                 raise BundleShapeError(f"{exc} (a narrower network of the same resolution can "
                                        f"be widened: --widen)") from None
-        log.info("initialised from bundle %s (%s)", path, bundle.hash[:12])
+        self.started_from = started_from(bundle.manifest)
+        log.info("initialised from bundle %s (%s, %.1f kimg)", path, bundle.hash[:12],
+                 self.started_from["kimg"])
 
     def _load_attribute_model(self, path: str | None):
         if path is None:
@@ -669,16 +682,20 @@ class Trainer:
         tmp = self.run_dir / "bundle.tmp"
         if tmp.exists():
             shutil.rmtree(tmp)
+        kimg, origin = nimg / 1000, self.started_from
+        total = kimg + (origin["kimg"] if origin else 0.0)
+        history = {"kimg_total": total, "started_from": origin} if origin else {}
         save_bundle(tmp, self.G_ema, self.D, name=self.run_dir.name, creator="ligan train",
-                    description=f"StyleGAN2 trained for {nimg / 1000:.1f} kimg at "
-                                f"{cfg.resolution} px",
+                    description=f"StyleGAN2 trained for {total:.1f} kimg at {cfg.resolution} px"
+                                + (f" ({kimg:.1f} of them in {self.run_dir.name}, on top of "
+                                   f"bundle {origin['bundle'][:12]})" if origin else ""),
                     licence=cfg.data_licence or "see training data",
                     training_data={"description": cfg.data_description or cfg.data,
                                    "licence": cfg.data_licence or "unknown"},
                     extra={"alignment": FRAMINGS[cfg.framing].to_dict(),
                            **({"labels": manifest_labels(cfg.conditioning)}
                               if cfg.conditioning else {}),
-                           "training": {"kimg": nimg / 1000, "run": str(self.run_dir),
+                           "training": {"kimg": kimg, **history, "run": str(self.run_dir),
                                         **({"metrics": quality} if quality else {})}})
         final = self.run_dir / "bundle"
         if final.exists():
