@@ -70,7 +70,8 @@ def check_generation_args(truncation_psi: float, truncation_cutoff: int | None, 
 def generate_from_seeds(bundle, seeds: Iterable[int], outdir: str | os.PathLike, *,
                         truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
                         noise_mode: str = "const", batch_size: int = 8, grid: bool = False,
-                        grid_cols: int | None = None, owner: str | None = None,
+                        grid_cols: int | None = None, grid_zoom: int = 1,
+                        owner: str | None = None,
                         progress: bool = True,
                         should_stop: Callable[[], bool] | None = None,
                         on_batch: Callable[[list[FaceRecord]], None] | None = None,
@@ -79,7 +80,8 @@ def generate_from_seeds(bundle, seeds: Iterable[int], outdir: str | os.PathLike,
     """Render one face per seed into ``outdir`` and return their records.
 
     Writes ``seed<N>.png`` per face, appends one JSON line per face to ``records.jsonl`` as each
-    batch finishes (an interrupted run keeps what it made), and ``grid.png`` when asked.
+    batch finishes (an interrupted run keeps what it made), and ``grid.png`` when asked
+    (``grid_cols`` faces a row, enlarged ``grid_zoom`` times).
     ``should_stop`` is asked before each batch; ``on_batch`` is called with each batch's records
     once they are on disk (progress reporting). ``predict`` (e.g. a bundle's attribute model,
     see :func:`models.attributes.predict_attributes`) gets each batch's uint8 images and its
@@ -91,6 +93,8 @@ def generate_from_seeds(bundle, seeds: Iterable[int], outdir: str | os.PathLike,
     check_generation_args(truncation_psi, truncation_cutoff, noise_mode, g.num_ws)
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    if grid_zoom < 1:
+        raise ValueError(f"grid zoom must be at least 1, got {grid_zoom}")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     owner = owner if owner is not None else _current_user()
@@ -126,7 +130,8 @@ def generate_from_seeds(bundle, seeds: Iterable[int], outdir: str | os.PathLike,
                 on_batch(records[-len(batch):])
     bar.close()
     if grid and thumbs:
-        save_png(make_grid(np.stack(thumbs), cols=grid_cols), outdir / "grid.png")
+        save_png(make_grid(np.stack(thumbs), cols=grid_cols, zoom=grid_zoom),
+                 outdir / "grid.png")
     return records
 
 

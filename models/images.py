@@ -30,11 +30,17 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
 
 
 def make_grid(images: np.ndarray, cols: int | None = None, pad: int = 2,
-              background: int = 255) -> np.ndarray:
-    """Tile N HWC uint8 images into one image, ``cols`` per row (about square by default)."""
+              background: int = 255, zoom: int = 1) -> np.ndarray:
+    """Tile N HWC uint8 images into one image, ``cols`` per row (about square by default),
+    each enlarged ``zoom`` times by nearest neighbour (so the model's own pixels are what one
+    sees) and ``pad`` × ``zoom`` apart."""
+    if zoom < 1:
+        raise ValueError(f"zoom must be at least 1, got {zoom}")
     images = np.asarray(images)
     if images.dtype != np.uint8:
         images = to_uint8(images)
+    images = images.repeat(zoom, axis=1).repeat(zoom, axis=2)
+    pad *= zoom
     n, h, w, c = images.shape
     if n == 0:
         raise ValueError("make_grid needs at least one image")

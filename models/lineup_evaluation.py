@@ -381,8 +381,7 @@ def lineup_sheet(results: Sequence[PhotoEvaluation], fillers: int = 8,
     tiles = np.full((len(rows), 2 + fillers, side, side, 3), 255, np.uint8)
     for i, pictures in enumerate(rows):
         tiles[i, :min(len(pictures), 2 + fillers)] = pictures[:2 + fillers]
-    tiles = tiles.repeat(zoom, axis=2).repeat(zoom, axis=3)
-    return make_grid(tiles.reshape(-1, *tiles.shape[2:]), cols=2 + fillers, pad=2 * zoom)
+    return make_grid(tiles.reshape(-1, *tiles.shape[2:]), cols=2 + fillers, zoom=zoom)
 
 
 def _percent(entry: dict) -> str:

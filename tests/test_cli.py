@@ -60,12 +60,18 @@ def test_verify_reports_corruption(cli_bundle, tmp_path):
 def test_generate_writes_images_records_and_grid(cli_bundle, tmp_path):
     out = tmp_path / "faces"
     r = ligan("generate", "--bundle", str(cli_bundle), "--seeds", "3-5,9", "--psi", "0.7",
-              "--outdir", str(out), "--grid", "--grid-cols", "2", "--batch-size", "3")
+              "--outdir", str(out), "--grid", "--grid-cols", "2", "--grid-zoom", "3",
+              "--batch-size", "3")
     assert r.returncode == 0, r.stderr
     names = sorted(p.name for p in out.glob("seed*.png"))
     assert names == [f"seed{s:010d}.png" for s in (3, 4, 5, 9)]
     assert Image.open(out / names[0]).size == (32, 32)
-    assert Image.open(out / "grid.png").size == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2)
+    # 2 × 2 faces, each 3× by nearest neighbour, 2 × 3 pixels apart
+    grid = np.asarray(Image.open(out / "grid.png"))
+    assert grid.shape[:2] == (2 * 96 + 3 * 6, 2 * 96 + 3 * 6)
+    last = np.asarray(Image.open(out / names[3]))[..., :3]
+    np.testing.assert_array_equal(grid[6 + 96 + 6:, 6 + 96 + 6:][:96, :96, :3],
+                                  last.repeat(3, axis=0).repeat(3, axis=1))
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     assert [rec["parameters"]["seed"] for rec in records] == [3, 4, 5, 9]
     expected_z = np.random.RandomState(9).randn(32).astype(np.float32)
@@ -95,6 +101,7 @@ def test_generation_is_reproducible_and_packing_changes_nothing(cli_bundle, tmp_
     (["--psi", "7"], "truncation psi must be a number from -2 to 2"),
     (["--cutoff", "99"], "truncation cutoff must be from 0 to 8"),
     (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--grid", "--grid-zoom", "0"], "--grid-zoom must be at least 1"),
 ])
 def test_bad_arguments_get_clear_errors(cli_bundle, tmp_path, args, message):
     r = ligan("generate", "--bundle", str(cli_bundle), "--outdir", str(tmp_path / "x"), *args)

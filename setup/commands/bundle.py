@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     gen.add_argument("--outdir", type=Path, default=Path("out"), help="output folder")
     gen.add_argument("--grid", action="store_true", help="also write grid.png of all faces")
     gen.add_argument("--grid-cols", type=int, default=None, help="faces per grid row")
+    gen.add_argument("--grid-zoom", type=int, default=1,
+                     help="enlarge the grid's faces N times (nearest neighbour)")
     gen.add_argument("--batch-size", type=int, default=8, help="faces rendered at once")
     gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     gen.set_defaults(handler=_generate)
@@ -179,6 +181,8 @@ def _generate(args: argparse.Namespace, settings) -> int:
             raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
         if args.grid_cols is not None and args.grid_cols < 1:
             raise ValueError(f"--grid-cols must be at least 1, got {args.grid_cols}")
+        if args.grid_zoom < 1:
+            raise ValueError(f"--grid-zoom must be at least 1, got {args.grid_zoom}")
         check_generation_args(args.psi, args.cutoff, args.noise_mode, num_ws=10 ** 6)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
@@ -188,7 +192,7 @@ def _generate(args: argparse.Namespace, settings) -> int:
         records = generate_from_seeds(
             bundle, seeds, args.outdir, truncation_psi=args.psi, truncation_cutoff=args.cutoff,
             noise_mode=args.noise_mode, batch_size=args.batch_size, grid=args.grid,
-            grid_cols=args.grid_cols, progress=not args.no_progress)
+            grid_cols=args.grid_cols, grid_zoom=args.grid_zoom, progress=not args.no_progress)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     print(f"wrote {len(records)} faces to {args.outdir} (bundle {bundle.hash[:12]})")
