@@ -142,7 +142,7 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
 
 
 def _calibration_options(parser: argparse.ArgumentParser) -> None:
-    from models.filler_calibration import BROKEN_SHARE, NEAR_CLONE_SHARE
+    from models.filler_calibration import BROKEN_SHARE, NEAR_CLONE_SHARE, NORM_SAMPLES
 
     parser.add_argument("--near-clone-share", type=float, default=NEAR_CLONE_SHARE,
                         help="largest share of page-1 candidates that may be near-clones")
@@ -151,7 +151,7 @@ def _calibration_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--centres", type=int, default=12,
                         help="generated faces to measure the radius around")
     parser.add_argument("--samples-per-centre", type=int, default=8)
-    parser.add_argument("--norm-samples", type=int, default=64,
+    parser.add_argument("--norm-samples", type=int, default=NORM_SAMPLES,
                         help="generated faces to measure the largest norm with")
     parser.add_argument("--calibration-seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
