@@ -191,13 +191,12 @@ class TrainConfig:
                                    channel_max=self.channel_max, label_groups=self.label_groups)
 
 
-def started_from(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Where a run resumed from a bundle starts: that bundle's hash and the kimg its generator
-    had been trained for (its own history included), so a run's bundle states its whole count."""
-    from models.bundle import manifest_hash
-
-    training = manifest.get("training", {})
-    return {"bundle": manifest_hash(manifest),
+def started_from(bundle) -> dict[str, Any]:
+    """Where a run resumed from ``bundle`` (a loaded :class:`models.bundle.Bundle`) starts: its
+    hash and the kimg its generator had been trained for (its own history included), so a
+    run's bundle states its whole count."""
+    training = bundle.manifest.get("training", {})
+    return {"bundle": bundle.hash,
             "kimg": float(training.get("kimg_total", training.get("kimg", 0.0)))}
 
 
@@ -345,7 +344,7 @@ class Trainer:
             except BundleShapeError as exc:
                 raise BundleShapeError(f"{exc} (a narrower network of the same resolution can "
                                        f"be widened: --widen)") from None
-        self.started_from = started_from(bundle.manifest)
+        self.started_from = started_from(bundle)
         log.info("initialised from bundle %s (%s, %.1f kimg)", path, bundle.hash[:12],
                  self.started_from["kimg"])
 
