@@ -117,6 +117,32 @@ def labels_for(photo: str | os.PathLike, table: dict[str, SuspectLabels]) -> Sus
     return table.get(name) or utkface_labels(name) or SuspectLabels()
 
 
+def choose_suspects(photos: Sequence[str | os.PathLike], labels: dict[str, SuspectLabels], *,
+                    ages: tuple[int, int] | None = None, sample: int | None = None,
+                    seed: int = 0) -> list[str]:
+    """The photos to evaluate: those whose labelled age lies within ``ages`` (inclusive; a
+    photo without an age is left out), then ``sample`` of them drawn with ``seed`` from their
+    sorted names, so that a held-out split (thousands of faces, children among them) yields a
+    reproducible set of adult suspects. Errors say what was asked and what was left."""
+    chosen = sorted(str(p) for p in photos)
+    if ages is not None:
+        lo, hi = ages
+        if not 0 <= lo <= hi:
+            raise ValueError(f"an age range needs 0 ≤ low ≤ high, got {lo}-{hi}")
+        chosen = [p for p in chosen
+                  if (age := labels_for(p, labels).age) is not None and lo <= age <= hi]
+        if not chosen:
+            raise ValueError(f"no photo has a labelled age within {lo}-{hi}")
+    if sample is not None:
+        if sample < 1:
+            raise ValueError(f"the sample must be at least 1 photo, got {sample}")
+        if sample > len(chosen):
+            raise ValueError(f"cannot draw {sample} photos from {len(chosen)}")
+        picks = np.random.default_rng(seed).choice(len(chosen), sample, replace=False)
+        chosen = [chosen[i] for i in sorted(picks)]
+    return chosen
+
+
 @dataclasses.dataclass
 class PhotoEvaluation:
     """One suspect photo on one inversion path."""

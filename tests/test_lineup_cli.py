@@ -163,6 +163,9 @@ def test_lineup_evaluate_prints_the_run_s_measures_beside_the_goals(tmp_path):
      "cannot write the sheet: no folder /nowhere"),
     ([str(LONDON / "001_03.jpg"), "--sheet", "s.png", "--sheet-fillers", "0"],
      "the sheet shows 1 to 24 fillers"),
+    ([str(LONDON / "001_03.jpg"), "--ages", "70"], "--ages takes LOW-HIGH in whole years"),
+    ([str(LONDON / "001_03.jpg"), "--ages", "20-70"], "no photo has a labelled age within 20-70"),
+    ([str(LONDON / "001_03.jpg"), "--sample", "5"], "cannot draw 5 photos from 1"),
 ])
 def test_lineup_evaluate_refuses_bad_input_in_one_line(args, message):
     r = ligan("lineup", "evaluate", *args, "--bundle", str(DEFAULT_BUNDLE))

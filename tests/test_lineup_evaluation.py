@@ -8,7 +8,7 @@ import pytest
 import numpy as np
 
 from models.lineup_evaluation import (LOOKALIKE_BAND, EmbeddingProbe, PhotoEvaluation,
-                                      SuspectLabels, evaluate_lineups, format_table, labels_for,
+                                      SuspectLabels, choose_suspects, evaluate_lineups, format_table, labels_for,
                                       lineup_sheet, read_labels_csv, summarise, utkface_labels)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +48,32 @@ def test_utkface_names_carry_labels_and_the_table_comes_first():
     table = {"34_1_3_20170104.jpg": SuspectLabels("male", 50, None)}
     assert labels_for("/x/34_1_3_20170104.jpg", table).gender == "male"
     assert not labels_for("/x/photo.jpg", {}).known
+
+
+def test_suspects_are_chosen_by_labelled_age_then_drawn_reproducibly():
+    names = [f"/h/{age}_{age % 2}_0_2017{age:04d}.jpg.chip.jpg" for age in range(1, 90)]
+    names += ["/h/photo.jpg", "/h/labelled.jpg"]
+    table = {"labelled.jpg": SuspectLabels("male", 40, None)}
+    adults = choose_suspects(names, table, ages=(20, 70))
+    assert len(adults) == 52 and "/h/labelled.jpg" in adults  # 51 UTKFace names + the table's
+    assert "/h/photo.jpg" not in adults and not any("/h/1_" in p or "/h/19_" in p for p in adults)
+    drawn = choose_suspects(names, table, ages=(20, 70), sample=10, seed=3)
+    assert len(set(drawn)) == 10 and set(drawn) <= set(adults) and drawn == sorted(drawn)
+    assert drawn == choose_suspects(list(reversed(names)), table, ages=(20, 70), sample=10,
+                                    seed=3)
+    assert drawn != choose_suspects(names, table, ages=(20, 70), sample=10, seed=4)
+    assert choose_suspects(names[:3], {}) == sorted(names[:3])  # nothing asked: all, sorted
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"ages": (70, 20)}, "0 ≤ low ≤ high"),
+    ({"ages": (95, 99)}, "no photo has a labelled age within 95-99"),
+    ({"sample": 0}, "at least 1 photo"),
+    ({"sample": 5}, "cannot draw 5 photos from 2"),
+])
+def test_choosing_suspects_refuses_what_cannot_be_met(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        choose_suspects(["/h/30_0_0_1.jpg", "/h/40_1_1_2.jpg"], {}, **kwargs)
 
 
 def test_summaries_pool_fillers_over_photos_and_leave_out_photos_that_failed():

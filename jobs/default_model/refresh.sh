@@ -19,11 +19,13 @@ GENERATOR=${2:?usage: refresh.sh WORK_DIR GENERATOR_BUNDLE [BASE_BUNDLE]}
 BASE=${3:-$ROOT/models/bundles/default}
 SHARED=${LIGAN_SHARED:-$ROOT/../shared}
 # Overridable for a quick trial of the pipeline: encoder steps, faces of the quality metrics,
-# and the suspect photos of the lineup evaluation (a glob).
+# and the suspect photos of the lineup evaluations (a glob of London photos; a number drawn
+# from the held-out split).
 ENCODER_STEPS=${ENCODER_STEPS:-12000}
 ENCODER_IDENTITY_WEIGHT=${ENCODER_IDENTITY_WEIGHT:-0}
 METRICS_SAMPLES=${METRICS_SAMPLES:-1000}
 SUSPECTS=${SUSPECTS:-$SHARED/faces/london/*_03.jpg}
+HELDOUT_SUSPECTS=${HELDOUT_SUSPECTS:-30}  # adults (20-70) drawn from the held-out split
 LIGAN="$ROOT/.venv/bin/ligan"
 PY="$ROOT/.venv/bin/python"
 export TF_CPP_MIN_LOG_LEVEL=2
@@ -76,5 +78,7 @@ for which in candidate base; do
         --labels "$SHARED/faces/london/info.csv" --bundle "$path" --steps 0,100 \
         --probe "$WORK/utk/heldout" \
         --json > "$WORK/lineup-$which.json"
+    "$LIGAN" lineup evaluate "$WORK"/utk/heldout/*.jpg --ages 20-70 --sample "$HELDOUT_SUSPECTS" \
+        --bundle "$path" --steps 0,100 --json > "$WORK/lineup-heldout-$which.json"
 done
 echo "candidate ready: $BUNDLE (compare $WORK/metrics-*.json and $WORK/lineup-*.json)"

@@ -131,6 +131,12 @@ def register(sub: argparse._SubParsersAction, settings) -> argparse._SubParsersA
     eva.add_argument("--steps", default="0,100",
                      help="inversion paths: projector steps, comma-separated (0: the encoder "
                           "alone; the web UI uses 100)")
+    eva.add_argument("--ages", default=None, metavar="LOW-HIGH",
+                     help="only the photos whose labelled age lies within LOW-HIGH years, "
+                          "e.g. 20-70 (adult suspects from a held-out split)")
+    eva.add_argument("--sample", type=int, default=None, metavar="N",
+                     help="draw N of the (age-filtered) photos with --seed, e.g. 30 of a "
+                          "held-out split: utk/heldout/*.jpg --ages 20-70 --sample 30")
     eva.add_argument("--per-page", type=int, default=24)
     eva.add_argument("--seed", type=int, default=0)
     eva.add_argument("--traits", default="auto", help=TRAITS_HELP)
@@ -370,8 +376,8 @@ def _evaluate(args: argparse.Namespace, settings) -> int:
     import sys
 
     from models.bundle import BundleError
-    from models.lineup_evaluation import (EmbeddingProbe, evaluate_lineups, format_table,
-                                          read_labels_csv)
+    from models.lineup_evaluation import (EmbeddingProbe, choose_suspects, evaluate_lineups,
+                                          format_table, read_labels_csv)
 
     try:
         steps = [int(s) for s in args.steps.split(",") if s.strip()]
@@ -388,6 +394,18 @@ def _evaluate(args: argparse.Namespace, settings) -> int:
         labels = read_labels_csv(args.labels) if args.labels else {}
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+    ages = None
+    if args.ages is not None:
+        low, dash, high = args.ages.partition("-")
+        if not (dash and low.strip().isdigit() and high.strip().isdigit()):
+            raise CommandError(f"--ages takes LOW-HIGH in whole years, e.g. 20-70, got "
+                               f"{args.ages!r}")
+        ages = (int(low), int(high))
+    try:
+        photos = choose_suspects(args.photos, labels, ages=ages, sample=args.sample,
+                                 seed=args.seed)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
     bundle = load_bundle_or_fail(args.bundle, precision=settings.precision)
     try:
@@ -397,7 +415,7 @@ def _evaluate(args: argparse.Namespace, settings) -> int:
                   file=sys.stderr, flush=True)
             probe = EmbeddingProbe.from_folder(args.probe, bundle.resolution,
                                                args.probe_samples, args.seed)
-        report = evaluate_lineups(bundle, [str(p) for p in args.photos], labels, steps=steps,
+        report = evaluate_lineups(bundle, photos, labels, steps=steps,
                                   per_page=args.per_page, seed=args.seed, traits=request,
                                   probe=probe, measure=args.measure, sheet=args.sheet,
                                   sheet_fillers=args.sheet_fillers,
