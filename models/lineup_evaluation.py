@@ -339,7 +339,7 @@ def path_name(steps: int) -> str:
 
 
 def evaluate_lineups(bundle, photos: Sequence[str | os.PathLike],
-                     labels: dict[str, SuspectLabels], *, steps: Sequence[int] = (0, 100),
+                     labels: dict[str, SuspectLabels], *, steps: Sequence[int] | None = None,
                      per_page: int = 24, seed: int = 0, traits: dict | None = TRAITS_AUTO,
                      probe: EmbeddingProbe | None = None, measure: str | None = None,
                      sheet: str | os.PathLike | None = None, sheet_fillers: int = 8,
@@ -349,9 +349,13 @@ def evaluate_lineups(bundle, photos: Sequence[str | os.PathLike],
     :func:`evaluate_photo`); ``measure``: the identity measure that ranks the pages (the
     bundle's by default; dlib measures them either way). ``sheet``: write a PNG of the last
     path's photos, reconstructions and ``sheet_fillers`` first fillers
-    (:func:`lineup_sheet`). ``progress`` gets one line per photo."""
+    (:func:`lineup_sheet`). ``progress`` gets one line per photo. ``steps``: the inversion
+    paths, by default the encoder alone and the web UI's projector steps."""
+    from models.inversion import PHOTO_STEPS
     from models.latent import LatentPCA
 
+    if steps is None:
+        steps = (0, PHOTO_STEPS)
     if not photos:
         raise ValueError("no photos to evaluate")
     if not 1 <= per_page <= 200:

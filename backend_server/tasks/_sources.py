@@ -12,6 +12,7 @@ from backend_server.validation import BadRequest, NotFound, Params, Unprocessabl
 from models.facestore import FACE_ID
 from models.generate import record_ws
 from models.images import save_png
+from models.inversion import PHOTO_STEPS
 from models.records import write_faces
 
 
@@ -54,7 +55,7 @@ def face_or_photo(params: Params, env, name: str, required: bool = True) -> dict
 def inversion_params(params: Params) -> dict:
     """How photos are inverted: projector ``steps`` (0 = the encoder alone), ``face_index``
     for photos with several faces, ``align`` (ffhq or padded)."""
-    return {"steps": params.integer("steps", minimum=0, maximum=2000, default=100),
+    return {"steps": params.integer("steps", minimum=0, maximum=2000, default=PHOTO_STEPS),
             "face_index": params.integer("face_index", minimum=0, maximum=50),
             "align": params.string("align", choices=("ffhq", "padded"), default="ffhq")}
 
@@ -73,7 +74,7 @@ def resolve(ctx, source: dict, label: str, progress_span: tuple[float, float] = 
     p = ctx.params
     inv = invert_photo(
         ctx.bundle, str(ctx.results_dir / source["photo"]), face_index=p.get("face_index"),
-        align_mode=p.get("align", "ffhq"), steps=p.get("steps", 100),
+        align_mode=p.get("align", "ffhq"), steps=p.get("steps", PHOTO_STEPS),
         source_name=source["photo"],
         progress=lambda pct, msg: ctx.progress(lo + (hi - lo) * pct / 100, f"{label}: {msg}"),
         should_stop=ctx.cancelled)

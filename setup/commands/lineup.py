@@ -128,9 +128,9 @@ def register(sub: argparse._SubParsersAction, settings) -> argparse._SubParsersA
                           "the London set's info.csv); UTKFace names carry their own labels")
     eva.add_argument("--bundle", type=Path, default=settings.bundle,
                      help="bundle directory or packed file (LIGAN_BUNDLE)")
-    eva.add_argument("--steps", default="0,100",
+    eva.add_argument("--steps", default=None,
                      help="inversion paths: projector steps, comma-separated (0: the encoder "
-                          "alone; the web UI uses 100)")
+                          "alone; default: the encoder alone and the web UI's steps)")
     eva.add_argument("--ages", default=None, metavar="LOW-HIGH",
                      help="only the photos whose labelled age lies within LOW-HIGH years, "
                           "e.g. 20-70 (adult suspects from a held-out split)")
@@ -379,8 +379,10 @@ def _evaluate(args: argparse.Namespace, settings) -> int:
     from models.lineup_evaluation import (EmbeddingProbe, choose_suspects, evaluate_lineups,
                                           format_table, read_labels_csv)
 
+    from models.inversion import PHOTO_STEPS
+
     try:
-        steps = [int(s) for s in args.steps.split(",") if s.strip()]
+        steps = [int(s) for s in (args.steps or f"0,{PHOTO_STEPS}").split(",") if s.strip()]
     except ValueError:
         raise CommandError(f"--steps takes whole numbers separated by commas, got "
                            f"{args.steps!r}") from None
