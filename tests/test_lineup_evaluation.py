@@ -8,8 +8,9 @@ import pytest
 import numpy as np
 
 from models.lineup_evaluation import (LOOKALIKE_BAND, EmbeddingProbe, PhotoEvaluation,
-                                      SuspectLabels, choose_suspects, evaluate_lineups, format_table, labels_for,
-                                      lineup_sheet, read_labels_csv, summarise, utkface_labels)
+                                      SuspectLabels, choose_suspects, evaluate_lineups,
+                                      format_table, labels_for, lineup_sheet, read_labels_csv,
+                                      summarise, utkface_labels)
 
 ROOT = Path(__file__).resolve().parents[1]
 LONDON = ROOT.parent / "shared" / "faces" / "london"

@@ -379,10 +379,9 @@ def _evaluate(args: argparse.Namespace, settings) -> int:
     from models.lineup_evaluation import (EmbeddingProbe, choose_suspects, evaluate_lineups,
                                           format_table, read_labels_csv)
 
-    from models.inversion import PHOTO_STEPS
-
-    try:
-        steps = [int(s) for s in (args.steps or f"0,{PHOTO_STEPS}").split(",") if s.strip()]
+    try:  # None: evaluate_lineups' default paths (the encoder alone and the web UI's steps)
+        steps = None if args.steps is None else \
+            [int(s) for s in args.steps.split(",") if s.strip()]
     except ValueError:
         raise CommandError(f"--steps takes whole numbers separated by commas, got "
                            f"{args.steps!r}") from None
