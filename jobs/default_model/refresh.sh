@@ -75,10 +75,10 @@ for which in candidate base; do
         --psi 0.7 --json "$WORK/metrics-$which.json" --no-progress
     # shellcheck disable=SC2086  # SUSPECTS is a glob
     "$LIGAN" lineup evaluate $SUSPECTS \
-        --labels "$SHARED/faces/london/info.csv" --bundle "$path" --steps 0,100 \
+        --labels "$SHARED/faces/london/info.csv" --bundle "$path" \
         --probe "$WORK/utk/heldout" \
         --json > "$WORK/lineup-$which.json"
     "$LIGAN" lineup evaluate "$WORK"/utk/heldout/*.jpg --ages 20-70 --sample "$HELDOUT_SUSPECTS" \
-        --bundle "$path" --steps 0,100 --json > "$WORK/lineup-heldout-$which.json"
+        --bundle "$path" --json > "$WORK/lineup-heldout-$which.json"
 done
 echo "candidate ready: $BUNDLE (compare $WORK/metrics-*.json and $WORK/lineup-*.json)"
