@@ -208,14 +208,14 @@ class EmbeddingProbe:
 
     def read(self, embeddings: np.ndarray) -> list[dict[str, str]]:
         """Per embedding, the label of each trait the probe could be fitted for."""
-        from models.attributes.heads import CLASS_HEADS
+        from models.attributes.heads import CLASS_HEADS, label_index
 
         x = np.asarray(embeddings, np.float64)
         if not len(x):
             return []
         if self.probe is None:
             return [{} for _ in x]
-        columns = {t: p.argmax(axis=1) for t, p in self.probe.probabilities(x).items()}
+        columns = {t: label_index(t, p) for t, p in self.probe.probabilities(x).items()}
         return [{t: CLASS_HEADS[t][v[i]] for t, v in columns.items()} for i in range(len(x))]
 
 

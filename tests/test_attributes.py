@@ -113,9 +113,10 @@ def _random_outputs(n: int, seed: int):
 
 
 def test_prediction_dicts_follow_the_probabilities():
-    """Labels come from the raw probabilities: argmax for classes, p ≥ 0.5 for traits; beard is
-    1 − No_Beard and gender averages UTKFace's head with CelebA's Male."""
-    from models.attributes.heads import CELEBA_HEADS
+    """Labels come from the raw probabilities: argmax for classes (the median class for the
+    ordered age groups), p ≥ 0.5 for traits; beard is 1 − No_Beard and gender averages
+    UTKFace's head with CelebA's Male."""
+    from models.attributes.heads import AGE_GROUPS, CELEBA_HEADS
 
     out = _random_outputs(50, 1)
     preds = out.to_dicts()
@@ -124,7 +125,28 @@ def test_prediction_dicts_follow_the_probabilities():
     for i, p in enumerate(preds):
         assert p["beard"]["label"] == (1 - nb[i] >= 0.5)
         assert p["gender"]["label"] == ("male" if male[i] >= 0.5 else "female")
-        assert p["age_group"]["label"] == max(p["age_group"]["p"], key=p["age_group"]["p"].get)
+        assert p["ethnicity"]["label"] == max(p["ethnicity"]["p"], key=p["ethnicity"]["p"].get)
+        ages = list(p["age_group"]["p"].values())
+        median = AGE_GROUPS.index(p["age_group"]["label"])
+        assert sum(ages[:median]) < 0.5 + 1e-3 and sum(ages[:median + 1]) >= 0.5 - 1e-3
+
+
+@pytest.mark.parametrize("p, label", [
+    ([0.3, 0, 0, 0.25, 0.25, 0, 0, 0.2], "30-39"),  # flat: the middle, not the stray peak
+    ([0, 0, 0.9, 0.1, 0, 0, 0, 0], "20-29"),
+    ([0, 0, 0.5, 0.5, 0, 0, 0, 0], "20-29"),  # the half is reached at the first of two
+    ([0.2, 0, 0, 0, 0, 0, 0, 0.8], "70+"),
+])
+def test_age_is_read_as_the_median_group(p, label):
+    """An ordered trait names the class where the cumulative probability reaches one half;
+    other class traits the most probable class."""
+    from models.attributes.heads import AGE_GROUPS, label_index
+
+    assert AGE_GROUPS[label_index("age_group", np.array(p))] == label
+    assert label_index("ethnicity", np.array([0.3, 0.25, 0.25, 0.2, 0])) == 0
+    batch = np.array([p, p[::-1]])
+    assert list(label_index("age_group", batch)) == [AGE_GROUPS.index(label),
+                                                     label_index("age_group", np.array(p[::-1]))]
 
 
 def test_hair_is_read_as_one_colour_or_unsure():
@@ -160,7 +182,8 @@ def test_filter_returns_exactly_the_matching_faces():
     kept = set(filter_faces(preds, spec))
     col = {c: out.celeba[:, CELEBA_HEADS.index(c)] for c in CELEBA_HEADS}
     male = 0.5 * (out.classes["gender"][:, 0] + col["Male"]) >= 0.5
-    age = np.isin(out.classes["age_group"].argmax(1),
+    median_age = (np.cumsum(out.classes["age_group"], axis=1) >= 0.5).argmax(1)
+    age = np.isin(median_age,
                   [AGE_GROUPS.index("30-39"), AGE_GROUPS.index("40-49")])
     want = male & age & (col["No_Beard"] <= 0.5) & (col["Eyeglasses"] < 0.5) & (col[SMILING] < 0.5)
     assert kept == set(np.flatnonzero(want))

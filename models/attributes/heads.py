@@ -56,6 +56,25 @@ def hair_distribution(p_colours: np.ndarray) -> np.ndarray:
     return np.concatenate([colours, 1.0 - colours.sum(axis=1, keepdims=True)], axis=1)
 
 
+#: Class traits whose classes are ordered: a reading names their median class (:func:`label_index`).
+ORDERED_TRAITS = ("age_group",)
+
+
+def label_index(trait: str, p: np.ndarray) -> np.ndarray | np.intp:
+    """The class a reading of ``trait`` names, from its probabilities ``p`` [..., k].
+
+    The most probable class, except for an ordered trait (:data:`ORDERED_TRAITS`): there the
+    median class, where the cumulative probability first reaches one half. A flat age reading
+    then names a middle decade instead of a stray peak at either end, and a reading's label is
+    within one decade of the true age more often (docs/model_card.md, "Reading a photo's
+    age")."""
+    p = np.asarray(p, np.float64)
+    if trait in ORDERED_TRAITS:
+        half = 0.5 * p.sum(axis=-1, keepdims=True)
+        return np.argmax(np.cumsum(p, axis=-1) >= half, axis=-1)
+    return np.argmax(p, axis=-1)
+
+
 def age_group(age: int) -> int:
     """Age in years → index into :data:`AGE_GROUPS`."""
     return min(max(int(age), 0) // 10, len(AGE_GROUPS) - 1)
@@ -93,7 +112,7 @@ class HeadOutputs:
             face: dict = {}
             for trait, names in READ_CLASSES.items():
                 p = scores[trait][i]
-                face[trait] = {"label": names[int(np.argmax(p))],
+                face[trait] = {"label": names[int(label_index(trait, p))],
                                "p": {n: round(float(v), 4) for n, v in zip(names, p)}}
             for trait in BINARY_TRAITS:
                 p = float(scores[trait][i])

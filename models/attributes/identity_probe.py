@@ -12,6 +12,9 @@ overrode a confident attribute model, the candidates around the photo's reconstr
 the attribute model reads as it reads the photo, could not match it: a London suspect read as
 White by the probe and Indian by the attribute model got no filler at all.
 
+A reading names a trait's most probable class, its median class for age groups
+(:func:`models.attributes.heads.label_index`); the accuracies above are of the most probable.
+
 The probe is a multinomial logistic regression per trait, fitted on labelled UTKFace photos
 (``ligan train trait-probe``); the bundle's ``trait_probe`` part holds its weights as plain
 arrays (``<trait>/coef`` [classes, 128], ``<trait>/intercept`` [classes]) and its held-out
@@ -24,7 +27,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from models.attributes.heads import CLASS_HEADS
+from models.attributes.heads import CLASS_HEADS, label_index
 
 PROBE_PART = "trait_probe"
 #: The traits the probe reads (UTKFace labels them all); the others stay the attribute model's.
@@ -133,7 +136,7 @@ def load_trait_probe(bundle) -> TraitProbe | None:
 
 def _reading(trait: str, p: np.ndarray) -> dict:
     names = CLASS_HEADS[trait]
-    return {"label": names[int(np.argmax(p))],
+    return {"label": names[int(label_index(trait, p))],
             "p": {n: round(float(v), 4) for n, v in zip(names, p)}}
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from models.attributes.data import LICENCE, UTK_NAME, UTK_TEST_FRACTION, held_out_by_key
-from models.attributes.heads import CLASS_HEADS
+from models.attributes.heads import CLASS_HEADS, label_index
 from models.attributes.identity_probe import PROBE_PART, PROBE_TRAITS, combine, fit_trait_probe
 
 log = logging.getLogger("ligan.train")
@@ -104,7 +104,8 @@ def train_trait_probe(cfg: TraitProbeConfig) -> dict[str, Any]:
     test_labels = {t: v[data.test] for t, v in data.labels.items()}
     probs = probe.probabilities(data.embeddings[data.test])
     held_out = {"faces": int(data.test.sum()),
-                "probe": accuracies({t: p.argmax(1) for t, p in probs.items()}, test_labels)}
+                "probe": accuracies({t: label_index(t, p) for t, p in probs.items()},
+                                         test_labels)}
     bundle = load_bundle(cfg.bundle, parts=("generator",))
     if bundle.has_part(ATTRIBUTES_PART):
         readings = predict_attributes(bundle, data.images[data.test])
@@ -112,7 +113,8 @@ def train_trait_probe(cfg: TraitProbeConfig) -> dict[str, Any]:
             {t: np.array([CLASS_HEADS[t].index(r[t]["label"]) for r in readings])
              for t in PROBE_TRAITS}, test_labels)
         held_out["both"] = accuracies(  # what reads a photo (identity_probe.read_photo)
-            {t: np.array([combine(r[t]["p"], p, t).argmax() for r, p in zip(readings, probs[t])])
+            {t: np.array([label_index(t, combine(r[t]["p"], p, t))
+                          for r, p in zip(readings, probs[t])])
              for t in PROBE_TRAITS}, test_labels)
     log.info("trait probe on %d held-out faces: %s", held_out["faces"], held_out)
     config = {"method": "logistic regression per trait on dlib identity embeddings",
