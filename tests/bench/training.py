@@ -195,11 +195,11 @@ def compare_inter_threads(argv: list[str], values: list[int], out: Path | None) 
             for row in report[kind]:
                 key = (row["resolution"], row["precision"])
                 if rates.get(key):
-                    ratio = row["train_img_s"] / rates[key]
+                    ratio = round(row["train_img_s"] / rates[key], 3)  # printed as stored
                     ratios.append({"kind": "G+D" if kind == "results" else "encoder",
                                    "resolution": key[0], "precision": key[1],
                                    "threads": [base["inter_threads"], report["inter_threads"]],
-                                   "ratio": round(ratio, 3)})
+                                   "ratio": ratio})
                     print(f"{ratios[-1]['kind']} {key[0]} px {key[1]}: inter-op "
                           f"{report['inter_threads']}/{base['inter_threads']} {ratio:.2f}")
     if out:
