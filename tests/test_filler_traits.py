@@ -48,15 +48,17 @@ def test_a_request_that_cannot_be_understood_says_what_is_accepted(value, messag
         parse_trait_request(value)
 
 
-def test_auto_traits_follow_the_suspect_and_age_allows_one_decade_either_side():
-    match = trait_match(reading(age="30-39", beard=True), parse_trait_request("auto"))
-    assert match.holds(reading(age="20-29", beard=True))
+def test_auto_traits_follow_the_suspect_and_age_allows_its_likelier_neighbour():
+    suspect = reading(age="30-39", beard=True)
+    suspect["age_group"]["p"] = {"20-29": 0.05, "30-39": 0.6, "40-49": 0.25, "50-59": 0.1}
+    match = trait_match(suspect, parse_trait_request("auto"))
     assert match.holds(reading(age="40-49", beard=True))
+    assert not match.holds(reading(age="20-29", beard=True))  # the reading leans older
     assert not match.holds(reading(age="50-59", beard=True))
     assert not match.holds(reading(age="30-39", beard=False))
     assert not match.holds(reading(gender="male", beard=True))
     described = match.describe()
-    assert described["age_group"] == {"accepted": ["20-29", "30-39", "40-49"],
+    assert described["age_group"] == {"accepted": ["30-39", "40-49"],
                                       "source": "suspect", "suspect": "30-39"}
     assert described["beard"]["accepted"] is True
     kept = match.record(reading(age="40-49", beard=True))
@@ -64,6 +66,26 @@ def test_auto_traits_follow_the_suspect_and_age_allows_one_decade_either_side():
     assert kept["beard"] == {"accepted": True, "source": "suspect", "suspect": True,
                              "read": True, "p": 0.8}
     assert kept["glasses"]["p"] == 0.8  # how sure the model is that there are none
+
+
+@pytest.mark.parametrize("p, accepted", [
+    ({"20-29": 0.3, "30-39": 0.4, "40-49": 0.3}, ["30-39", "40-49"]),  # a tie leans older
+    ({"10-19": 0.35, "20-29": 0.4, "30-39": 0.25}, ["10-19", "20-29"]),
+    ({"0-9": 0.9, "10-19": 0.0}, ["0-9", "10-19"]),  # the ends have one neighbour
+    ({"60-69": 0.2, "70+": 0.8}, ["60-69", "70+"]),
+])
+def test_a_read_age_accepts_the_neighbour_the_reading_leans_to(p, accepted):
+    from models.filler_traits import near_read_age
+
+    label = max(p, key=p.get)
+    assert list(near_read_age({"label": label, "p": p})) == accepted
+
+
+def test_an_age_the_administrator_fixes_allows_one_decade_either_side():
+    """A witness's description is read no closer than a decade either way."""
+    match = trait_match(reading(age="30-39"), parse_trait_request("age_group=30-39"))
+    assert match.describe()["age_group"]["accepted"] == ["20-29", "30-39", "40-49"]
+    assert match.describe()["age_group"]["source"] == "request"
 
 
 def test_hair_matches_neighbouring_shades_and_unseen_hair_contradicts_nothing():

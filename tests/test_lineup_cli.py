@@ -148,8 +148,10 @@ def test_lineup_evaluate_prints_the_run_s_measures_beside_the_goals(tmp_path):
     table = format_table(report)
     summary = report["paths"][0]["summary"]
     matched = sum(m for p in report["photos"] for m in p["gender_match"])
-    assert summary["gender"]["n"] == 12 and summary["gender"]["share"] == matched / 12
-    assert f"{100 * matched / 12:.0f} % of 12" in table
+    n = sum(len(p["gender_match"]) for p in report["photos"])
+    assert 9 <= n <= 12  # a trait-matched page may come back short around a poor reconstruction
+    assert summary["gender"]["n"] == n and summary["gender"]["share"] == matched / n
+    assert f"{100 * matched / n:.0f} % of {n}" in table
     # Fillers are trait-matched by default, so every one reads as the suspect's photo does.
     assert report["traits"]["gender"] == "auto" and "fillers matched on gender" in table
 

@@ -168,15 +168,16 @@ def test_a_real_run_measures_every_photo_and_reports_what_it_could_not_use(londo
     assert len(lines) == 3 and "skipped" in lines[2]
     used = [p for p in report["photos"] if p["error"] is None]
     assert len(used) == 2 and report["photos"][2]["error"]
-    for p in used:
-        assert len(p["filler_distances"]) == 4 == len(p["gender_match"]) == len(p["age_match"])
+    for p in used:  # a trait-matched page may come back short around the encoder's guess
+        assert 3 <= len(p["filler_distances"]) <= 4
+        assert len(p["filler_distances"]) == len(p["gender_match"]) == len(p["age_match"])
         assert p["reference"] == "labels" and 0 < p["reconstruction_distance"] < 2
         # dlib's distances, measured after the bundle's identity network ranked the page
         assert all(0 < d < 2 for d in p["filler_distances"])
     assert report["measure"] == "identity-net"
     summary = report["paths"][0]["summary"]
     matches = [m for p in used for m in p["gender_match"]]
-    assert summary["gender"] == {"share": sum(matches) / 8, "n": 8}
+    assert summary["gender"] == {"share": sum(matches) / len(matches), "n": len(matches)}
 
 
 def test_the_sheet_draws_each_usable_photo_its_reconstruction_and_first_fillers(london_report):
@@ -198,9 +199,10 @@ def test_the_table_prints_the_run_s_values_beside_the_goals(london_report):
     table = format_table(report)
     summary = report["paths"][0]["summary"]
     row = next(line for line in table.splitlines() if "suspect's gender" in line)
-    assert f"{100 * summary['gender']['share']:.0f} % of 8" in row and "≥ 95 %" in row
+    n = summary["gender"]["n"]
+    assert f"{100 * summary['gender']['share']:.0f} % of {n}" in row and "≥ 95 %" in row
     assert "| encoder alone |" in table.splitlines()[0]
     assert "2 of 3 photos used" in table and "skipped index.html" in table
     if report["probe"]:
-        assert summary["probe_gender"]["n"] == 8 and "by the dlib probe" in table
+        assert summary["probe_gender"]["n"] == n and "by the dlib probe" in table
         assert report["probe"]["faces"] == 40 and "40 labelled faces" in table

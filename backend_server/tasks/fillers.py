@@ -10,8 +10,9 @@ standard deviations of W's PCA axes; default: the bundle's calibrated page-1 rad
 ``radius_growth`` (0–10, default 0.5);
 ``near_clone_threshold`` (0–2 identity distance, default 0.4); ``styles`` (``all`` or any of
 coarse, middle, fine); ``seed`` (page sampler seed, default 0); ``traits`` (what every filler
-shares with the suspect: ``auto``, the default, matches gender, ethnicity, age group ± one
-decade, hair colour ± one shade, beard and glasses as the bundle reads the suspect's photo, see
+shares with the suspect: ``auto``, the default, matches gender, ethnicity, age group (the read
+decade and its likelier neighbour), hair colour ± one shade, beard and glasses as the bundle
+reads the suspect's photo, see
 ``models.filler_traits``; ``none``; or an
 object of trait → ``auto`` | ``any`` | a value, see ``models.filler_traits``); photo
 inversion: ``steps``, ``face_index``, ``align``. Needs a bundle with a PCA part
