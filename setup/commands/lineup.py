@@ -163,10 +163,9 @@ def register(sub: argparse._SubParsersAction, settings) -> argparse._SubParsersA
 
 TRAITS_HELP = ("what every filler shares with the suspect: auto (gender, ethnicity, age group "
                "with its likelier neighbouring decade, hair colour ± one shade, beard and "
-               "glasses as the bundle reads the "
-               "suspect: a photo's "
-               "gender, ethnicity and age group with its trait probe where it has one), none, "
-               "or trait=value pairs, e.g. gender=female,age_group=any")
+               "glasses as the bundle reads the suspect: a photo's gender, ethnicity and age "
+               "group with its trait probe where it has one), none, or trait=value pairs, "
+               "e.g. gender=female,age_group=any")
 
 
 def _trait_request(text: str):
