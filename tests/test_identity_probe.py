@@ -78,8 +78,10 @@ def test_the_probe_refuses_what_it_cannot_fit_or_load():
         TraitProbe.from_arrays({**arrays, "hat/coef": np.zeros((2, 128))})
 
 
-def _write_set(folder: Path, resolution: int, n: int) -> dict[str, np.ndarray]:
-    """A distillation set of ``n`` labelled "UTKFace" faces (one chunk) and 5 generated ones."""
+def _write_set(folder: Path, resolution: int, n: int, gan_held_out: int = 0
+               ) -> dict[str, np.ndarray]:
+    """A distillation set of ``n`` labelled "UTKFace" faces (one chunk; the first
+    ``gan_held_out`` in the GAN's held-out share) and 5 generated ones."""
     x, labels, keys = _faces(n)
     folder.mkdir(parents=True)
     rng = np.random.default_rng(1)
@@ -90,20 +92,20 @@ def _write_set(folder: Path, resolution: int, n: int) -> dict[str, np.ndarray]:
              faces=np.ones(total, np.int32), source=np.array([0] * n + [2] * 5, np.int32),
              key=np.array(keys + [f"gen-{i}-0" for i in range(5)]),
              group=np.array(keys + [f"gen-{i}" for i in range(5)]),
-             test=np.zeros(total, bool))
+             test=np.arange(total) < gan_held_out)
     return labels
 
 
 def test_training_fits_on_a_set_measures_held_out_faces_and_adds_the_part(tmp_path,
                                                                          tiny_bundle_dir):
-    from models.attributes.data import UTK_TEST_FRACTION
+    from models.attributes.data import UTK_TEST_FRACTION, held_out_by_key
     from models.attributes.identity_probe import PROBE_PART, load_trait_probe
     from models.bundle import load_bundle
 
     bundle_dir = tmp_path / "bundle"
     shutil.copytree(tiny_bundle_dir, bundle_dir)
     run = tmp_path / "run"
-    _write_set(run / "set", 32, 400)
+    _write_set(run / "set", 32, 400, gan_held_out=30)
     measured = ligan("train", "trait-probe", "--bundle", str(bundle_dir), "--run-dir", str(run),
                      "--no-export")
     assert measured.returncode == 0, measured.stderr
@@ -115,9 +117,13 @@ def test_training_fits_on_a_set_measures_held_out_faces_and_adds_the_part(tmp_pa
     bundle = load_bundle(bundle_dir)
     config = bundle.manifest["parts"][PROBE_PART]["config"]
     held_out = config["held_out"]
-    # the attribute model's held-out share (about 10 % of 400), left out of the fit
+    # the attribute model's held-out share (about 10 % of 400) measures; it and the GAN's
+    # held-out share (the lineup evaluation's suspects) are both left out of the fit
     assert 20 < held_out["faces"] < 60 and UTK_TEST_FRACTION == 0.1
-    assert config["training"]["faces"] == 400 - held_out["faces"]
+    _, _, keys = _faces(400)
+    in_either = [held_out_by_key(k, UTK_TEST_FRACTION) or i < 30 for i, k in enumerate(keys)]
+    assert sum(in_either) > held_out["faces"]
+    assert config["training"]["faces"] == 400 - sum(in_either)
     assert held_out["probe"]["gender"] > 0.9 and held_out["probe"]["ethnicity"] > 0.9
     assert "attribute_model" not in held_out  # the tiny bundle has no attribute model
     assert "non-commercial" in config["licence"]

@@ -7,7 +7,9 @@ an identity training run's ``RUN/set`` serves as it is; without one, a set of UT
 alone is built there (resumable chunks, ``workers`` processes). Labels come from UTKFace's file
 names. Faces in the attribute model's held-out share (:func:`models.attributes.data.
 held_out_by_key`) are left out of the fit and measure both readers, so the comparison stored
-with the part is on faces that neither reader saw.
+with the part is on faces that neither reader saw. Faces in the GAN's held-out share (the set's
+own ``test`` flag) are left out of the fit too: ``ligan lineup evaluate`` reads them as
+suspects no part of the bundle has seen.
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ class LabelledEmbeddings:
     embeddings: np.ndarray  # float32 [N, 128], dlib's
     labels: dict[str, np.ndarray]  # trait → class indices [N]
     test: np.ndarray  # bool [N]: in the attribute model's held-out share
+    gan_held_out: np.ndarray  # bool [N]: in the GAN's held-out share (lineup evaluation's)
 
 
 def utkface_embeddings(set_dir: Path) -> LabelledEmbeddings:
@@ -65,7 +68,8 @@ def utkface_embeddings(set_dir: Path) -> LabelledEmbeddings:
     return LabelledEmbeddings(
         images=data.images[rows], embeddings=data.embeddings[rows].astype(np.float32),
         labels=labels,
-        test=np.array([held_out_by_key(str(data.key[i]), UTK_TEST_FRACTION) for i in rows]))
+        test=np.array([held_out_by_key(str(data.key[i]), UTK_TEST_FRACTION) for i in rows]),
+        gan_held_out=data.test[rows].astype(bool))
 
 
 def accuracies(predicted: dict[str, np.ndarray], labels: dict[str, np.ndarray]
@@ -95,7 +99,7 @@ def train_trait_probe(cfg: TraitProbeConfig) -> dict[str, Any]:
                              f"one, or --run-dir of an identity training run")
         _build_set(cfg, set_dir)
     data = utkface_embeddings(set_dir)
-    train = ~data.test
+    train = ~data.test & ~data.gan_held_out
     if train.sum() < 10 or data.test.sum() < 10:
         raise ValueError(f"{int(train.sum())} training and {int(data.test.sum())} held-out "
                          f"UTKFace faces: need at least 10 of each")
@@ -120,7 +124,8 @@ def train_trait_probe(cfg: TraitProbeConfig) -> dict[str, Any]:
     config = {"method": "logistic regression per trait on dlib identity embeddings",
               "traits": list(PROBE_TRAITS), "licence": LICENCE,
               "training": {"faces": int(train.sum()),
-                           "source": "UTKFace photos of an identity distillation set"},
+                           "source": "UTKFace photos of an identity distillation set, outside the "
+                                     "attribute model's and the GAN's held-out shares"},
               "held_out": held_out}
     bundle_hash = add_part(cfg.bundle, PROBE_PART, probe.arrays(), config) \
         if cfg.export else None
