@@ -149,6 +149,26 @@ def test_age_is_read_as_the_median_group(p, label):
                                                      label_index("age_group", np.array(p[::-1]))]
 
 
+def test_directions_label_samples_as_readings_name_them():
+    """The samples a direction is fitted on are labelled by the class their reading names:
+    a flat age reading counts for its median decade, not for a stray peak."""
+    from models.attributes.directions import sample_targets
+    from models.attributes.heads import BINARY_TRAITS, CLASS_HEADS
+
+    rng = np.random.default_rng(0)
+    scores = {t: rng.dirichlet(np.ones(len(n)), 2) for t, n in CLASS_HEADS.items()}
+    scores["age_group"] = np.array([[0.3, 0, 0, 0.25, 0.25, 0, 0, 0.2],
+                                    [0, 0, 0.9, 0.1, 0, 0, 0, 0]])
+    scores.update({t: np.array([0.7, 0.2]) for t in BINARY_TRAITS})
+    targets = sample_targets(scores)
+    assert list(targets["age_group=30-39"]) == [True, False]
+    assert list(targets["age_group=0-9"]) == [False, False]
+    assert list(targets["age_group=20-29"]) == [False, True]
+    winner = scores["gender"].argmax(axis=1)
+    assert list(targets["gender=male"]) == list(winner == 0)
+    assert all(list(targets[t]) == [True, False] for t in BINARY_TRAITS)
+
+
 def test_hair_is_read_as_one_colour_or_unsure():
     """The hair trait is a distribution over the four colours and ``unsure`` (what the
     independent hair heads leave to 1): a face is read as a colour only when that colour is the

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from models.attributes.heads import BINARY_TRAITS, CLASS_HEADS
+from models.attributes.heads import BINARY_TRAITS, CLASS_HEADS, label_index
 from models.attributes.model import ATTRIBUTES_PART, DIRECTION_PREFIX, load_attribute_model
 
 MAX_STRENGTH = 10.0
@@ -32,10 +32,12 @@ def direction_keys() -> list[str]:
 
 
 def sample_targets(scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Trait scores of a batch → the boolean label of every direction key."""
+    """Trait scores of a batch → the boolean label of every direction key (a class trait's
+    label is the class its reading names, :func:`~models.attributes.heads.label_index`, as for
+    every other reading)."""
     out = {}
     for trait, names in CLASS_HEADS.items():
-        winner = scores[trait].argmax(axis=1)
+        winner = label_index(trait, scores[trait])
         for i, name in enumerate(names):
             out[f"{trait}={name}"] = winner == i
     for trait in BINARY_TRAITS:
