@@ -78,11 +78,10 @@ def test_the_probe_refuses_what_it_cannot_fit_or_load():
         TraitProbe.from_arrays({**arrays, "hat/coef": np.zeros((2, 128))})
 
 
-def _write_set(folder: Path, resolution: int, n: int, gan_held_out: int = 0
-               ) -> dict[str, np.ndarray]:
+def _write_set(folder: Path, resolution: int, n: int, gan_held_out: int = 0) -> list[str]:
     """A distillation set of ``n`` labelled "UTKFace" faces (one chunk; the first
-    ``gan_held_out`` in the GAN's held-out share) and 5 generated ones."""
-    x, labels, keys = _faces(n)
+    ``gan_held_out`` in the GAN's held-out share) and 5 generated ones; the faces' keys."""
+    x, _, keys = _faces(n)
     folder.mkdir(parents=True)
     rng = np.random.default_rng(1)
     total = n + 5
@@ -93,7 +92,7 @@ def _write_set(folder: Path, resolution: int, n: int, gan_held_out: int = 0
              key=np.array(keys + [f"gen-{i}-0" for i in range(5)]),
              group=np.array(keys + [f"gen-{i}" for i in range(5)]),
              test=np.arange(total) < gan_held_out)
-    return labels
+    return keys
 
 
 def test_training_fits_on_a_set_measures_held_out_faces_and_adds_the_part(tmp_path,
@@ -105,7 +104,7 @@ def test_training_fits_on_a_set_measures_held_out_faces_and_adds_the_part(tmp_pa
     bundle_dir = tmp_path / "bundle"
     shutil.copytree(tiny_bundle_dir, bundle_dir)
     run = tmp_path / "run"
-    _write_set(run / "set", 32, 400, gan_held_out=30)
+    keys = _write_set(run / "set", 32, 400, gan_held_out=30)
     measured = ligan("train", "trait-probe", "--bundle", str(bundle_dir), "--run-dir", str(run),
                      "--no-export")
     assert measured.returncode == 0, measured.stderr
@@ -120,7 +119,6 @@ def test_training_fits_on_a_set_measures_held_out_faces_and_adds_the_part(tmp_pa
     # the attribute model's held-out share (about 10 % of 400) measures; it and the GAN's
     # held-out share (the lineup evaluation's suspects) are both left out of the fit
     assert 20 < held_out["faces"] < 60 and UTK_TEST_FRACTION == 0.1
-    _, _, keys = _faces(400)
     in_either = [held_out_by_key(k, UTK_TEST_FRACTION) or i < 30 for i, k in enumerate(keys)]
     assert sum(in_either) > held_out["faces"]
     assert config["training"]["faces"] == 400 - sum(in_either)
