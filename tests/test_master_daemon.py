@@ -388,14 +388,18 @@ def test_an_idle_session_is_stopped_at_the_renewal_point_not_renewed(tmp_path,
                      session_idle_timeout=3600, backend_time_limit=90, backend_renew_before=80)
     try:
         d.api("PUT", "/api/sessions/i-1")
-        wait_state(d, "i-1", "ready", READY_S)
         m = d.daemon.manager
-        with m._lock:  # as if the user had last done something long ago
+        # As if the user had last done something long ago; aged before the backend is ready,
+        # since on a slow machine readiness may come after the renewal point (10 s here), and
+        # the first tick after it would renew a session that still looked used.
+        with m._lock:
             m.sessions["i-1"].last_activity -= 1000
-        state = wait_state(d, "i-1", "stopped", 30)
+        state = wait_state(d, "i-1", "stopped", READY_S + 30)
         assert "not renewed" in state["reason"], state
         assert not current_backend(d, "i-1")
-        assert [b for b in m.backends.values() if b.session_id == "i-1"][0].renewed_by == ""
+        mine = [b for b in m.backends.values() if b.session_id == "i-1"]
+        assert len(mine) == 1 and mine[0].ready_at, mine  # it was ready, and not replaced
+        assert mine[0].renewed_by == ""
         post_task(d, "i-1", "random", {"amount": 1, "seed": 1})  # the next task starts one
         wait_state(d, "i-1", "ready", READY_S)
     finally:
