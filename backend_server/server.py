@@ -64,13 +64,10 @@ def advertised_address(host: str, port: int) -> str:
 def load_backend(config: BackendConfig, callbacks: CallbackSender) -> Backend:
     from models.bundle import load_bundle, read_manifest
     from models.precision import resolve_precision
+    from models.projector import projector_parts
 
     start = time.perf_counter()
-    # The discriminator, when the bundle has one, gives the projector and refine their
-    # perceptual features.
-    parts = ("generator",) + (("discriminator",) if "discriminator" in
-                              read_manifest(config.bundle)["parts"] else ())
-    bundle = load_bundle(config.bundle, parts=parts)
+    bundle = load_bundle(config.bundle, parts=projector_parts(read_manifest(config.bundle)))
     loaded = time.perf_counter() - start
     precision = resolve_precision(config.precision)
     bundle.generator.use_precision(precision.name)

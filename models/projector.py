@@ -57,6 +57,14 @@ def latent_statistics(generator, num_samples: int = 10_000, seed: int = 0) -> tu
 LATENT_WEIGHT = 1.0
 
 
+def projector_parts(manifest: dict) -> tuple[str, ...]:
+    """The networks to build from a bundle (its manifest) for projecting photos: the generator,
+    and the discriminator where the bundle has one, since its features are the projector's
+    perceptual loss (:func:`project`). Every path that inverts photos loads these, so the web
+    UI, the CLI and ``lineup evaluate`` project alike."""
+    return ("generator",) + (("discriminator",) if "discriminator" in manifest["parts"] else ())
+
+
 def latent_prior(bundle) -> Callable[[tf.Tensor], tf.Tensor] | None:
     """w+ [..., num_ws, w_dim] → how far its entries lie beyond the largest whitened norm at
     which this generator's faces hold (the PCA's calibrated ``filler_max_norm``, see

@@ -172,6 +172,19 @@ def load_bundle_or_fail(path: Path, parts=("generator",), precision: str = "floa
     return bundle
 
 
+def load_bundle_for_projection(path: Path, precision: str = "float32"):
+    """:func:`load_bundle_or_fail` with the networks that projecting photos needs
+    (:func:`models.projector.projector_parts`), as the web UI's backend loads them."""
+    from models.bundle import BundleError, read_manifest
+    from models.projector import projector_parts
+
+    try:
+        parts = projector_parts(read_manifest(path))
+    except BundleError as exc:
+        raise CommandError(str(exc)) from None
+    return load_bundle_or_fail(path, parts=parts, precision=precision)
+
+
 def _generate(args: argparse.Namespace, settings) -> int:
     from models.generate import check_generation_args, generate_from_seeds, parse_seeds
 

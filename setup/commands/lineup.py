@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from models.runtime import configure_tensorflow
-from setup.commands.bundle import load_bundle_or_fail
+from setup.commands.bundle import load_bundle_for_projection, load_bundle_or_fail
 from setup.entry import CommandError
 
 
@@ -206,9 +206,12 @@ def resolve_face(bundle, reference: str, args, log, outdir: Path, label: str):
     return np.asarray(inv.record.latent, np.float32), inv.record
 
 
-def prepare(args, settings, parts=("generator", "discriminator")):
+def prepare(args, settings, parts: tuple[str, ...] | None = None):
+    """Threads, the bundle (by default with what projecting photos needs) and the output
+    folder of a command that makes faces."""
     configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
-    bundle = load_bundle_or_fail(args.bundle, parts=parts, precision=settings.precision)
+    bundle = (load_bundle_for_projection(args.bundle, settings.precision) if parts is None
+              else load_bundle_or_fail(args.bundle, parts=parts, precision=settings.precision))
     args.outdir.mkdir(parents=True, exist_ok=True)
     return bundle
 
@@ -408,7 +411,7 @@ def _evaluate(args: argparse.Namespace, settings) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     configure_tensorflow(settings.tf_intra_threads, settings.tf_inter_threads)
-    bundle = load_bundle_or_fail(args.bundle, precision=settings.precision)
+    bundle = load_bundle_for_projection(args.bundle, settings.precision)  # as the web UI
     try:
         probe = None
         if args.probe is not None:
