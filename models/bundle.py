@@ -355,6 +355,29 @@ def set_framing(directory: str | os.PathLike, framing) -> str:
     return manifest_hash(manifest)
 
 
+#: The manifest's free-text fields that say what a bundle is (``ligan bundle set-info``).
+INFO_FIELDS = ("name", "description", "creator", "licence")
+
+
+def set_info(directory: str | os.PathLike, **fields: str) -> str:
+    """Set some of :data:`INFO_FIELDS` in a bundle directory's manifest (e.g. when a trained
+    bundle becomes the default: what it is, who made it, its licence); returns the new bundle
+    hash. The weights are untouched. Raises ValueError for an unknown or empty field."""
+    unknown = sorted(set(fields) - set(INFO_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown bundle fields {unknown}; known: {', '.join(INFO_FIELDS)}")
+    if not fields:
+        raise ValueError(f"nothing to set: give at least one of {', '.join(INFO_FIELDS)}")
+    empty = sorted(k for k, v in fields.items() if not str(v).strip())
+    if empty:
+        raise ValueError(f"bundle fields cannot be empty: {', '.join(empty)}")
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    manifest.update({k: str(v).strip() for k, v in fields.items()})
+    _write_manifest(directory, manifest)
+    return manifest_hash(manifest)
+
+
 def load_bundle(path: str | os.PathLike, parts: Iterable[str] = ("generator",),
                 verify: bool = True) -> Bundle:
     """Open a bundle, verify every file's hash, and build the networks named in ``parts``.

@@ -147,3 +147,30 @@ def test_weights_are_never_unpickled(bundle_copy):
 def test_saving_over_an_existing_bundle_is_refused(tiny_bundle_dir, tiny_generator):
     with pytest.raises(B.BundleError, match="already holds a bundle"):
         B.save_bundle(tiny_bundle_dir, tiny_generator, name="again")
+
+
+def test_set_info_says_what_a_bundle_is_and_leaves_its_weights(tiny_bundle_dir, tmp_path):
+    """``ligan bundle set-info`` rewrites the manifest's free-text fields (a research-only
+    licence then puts the notice on lineups), keeps every file's hash, and refuses an empty or
+    missing field in one line."""
+    import shutil
+
+    from models.bundle import read_manifest, research_only_notice, verify_files
+    from tests.conftest import ligan
+
+    path = tmp_path / "b"
+    shutil.copytree(tiny_bundle_dir, path)
+    before = read_manifest(path)
+    done = ligan("bundle", "set-info", str(path), "--name", "ligan-default-test",
+                 "--licence", "non-commercial research use only")
+    assert done.returncode == 0, done.stderr
+    after = read_manifest(path)
+    assert after["name"] == "ligan-default-test" and after["files"] == before["files"]
+    assert after["description"] == before["description"]
+    verify_files(path, after)
+    assert "RESEARCH ONLY" in research_only_notice(after)
+    for args, message in ((["--name", " "], "cannot be empty: name"),
+                          ([], "nothing to set")):
+        r = ligan("bundle", "set-info", str(path), *args)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert read_manifest(path) == after

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.bundle import INFO_FIELDS
 from models.runtime import configure_tensorflow
 from setup.entry import CommandError
 
@@ -119,6 +120,17 @@ def register(sub: argparse._SubParsersAction, settings) -> None:
     framing.add_argument("path", type=Path, help="bundle directory")
     framing.add_argument("framing", choices=("ffhq", "utkface"))
     framing.set_defaults(handler=_set_alignment)
+
+    info = bsub.add_parser(
+        "set-info", help="set what a bundle says it is: name, description, creator, licence",
+        description="Set free-text fields of a bundle directory's manifest, e.g. before a "
+                    "trained bundle becomes the default (the weights are untouched; the bundle "
+                    "hash changes). A licence that limits the bundle to research makes every "
+                    "lineup made with it carry a research-only notice.")
+    info.add_argument("path", type=Path, help="bundle directory")
+    for field in INFO_FIELDS:
+        info.add_argument(f"--{field}")
+    info.set_defaults(handler=_set_info)
 
     carry = bsub.add_parser(
         "carry-parts", help="reuse another bundle's attribute model, identity network and probe",
@@ -321,6 +333,19 @@ def _set_alignment(args: argparse.Namespace, settings) -> int:
         raise CommandError(str(exc)) from None
     print(f"{args.path}: photos are now aligned with the {args.framing} framing; new bundle hash "
           f"{digest[:12]}")
+    return 0
+
+
+def _set_info(args: argparse.Namespace, settings) -> int:
+    from models.bundle import BundleError, set_info
+
+    _require_bundle_directory(args.path)
+    fields = {k: getattr(args, k) for k in INFO_FIELDS if getattr(args, k) is not None}
+    try:
+        digest = set_info(args.path, **fields)
+    except (BundleError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    print(f"{args.path}: set {', '.join(fields)}; new bundle hash {digest[:12]}")
     return 0
 
 
