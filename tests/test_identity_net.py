@@ -135,29 +135,32 @@ def test_agreement_measures_what_it_says():
 
 
 @pytest.fixture(scope="module")
-def london_candidates(default_bundle):
+def london_candidates():
     """Page-1 filler candidates around four London photos (people and cameras the network
-    never saw), each measured to its photo's dlib embedding by dlib and by the network."""
+    never saw), made as the web UI makes them — around the photo's projection
+    (``PHOTO_STEPS``, the discriminator loaded) at the photo radius — each measured to its
+    photo's dlib embedding by dlib and by the network."""
     _skip_without(LONDON)
-    from models.encoder import shared_encoder
+    from models.bundle import load_bundle, read_manifest
     from models.faces import aligned_face_embedding, identity_distance
     from models.faces.identity_net import load_identity_net
     from models.fillers import default_radius, render
-    from models.inversion import align_photo
+    from models.inversion import PHOTO_STEPS, invert_photo, record_photo_identity
     from models.latent import LatentPCA, apply_offset, sample_ball
+    from models.projector import projector_parts
 
-    net = load_identity_net(default_bundle)
-    pca = LatentPCA.from_bundle(default_bundle)
+    bundle = load_bundle(DEFAULT_BUNDLE, parts=projector_parts(read_manifest(DEFAULT_BUNDLE)))
+    net = load_identity_net(bundle)
+    pca = LatentPCA.from_bundle(bundle)
     rng = np.random.default_rng(0)
     by_dlib, by_net = [], []
     for photo in sorted(LONDON.glob("*_03.jpg"))[:4]:
-        aligned, _ = align_photo(str(photo), default_bundle.resolution,
-                                 framing=default_bundle.framing)
-        target, found = aligned_face_embedding(aligned)
-        assert found
-        ws = shared_encoder(default_bundle)(aligned[None])[0]
-        offsets = pca.offset(sample_ball(16, pca.num_components, default_radius(pca), rng))
-        faces = render(default_bundle.generator, apply_offset(ws, offsets))
+        inversion = invert_photo(bundle, str(photo), steps=PHOTO_STEPS)
+        target = record_photo_identity(inversion.record)
+        assert target is not None
+        offsets = pca.offset(sample_ball(16, pca.num_components, default_radius(pca, photo=True),
+                                         rng))
+        faces = render(bundle.generator, apply_offset(inversion.projection.ws, offsets))
         by_dlib += list(identity_distance(np.stack([aligned_face_embedding(f)[0]
                                                     for f in faces]), target))
         by_net += list(identity_distance(net.embed(faces), target))
@@ -165,18 +168,23 @@ def london_candidates(default_bundle):
 
 
 def test_default_network_agrees_with_dlib_where_fillers_are_made(london_candidates):
-    """Tolerances (docs/model_card.md, measured on 6 photos × 40 candidates: correlation 0.50,
-    mean difference 0.05, same near-clone decision for all): the network's distances of
-    candidates to the photo follow dlib's with a correlation ≥ 0.3 and differ by ≤ 0.08 on
-    average; both agree on which are near-clones (< 0.4) for ≥ 95 % of them, and on which lie
-    in the look-alike band for ≥ 60 %."""
+    """Tolerances (docs/model_card.md, the default bundle, measured on 6 photos × 40 candidates
+    made the web UI's way: correlation 0.76, mean difference 0.046, near-clone decision 97 %,
+    band decision 84 %): the network's distances of candidates to the photo follow dlib's with
+    a correlation ≥ 0.5 and differ by ≤ 0.08 on average; both agree on which are near-clones
+    (< 0.4) for ≥ 90 % of them, and on which lie in the look-alike band for ≥ 70 %."""
     by_net, by_dlib = london_candidates
     assert len(by_net) == 64
-    assert np.corrcoef(by_net, by_dlib)[0, 1] >= 0.3
-    assert np.abs(by_net - by_dlib).mean() <= 0.08
-    assert ((by_net < 0.4) == (by_dlib < 0.4)).mean() >= 0.95
     band = lambda d: (d >= 0.45) & (d <= 0.68)  # noqa: E731
-    assert (band(by_net) == band(by_dlib)).mean() >= 0.6
+    print(f"network against dlib on {len(by_net)} candidates: correlation "
+          f"{np.corrcoef(by_net, by_dlib)[0, 1]:.2f}, mean difference "
+          f"{np.abs(by_net - by_dlib).mean():.3f}, near-clone decision "
+          f"{((by_net < 0.4) == (by_dlib < 0.4)).mean():.0%}, band decision "
+          f"{(band(by_net) == band(by_dlib)).mean():.0%}")
+    assert np.corrcoef(by_net, by_dlib)[0, 1] >= 0.5
+    assert np.abs(by_net - by_dlib).mean() <= 0.08
+    assert ((by_net < 0.4) == (by_dlib < 0.4)).mean() >= 0.9
+    assert (band(by_net) == band(by_dlib)).mean() >= 0.7
 
 
 def test_fillers_ranked_by_the_network_are_measured_against_the_photo(default_bundle):
