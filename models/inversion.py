@@ -29,11 +29,12 @@ class Inversion:
     warnings: list[str]
 
 
-#: Projector steps for a photo when the caller names none: the web UI's and the API's. Around
-#: the 26 London people (shipped bundle, 2026-12-06) 100 steps left 57.7 % of reconstructions
-#: within dlib's same-person distance of their photos and 84.6 % of page 1 in the look-alike
-#: band, 200 steps 88.5 % and 88.9 %, 300 steps 92.3 % and 89.3 % with fewer faces found
-#: (98.4 %); each 100 steps costs about 3 s on two CPU cores (docs/model_card.md).
+#: Projector steps for a photo when the caller names none: the web UI's and the API's. With the
+#: default bundle (2026-12-06, docs/lineup.md) 200 steps left 88.5 % of 26 London people's
+#: reconstructions within dlib's same-person distance of their photos and 90.3 % of page 1 in
+#: the look-alike band (28 held-out UTKFace adults: 89.3 % and 81.9 %); 300 steps 96.2 % and
+#: 91.1 % (92.9 % and 78.4 %: closer reconstructions, fillers too near); each 100 steps costs
+#: about 3 s on two CPU cores.
 PHOTO_STEPS = 200
 
 
