@@ -47,13 +47,21 @@ from models.records import FaceRecord, face_record, latent_to_list
 NEAR_CLONE_THRESHOLD = 0.4
 #: Page 1's radius for a bundle whose PCA has no calibrated one.
 DEFAULT_RADIUS = 6.0
-#: Around a photo's reconstruction page 1 samples this share of the calibrated radius. The
-#: calibration measures likeness to a generated face at the centre; a reconstruction is itself
-#: already about 0.59 from its photo (dlib), so fillers must stay nearer to it to look like the
-#: photo. Around 26 London people (projector 100 steps, trait-matched) 0.5 put 85 % of page 1
-#: in the look-alike band against 76 % at 0.7 and 57 % at the full radius (12 of them), with no
-#: near-clone; nearly every miss is a filler too far from the photo, not too close.
+#: Around a photo, page 1 aims its fillers at this dlib distance to the photo: inside the
+#: look-alike band 0.45–0.68 (``models.lineup_evaluation.LOOKALIKE_BAND``), a little below its
+#: middle because a page's spread reaches further out than in.
+PHOTO_FILLER_DISTANCE = 0.55
+#: Fillers' median dlib distance to the reconstruction they are drawn around, per unit of the
+#: calibrated radius, around photos (page 1, trait-matched; 53 London and held-out UTKFace
+#: people projected 300 steps: 0.215 at 0.5, 0.247 at 0.6, 0.272 at 0.7 of it). The calibrated
+#: radius is set by a share of near-clones, so this should hold roughly for other generators
+#: too (measured on this one only).
+PHOTO_DISTANCE_PER_RADIUS = 0.41
+#: Page 1's radius around a photo, as shares of the calibrated radius: never below the first
+#: (a reconstruction far from its photo gains nothing from fillers still nearer to it, and they
+#: would be near-clones of each other), never above the second.
 PHOTO_RADIUS_SCALE = 0.5
+PHOTO_RADIUS_MAX_SCALE = 1.2
 MAX_ROUNDS = 4
 #: Offsets drawn per rendered candidate when the attribute directions pick the candidates
 #: most likely to share the suspect's traits: around a hard London photo 16 instead of 4 cut
@@ -85,6 +93,9 @@ class FillerPage:
     trait_rejections: dict = dataclasses.field(default_factory=dict)  # trait → candidates whose
     # reading contradicted it (a candidate may count under several)
     traits: dict | None = None  # the matched traits (TraitMatch.describe), None: unmatched
+    # the reconstruction's dlib distance to the suspect's photo, which sets the photo radius
+    # (None: the suspect is not a photo)
+    reconstruction_photo_distance: float | None = None
 
 
 def check_filler_args(per_page: int, page: int, radius: float | None, radius_growth: float,
@@ -127,8 +138,9 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
     each candidate), and ``identity_distance_reconstruction`` against the face rendered at
     ``center_ws`` beside it. None (a generated suspect): both are
     the face at ``center_ws``. ``layers``: the w+ entries the offsets move (all by default).
-    ``radius``: page 1's radius; by default the bundle's calibrated one, smaller around a
-    photo's reconstruction (see :func:`page_radius`).
+    ``radius``: page 1's radius; by default the bundle's calibrated one, or around a photo's
+    reconstruction a share of it set by how far the reconstruction is from the photo
+    (:func:`photo_radius_scale`; see :func:`page_radius`).
     ``traits``: what every filler must share with the suspect (see the module docstring).
     """
     check_filler_args(per_page, page, radius, radius_growth, near_clone_threshold)
@@ -140,11 +152,17 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
                          f"{list(center.shape)}")
     measure = measure or identity_measure(bundle)
     scorer = _Scorer(bundle, measure)
-    reconstruction = scorer.embed(render(g, center[None]))[0]
+    centre_face = render(g, center[None])
+    reconstruction = scorer.embed(centre_face)[0]
     to_photo = reference_embedding is not None
     reference = np.asarray(reference_embedding, np.float32) if to_photo else reconstruction
+    photo_distance = None
+    if to_photo:  # by dlib whatever ranks the page: the photo radius is measured with it
+        by_dlib = reconstruction if scorer.net is None else \
+            aligned_face_embedding(centre_face[0])[0]
+        photo_distance = float(identity_distance(by_dlib, reference))
     radius_here = page_radius(pca, center, page, radius, radius_growth, layers,
-                              photo=to_photo)
+                              photo_distance=photo_distance)
     rng = np.random.default_rng([seed, page])
     guides = _trait_guides(bundle, traits) if traits is not None and guide_pool > 1 else []
     kept: list[tuple] = []  # (distance, w+, image, embedding, reading): faces
@@ -227,6 +245,7 @@ def filler_page(bundle, pca: LatentPCA, center_ws: np.ndarray, *,
                       candidates=candidates, near_clones=near_clones, undetected=len(faceless),
                       trait_rejected=trait_rejected, trait_rejections=rejections,
                       traits=traits.describe() if traits is not None else None,
+                      reconstruction_photo_distance=photo_distance,
                       seconds=time.monotonic() - started)
 
 
@@ -285,20 +304,38 @@ def _most_likely_to_match(ws: np.ndarray, guides: list, n: int) -> np.ndarray:
     score = match_log_prob(ws.mean(axis=1), guides)
     return np.sort(np.argsort(-score, kind="stable")[:n])
 
-def default_radius(pca: LatentPCA, photo: bool = False) -> float:
-    """Page 1's radius for fillers with this PCA: its calibrated one, else DEFAULT_RADIUS;
-    times PHOTO_RADIUS_SCALE around a ``photo``'s reconstruction."""
+def default_radius(pca: LatentPCA, photo_distance: float | None = None) -> float:
+    """Page 1's radius for fillers with this PCA: its calibrated one (else DEFAULT_RADIUS), or
+    around a photo's reconstruction, ``photo_distance`` from the photo by dlib, the share of
+    it given by :func:`photo_radius_scale`."""
     radius = float(pca.filler_radius) if pca.filler_radius is not None else DEFAULT_RADIUS
-    return radius * PHOTO_RADIUS_SCALE if photo else radius
+    return radius if photo_distance is None else radius * photo_radius_scale(photo_distance)
+
+
+def photo_radius_scale(photo_distance: float) -> float:
+    """The share of the calibrated radius that page 1 samples around a photo's reconstruction
+    ``photo_distance`` (dlib) from the photo.
+
+    A filler drawn around the reconstruction moves in a direction nearly orthogonal to the one
+    from the photo to the reconstruction, so its distance to the photo is about
+    √(photo_distance² + moved²). Page 1 moves far enough (``moved`` =
+    PHOTO_DISTANCE_PER_RADIUS × scale) to put that at PHOTO_FILLER_DISTANCE: further from a
+    close reconstruction, whose fillers would otherwise all be closer to the photo than the
+    look-alike band, and no further than PHOTO_RADIUS_SCALE from a distant one. Measured
+    (default bundle, 300 projector steps): a reconstruction 0.31 from its photo put 4 % of a
+    fixed 0.5 × page in the band, 96 % at 1.1 ×.
+    """
+    moved = math.sqrt(max(PHOTO_FILLER_DISTANCE ** 2 - photo_distance ** 2, 0.0))
+    return min(max(moved / PHOTO_DISTANCE_PER_RADIUS, PHOTO_RADIUS_SCALE), PHOTO_RADIUS_MAX_SCALE)
 
 
 def page_radius(pca: LatentPCA, center_ws: np.ndarray, page: int, radius: float | None = None,
                 radius_growth: float = 0.5, layers: Sequence[int] | None = None,
-                photo: bool = False) -> float:
+                photo_distance: float | None = None) -> float:
     """The radius page ``page`` samples around ``center_ws`` (w+ [num_ws, w_dim]).
 
-    Page 1 uses ``radius`` (by default :func:`default_radius`, smaller around a ``photo``'s
-    reconstruction). Without a calibrated largest
+    Page 1 uses ``radius`` (by default :func:`default_radius`, scaled around a photo's
+    reconstruction ``photo_distance`` from the photo). Without a calibrated largest
     norm, page p uses ``radius · (1 + radius_growth · p)``. With one (``pca.filler_max_norm``,
     beyond which this generator's faces break up), later pages approach the largest radius that
     keeps the candidates within that norm, ``cap = √(max_norm² − |centre|²)``, as
@@ -309,7 +346,7 @@ def page_radius(pca: LatentPCA, center_ws: np.ndarray, page: int, radius: float 
     draws faces wherever a centre lies: around photos, whose projected centres sit near the
     largest norm, it found faces in 98 % of page-1 candidates.
     """
-    r1 = default_radius(pca, photo) if radius is None else float(radius)
+    r1 = default_radius(pca, photo_distance) if radius is None else float(radius)
     grown = radius_growth * page
     if pca.filler_max_norm is None:
         return r1 * (1.0 + grown)

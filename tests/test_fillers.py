@@ -154,26 +154,54 @@ def test_pages_use_the_calibrated_radius_and_stay_within_the_largest_norm(bundle
     assert page_radius(tight, center, 5) == 2.5
     # Around a photo near the edge, later pages still widen: from the photo radius toward the
     # calibrated one, never past it.
-    near_photo = [page_radius(tight, center, p, photo=True) for p in range(0, 60, 3)]
+    near_photo = [page_radius(tight, center, p, photo_distance=0.6) for p in range(0, 60, 3)]
     assert near_photo[0] < 2.5 and all(a < b for a, b in zip(near_photo, near_photo[1:]))
     assert 2.4 < near_photo[-1] < 2.5
 
 
-def test_fillers_around_a_photo_stay_nearer_to_its_reconstruction(bundle, pca, center):
+def test_the_photo_radius_widens_as_the_reconstruction_nears_its_photo():
+    """Fillers around a reconstruction lie about √(d² + moved²) from the photo (d: the
+    reconstruction's distance to it): page 1 moves further the closer the reconstruction,
+    within [PHOTO_RADIUS_SCALE, PHOTO_RADIUS_MAX_SCALE] of the calibrated radius."""
+    from models.fillers import (PHOTO_DISTANCE_PER_RADIUS, PHOTO_FILLER_DISTANCE,
+                                PHOTO_RADIUS_MAX_SCALE, PHOTO_RADIUS_SCALE, photo_radius_scale)
+
+    scales = [photo_radius_scale(d) for d in np.linspace(0.0, 1.0, 21)]
+    assert all(a >= b for a, b in zip(scales, scales[1:])) and scales[0] > scales[-1]
+    assert scales[0] == PHOTO_RADIUS_MAX_SCALE and scales[-1] == PHOTO_RADIUS_SCALE
+    assert 0 < PHOTO_RADIUS_SCALE < PHOTO_RADIUS_MAX_SCALE
+    # between the bounds, the expected filler lands at the aimed distance from the photo
+    d = 0.45
+    moved = PHOTO_DISTANCE_PER_RADIUS * photo_radius_scale(d)
+    assert PHOTO_RADIUS_SCALE < photo_radius_scale(d) < PHOTO_RADIUS_MAX_SCALE
+    assert np.hypot(d, moved) == pytest.approx(PHOTO_FILLER_DISTANCE)
+
+
+def test_fillers_around_a_photo_sample_the_radius_its_reconstruction_calls_for(bundle, pca,
+                                                                               center):
     import dataclasses
 
-    from models.fillers import PHOTO_RADIUS_SCALE, page_radius
+    from models.faces import aligned_face_embedding, identity_distance
+    from models.fillers import page_radius, photo_radius_scale, render
 
     calibrated = dataclasses.replace(pca, filler_radius=2.5)
-    assert 0 < PHOTO_RADIUS_SCALE < 1
-    assert page_radius(calibrated, center, 0, photo=True) == pytest.approx(2.5 * PHOTO_RADIUS_SCALE)
-    photo = np.full(128, 0.05, np.float32)  # a photo's identity embedding: the suspect is a photo
-    page = filler_page(bundle, calibrated, center, per_page=1, near_clone_threshold=0.0,
-                       reference_embedding=photo)
-    assert page.reference == "photo" and page.radius == pytest.approx(2.5 * PHOTO_RADIUS_SCALE)
+    assert page_radius(calibrated, center, 0, photo_distance=0.3) == \
+        pytest.approx(2.5 * photo_radius_scale(0.3))
+    assert page_radius(calibrated, center, 0) == 2.5  # a generated suspect: the calibrated one
+    reconstruction = aligned_face_embedding(render(bundle.generator, center[None])[0])[0]
+    radii = {}
+    for name, photo in (("same", reconstruction), ("far", reconstruction + 0.2)):
+        page = filler_page(bundle, calibrated, center, per_page=1, near_clone_threshold=0.0,
+                           measure="dlib", reference_embedding=photo)
+        distance = float(identity_distance(reconstruction, photo))
+        assert page.reference == "photo"
+        assert page.reconstruction_photo_distance == pytest.approx(distance, abs=1e-4)
+        assert page.radius == pytest.approx(2.5 * photo_radius_scale(distance))
+        radii[name] = page.radius
+    assert radii["same"] > radii["far"]
     # an explicit radius is taken as given
     assert filler_page(bundle, calibrated, center, per_page=1, radius=1.0, near_clone_threshold=0.0,
-                       reference_embedding=photo).radius == 1.0
+                       reference_embedding=reconstruction).radius == 1.0
 
 
 def test_the_projector_keeps_the_latent_where_the_generator_s_faces_hold(default_bundle):

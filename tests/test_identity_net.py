@@ -136,15 +136,16 @@ def test_agreement_measures_what_it_says():
 
 @pytest.fixture(scope="module")
 def london_candidates():
-    """Page-1 filler candidates around four London photos (people and cameras the network
-    never saw), made as the web UI makes them — around the photo's projection
-    (``PHOTO_STEPS``, the discriminator loaded) at the photo radius — each measured to its
-    photo's dlib embedding by dlib and by the network."""
+    """Filler candidates around four London photos (people and cameras the network never saw),
+    made as the web UI makes them — around the photo's projection (``PHOTO_STEPS``, the
+    discriminator loaded) at the radii of page 1 and page 4 — each measured to its photo's dlib
+    embedding by dlib and by the network. (Page 1 alone aims at one distance from the photo,
+    too narrow a range for a correlation to say much.)"""
     _skip_without(LONDON)
     from models.bundle import load_bundle, read_manifest
     from models.faces import aligned_face_embedding, identity_distance
     from models.faces.identity_net import load_identity_net
-    from models.fillers import default_radius, render
+    from models.fillers import page_radius, render
     from models.inversion import PHOTO_STEPS, invert_photo, record_photo_identity
     from models.latent import LatentPCA, apply_offset, sample_ball
     from models.projector import projector_parts
@@ -158,9 +159,14 @@ def london_candidates():
         inversion = invert_photo(bundle, str(photo), steps=PHOTO_STEPS)
         target = record_photo_identity(inversion.record)
         assert target is not None
-        offsets = pca.offset(sample_ball(16, pca.num_components, default_radius(pca, photo=True),
-                                         rng))
-        faces = render(bundle.generator, apply_offset(inversion.projection.ws, offsets))
+        apart = float(identity_distance(aligned_face_embedding(inversion.projection.image)[0],
+                                        target))
+        ws = inversion.projection.ws
+        offsets = np.concatenate([
+            pca.offset(sample_ball(20, pca.num_components,
+                                   page_radius(pca, ws, page, photo_distance=apart), rng))
+            for page in (0, 3)])
+        faces = render(bundle.generator, apply_offset(ws, offsets))
         by_dlib += list(identity_distance(np.stack([aligned_face_embedding(f)[0]
                                                     for f in faces]), target))
         by_net += list(identity_distance(net.embed(faces), target))
@@ -168,13 +174,16 @@ def london_candidates():
 
 
 def test_default_network_agrees_with_dlib_where_fillers_are_made(london_candidates):
-    """Tolerances (docs/model_card.md, the default bundle, measured on 6 photos × 40 candidates
-    made the web UI's way: correlation 0.76, mean difference 0.046, near-clone decision 97 %,
-    band decision 84 %): the network's distances of candidates to the photo follow dlib's with
-    a correlation ≥ 0.5 and differ by ≤ 0.08 on average; both agree on which are near-clones
-    (< 0.4) for ≥ 90 % of them, and on which lie in the look-alike band for ≥ 70 %."""
+    """Tolerances (docs/model_card.md, the default bundle, measured on these 160 candidates:
+    correlation 0.53, mean difference 0.052, near-clone decision 99 %, band decision 90 %; on
+    6 photos × 40: 0.57, 0.051, 99 %, 88 %): the network's distances of candidates to the photo
+    follow dlib's with a correlation ≥ 0.4 and differ by ≤ 0.08 on average; both agree on
+    which are near-clones (< 0.4) for ≥ 90 % of them, and on which lie in the look-alike band
+    for ≥ 75 %. The correlation is bounded lower than the decisions because the photo radius
+    aims every page at one distance: dlib's distances of these candidates spread by only 0.06
+    (standard deviation), about the network's own error."""
     by_net, by_dlib = london_candidates
-    assert len(by_net) == 64
+    assert len(by_net) == 160
     band = lambda d: (d >= 0.45) & (d <= 0.68)  # noqa: E731
     correlation = np.corrcoef(by_net, by_dlib)[0, 1]
     mean_difference = np.abs(by_net - by_dlib).mean()
@@ -183,10 +192,10 @@ def test_default_network_agrees_with_dlib_where_fillers_are_made(london_candidat
     print(f"network against dlib on {len(by_net)} candidates: correlation {correlation:.2f}, "
           f"mean difference {mean_difference:.3f}, near-clone decision "
           f"{near_clone_agreement:.0%}, band decision {band_agreement:.0%}")
-    assert correlation >= 0.5
+    assert correlation >= 0.4
     assert mean_difference <= 0.08
     assert near_clone_agreement >= 0.9
-    assert band_agreement >= 0.7
+    assert band_agreement >= 0.75
 
 
 def test_fillers_ranked_by_the_network_are_measured_against_the_photo(default_bundle):

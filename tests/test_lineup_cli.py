@@ -1,6 +1,7 @@
 """``ligan bundle fit-pca``, ``ligan invert``, ``ligan fillers`` and ``ligan interpolate`` end to
 end on a tiny random bundle and real photos."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -65,12 +66,16 @@ def test_fillers_from_a_photo(pca_bundle, tmp_path):
     r = ligan("fillers", "--bundle", str(pca_bundle), str(LONDON / "001_03.jpg"), "--steps", "20",
               "--pages", "2", "--per-page", "3", "--near-clone-threshold", "0", "--outdir", str(out))
     assert r.returncode == 0, r.stderr
-    from models.fillers import PHOTO_RADIUS_SCALE
+    from models.fillers import photo_radius_scale
 
-    # the calibrated one (no --radius), scaled down around a photo's reconstruction
-    radius = pca_config(pca_bundle)["filler_radius"] * PHOTO_RADIUS_SCALE
-    assert f"page 1 (radius {radius:.3g}): 3 fillers" in r.stdout
-    assert f"page 2 (radius {radius * 1.5:.3g}): 3 fillers" in r.stdout
+    # the calibrated one (no --radius), scaled by how far the reconstruction is from the photo
+    pages = re.findall(r"page (\d) \(radius ([\d.]+); reconstruction ([\d.]+) from the photo\): "
+                       r"3 fillers", r.stdout)
+    assert [p[0] for p in pages] == ["1", "2"], r.stdout
+    apart = float(pages[0][2])
+    radius = pca_config(pca_bundle)["filler_radius"] * photo_radius_scale(apart)
+    assert float(pages[0][1]) == pytest.approx(radius, rel=0.02)  # both printed rounded
+    assert float(pages[1][1]) == pytest.approx(radius * 1.5, rel=0.02)
     recs = records(out / "records.jsonl")
     suspect, fillers = recs[0], recs[1:]
     assert suspect["operation"] == "invert" and suspect["parameters"]["photo"] == "001_03.jpg"

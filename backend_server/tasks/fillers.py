@@ -79,6 +79,7 @@ def make_page(ctx, bundle, center, suspect,
     ctx.annotate(page=p["page"], radius=page.radius, candidates=page.candidates,
                  near_clones=page.near_clones, undetected=page.undetected,
                  identity_reference=page.reference, identity_measure=page.measure,
+                 reconstruction_photo_distance=page.reconstruction_photo_distance,
                  identity_distances=[round(float(d), 4) for d in page.distances],
                  identity_distances_reconstruction=[round(float(d), 4)
                                                     for d in page.reconstruction_distances],

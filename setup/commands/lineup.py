@@ -319,7 +319,10 @@ def _fillers(args: argparse.Namespace, settings) -> int:
             summary = (f"identity distance to {to} {dist.min():.3f}–{dist.max():.3f} (mean "
                        f"{dist.mean():.3f})" if len(dist) else "no faces kept")
             rejected = f", {page.trait_rejected} of other traits" if traits is not None else ""
-            print(f"page {p + 1} (radius {page.radius:.3g}): {len(page.records)} fillers, "
+            where = f"radius {page.radius:.3g}"
+            if page.reconstruction_photo_distance is not None:
+                where += f"; reconstruction {page.reconstruction_photo_distance:.3f} from the photo"
+            print(f"page {p + 1} ({where}): {len(page.records)} fillers, "
                   f"{summary}; {page.near_clones} near-clones{rejected} left out of "
                   f"{page.candidates} candidates; {page.seconds:.1f} s")
             if traits is not None and len(page.records) < args.per_page:
