@@ -10,6 +10,8 @@ lineup administrator relies on:
 - how far the fillers are from the suspect's *photo* by dlib: a fair filler looks alike without
   being the same person, :data:`LOOKALIKE_BAND`;
 - whether the reconstruction is the same person as the photo to dlib (below 0.6);
+- whether dlib tells the fillers of a page apart from each other (a lineup of near-twins
+  resembles the suspect without being fair to anyone in it);
 - whether dlib finds a face in each filler, and how long a page takes.
 
 dlib is the independent instrument; the attribute model is the bundle's own, and the pages
@@ -154,6 +156,11 @@ class PhotoEvaluation:
     error: str | None = None  # why the photo could not be evaluated
     reconstruction_distance: float | None = None  # dlib, reconstruction ↔ photo
     filler_distances: list[float] = dataclasses.field(default_factory=list)  # to the photo
+    # pairs of fillers dlib takes for different people (at least the same-person distance
+    # apart), of all pairs, and the median distance between two fillers
+    filler_pairs_distinct: int = 0
+    filler_pairs: int = 0
+    filler_pair_distance_median: float | None = None
     face_found: list[bool] = dataclasses.field(default_factory=list)
     gender_match: list[bool] = dataclasses.field(default_factory=list)
     ethnicity_match: list[bool] = dataclasses.field(default_factory=list)
@@ -239,7 +246,8 @@ def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels,
     ``keep_pictures``: keep the aligned photo, its reconstruction and this many first fillers
     in ``pictures`` (for :func:`lineup_sheet`)."""
     from models.attributes.model import ATTRIBUTES_PART, predict_attributes
-    from models.faces import FaceError, aligned_face_embedding, identity_distance
+    from models.faces import (SAME_PERSON_THRESHOLD, FaceError, aligned_face_embedding,
+                              identity_distance)
     from models.filler_traits import suspect_reading, trait_match
     from models.faces.identity import identity_measure
     from models.fillers import filler_page
@@ -277,6 +285,12 @@ def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels,
                                for d in np.atleast_1d(identity_distance(embeddings,
                                                                         photo_embedding))]
     result.face_found = [bool(r.parameters["face_detected"]) for r in page.records]
+    if len(embeddings) > 1:
+        pairs = identity_distance(embeddings[:, None], embeddings[None])[
+            np.triu_indices(len(embeddings), 1)]
+        result.filler_pairs = len(pairs)
+        result.filler_pairs_distinct = int(np.sum(pairs >= SAME_PERSON_THRESHOLD))
+        result.filler_pair_distance_median = round(float(np.median(pairs)), 4)
     if bundle.has_part(ATTRIBUTES_PART) and len(page.images):
         readings = predict_attributes(bundle, np.concatenate([inv.aligned[None], page.images]))
         wanted, result.reference = _suspect_traits(labels, readings[0])
@@ -312,6 +326,8 @@ def summarise(results: Sequence[PhotoEvaluation]) -> dict:
     lo, hi = LOOKALIKE_BAND
     distances = [d for r in used for d in r.filler_distances]
     recon = [r.reconstruction_distance for r in used if r.reconstruction_distance is not None]
+    with_pairs = [r for r in used if r.filler_pair_distance_median is not None]
+    pairs = sum(r.filler_pairs for r in used)
     from models.faces import SAME_PERSON_THRESHOLD
 
     return {
@@ -325,6 +341,11 @@ def summarise(results: Sequence[PhotoEvaluation]) -> dict:
         "lookalike": _share(lo <= d <= hi for d in distances),
         "filler_distance_mean": float(np.mean(distances)) if distances else None,
         "farther_than_band": _share(d > hi for d in distances),
+        "fillers_distinct": {"share": (sum(r.filler_pairs_distinct for r in used) / pairs
+                                       if pairs else None), "n": pairs},
+        "filler_pair_distance_median": (statistics.median(r.filler_pair_distance_median
+                                                          for r in with_pairs)
+                                        if with_pairs else None),
         "reconstruction": _share(d < SAME_PERSON_THRESHOLD for d in recon),
         "reconstruction_distance_mean": float(np.mean(recon)) if recon else None,
         "face_found": _share(f for r in used for f in r.face_found),
@@ -444,6 +465,9 @@ def format_table(report: dict) -> str:
          f"≥ {_pc(goals['lookalike'])}"),
         (f"… farther than {hi}", "farther_than_band", _percent, ""),
         ("mean distance of fillers to the photo", "filler_distance_mean", _number, ""),
+        ("pairs of fillers dlib tells apart (0.6 or more)", "fillers_distinct", _percent, ""),
+        ("median distance between two fillers (per page)", "filler_pair_distance_median",
+         _number, ""),
         ("reconstruction within 0.6 of the photo", "reconstruction", _percent,
          f"≥ {_pc(goals['reconstruction_encoder'])} encoder, "
          f"≥ {_pc(goals['reconstruction_projector'])} projector"),

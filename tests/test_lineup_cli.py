@@ -159,6 +159,16 @@ def test_lineup_evaluate_prints_the_run_s_measures_beside_the_goals(tmp_path):
     assert f"{100 * matched / n:.0f} % of {n}" in table
     # Fillers are trait-matched by default, so every one reads as the suspect's photo does.
     assert report["traits"]["gender"] == "auto" and "fillers matched on gender" in table
+    # Whether dlib tells a page's fillers apart: every pair of a page counted once.
+    for p in report["photos"]:
+        k = len(p["filler_distances"])
+        assert p["filler_pairs"] == k * (k - 1) // 2
+        assert 0 <= p["filler_pairs_distinct"] <= p["filler_pairs"]
+    pairs = sum(p["filler_pairs"] for p in report["photos"])
+    distinct = sum(p["filler_pairs_distinct"] for p in report["photos"])
+    assert summary["fillers_distinct"] == {"share": distinct / pairs, "n": pairs}
+    assert f"| pairs of fillers dlib tells apart (0.6 or more) | {100 * distinct / pairs:.0f} % " \
+        f"of {pairs} |" in table
 
 
 @needs_faces
