@@ -30,12 +30,12 @@ class Inversion:
 
 
 #: Projector steps for a photo when the caller names none: the web UI's and the API's. With the
-#: default bundle (2026-12-06, docs/lineup.md) 200 steps left 88.5 % of 26 London people's
-#: reconstructions within dlib's same-person distance of their photos and 90.3 % of page 1 in
-#: the look-alike band (28 held-out UTKFace adults: 89.3 % and 81.9 %); 300 steps 96.2 % and
-#: 91.1 % (92.9 % and 78.4 %: closer reconstructions, fillers too near); each 100 steps costs
-#: about 3 s on two CPU cores.
-PHOTO_STEPS = 200
+#: default bundle and the photo radius set by each reconstruction (2026-12-06, docs/lineup.md),
+#: 300 steps left 96.2 % of 26 London people's reconstructions within dlib's same-person
+#: distance of their photos and 93.6 % of page 1 in the look-alike band (28 held-out UTKFace
+#: adults: 92.9 % and 90.1 %); 200 steps 88.5 % (89.3 %); 400 steps 100 % and 95.3 % (92.9 % and
+#: 88.4 %) for about 3 s more a photo on two CPU cores.
+PHOTO_STEPS = 300
 
 
 def align_photo(photo: str | os.PathLike | bytes, resolution: int, face_index: int | None = None,
