@@ -32,9 +32,9 @@ class Inversion:
 #: Projector steps for a photo when the caller names none: the web UI's and the API's. With the
 #: default bundle and the photo radius set by each reconstruction (2026-12-06, docs/lineup.md),
 #: 300 steps left 96.2 % of 26 London people's reconstructions within dlib's same-person
-#: distance of their photos and 93.6 % of page 1 in the look-alike band (28 held-out UTKFace
-#: adults: 92.9 % and 90.1 %); 200 steps 88.5 % (89.3 %); 400 steps 100 % and 95.3 % (92.9 % and
-#: 88.4 %) for about 3 s more a photo on two CPU cores.
+#: distance of their photos and 92.8 % of page 1 in the look-alike band (28 held-out UTKFace
+#: adults: 92.9 % and 88.2 %); 200 steps 88.5 % (89.3 %); 400 steps 100 % and 94.2 % (92.9 % and
+#: 88.1 %) for about 3.5 s more a photo on two CPU cores.
 PHOTO_STEPS = 300
 
 
