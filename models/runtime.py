@@ -2,14 +2,40 @@
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
+
+#: Start-up notices that TensorFlow's C++ side writes while it is imported, before it reads
+#: TF_CPP_MIN_LOG_LEVEL: on CPUs where oneDNN's custom operations are on by default (AVX-512
+#: and AMX Xeons, not AVX2-only ones) each import says so twice, with absl's preamble.
+STARTUP_NOTICES = ("oneDNN custom operations are on",
+                   "All log messages before absl::InitializeLog() is called")
 
 
 def quiet_tensorflow_logs() -> None:
-    """Hide TensorFlow's C++ start-up chatter unless the operator asked for it.
+    """Hide TensorFlow's C++ start-up chatter unless the operator asked for it
+    (TF_CPP_MIN_LOG_LEVEL set to 0), and import TensorFlow with it hidden.
 
-    Must run before TensorFlow is imported to take effect.
+    Must run before TensorFlow is imported to take effect. Lines of the import other than
+    :data:`STARTUP_NOTICES` still reach stderr.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules or os.environ["TF_CPP_MIN_LOG_LEVEL"] in ("", "0"):
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)  # the C++ side writes to the descriptor, not sys.stderr
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if not any(notice in line for notice in STARTUP_NOTICES):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 #: Inter-op threads when rendering (servers, generation, inversion): generator graphs are a
