@@ -14,10 +14,11 @@ from frontend_server.context import current_user, frontend, login_required
 from frontend_server.errors import ApiError
 from frontend_server.simulation import simulate_lineup
 from frontend_server.uploads import upload_info
+from models.fairness import DEFAULT_LINEUP_SIZE
 
 bp = Blueprint("lineups", __name__, url_prefix="/web/lineups")
 
-MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 2, 12, 6
+MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 2, 12, DEFAULT_LINEUP_SIZE
 MAX_UI_STATE = 64 * 1024
 
 

@@ -68,6 +68,9 @@ from typing import Sequence
 import numpy as np
 
 ALPHA = 0.05  # the level of the binomial test and of every interval (95 %)
+#: Members of a lineup unless the administrator chooses otherwise: the suspect and five
+#: fillers, the common size of photo lineups.
+DEFAULT_LINEUP_SIZE = 6
 DESIGNS = ("target-present", "target-absent")
 Z = NormalDist().inv_cdf(1 - ALPHA / 2)  # 1.959963984540054
 CHOICE_COLUMN = "choice"

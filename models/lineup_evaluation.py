@@ -36,6 +36,7 @@ import numpy as np
 
 from models.attributes.data import UTK_NAME
 from models.attributes.heads import AGE_GROUPS, ETHNICITIES, GENDERS, age_group
+from models.fairness import DEFAULT_LINEUP_SIZE
 from models.filler_traits import parse_trait_request
 
 TRAITS_AUTO = parse_trait_request("auto")
@@ -161,6 +162,9 @@ class PhotoEvaluation:
     filler_pairs_distinct: int = 0
     filler_pairs: int = 0
     filler_pair_distance_median: float | None = None
+    # per lineup of the suspect and the next fillers in page order: whether the suspect is the
+    # member least like the others (:func:`suspect_stands_out`)
+    suspect_stands_out: list[bool] = dataclasses.field(default_factory=list)
     face_found: list[bool] = dataclasses.field(default_factory=list)
     gender_match: list[bool] = dataclasses.field(default_factory=list)
     ethnicity_match: list[bool] = dataclasses.field(default_factory=list)
@@ -291,6 +295,9 @@ def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels,
         result.filler_pairs = len(pairs)
         result.filler_pairs_distinct = int(np.sum(pairs >= SAME_PERSON_THRESHOLD))
         result.filler_pair_distance_median = round(float(np.median(pairs)), 4)
+        result.suspect_stands_out = suspect_stands_out(
+            np.atleast_1d(identity_distance(embeddings, photo_embedding)),
+            identity_distance(embeddings[:, None], embeddings[None]))
     if bundle.has_part(ATTRIBUTES_PART) and len(page.images):
         readings = predict_attributes(bundle, np.concatenate([inv.aligned[None], page.images]))
         wanted, result.reference = _suspect_traits(labels, readings[0])
@@ -313,6 +320,25 @@ def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels,
                 got = AGE_GROUPS.index(read["age_group"])
                 result.probe_age_match.append(abs(got - wanted["age_group"]) <= 1)
     return result
+
+
+def suspect_stands_out(photo_distances: np.ndarray, pair_distances: np.ndarray,
+                       size: int = DEFAULT_LINEUP_SIZE) -> list[bool]:
+    """Per lineup of ``size`` made of the suspect and the next ``size − 1`` fillers in page
+    order (the last incomplete group left out), whether the suspect is the member whose mean
+    identity distance to the other members is the largest: the odd one out, whom a witness who
+    remembers nothing of the culprit but sees who differs could pick. Where the fillers differ
+    from each other as much as from the suspect, that is one lineup in ``size``.
+    ``photo_distances`` [n]: fillers to the suspect; ``pair_distances`` [n, n]: between fillers.
+    """
+    out = []
+    for start in range(0, len(photo_distances) - size + 2, size - 1):
+        members = list(range(start, start + size - 1))
+        to_suspect = np.asarray(photo_distances, np.float64)[members]
+        among = np.asarray(pair_distances, np.float64)[np.ix_(members, members)]
+        fillers_mean = (to_suspect + among.sum(axis=1)) / (size - 1)
+        out.append(bool(to_suspect.mean() > fillers_mean.max()))
+    return out
 
 
 def _share(values: Iterable[bool]) -> dict:
@@ -346,6 +372,7 @@ def summarise(results: Sequence[PhotoEvaluation]) -> dict:
         "filler_pair_distance_median": (statistics.median(r.filler_pair_distance_median
                                                           for r in with_pairs)
                                         if with_pairs else None),
+        "suspect_stands_out": _share(s for r in used for s in r.suspect_stands_out),
         "reconstruction": _share(d < SAME_PERSON_THRESHOLD for d in recon),
         "reconstruction_distance_mean": float(np.mean(recon)) if recon else None,
         "face_found": _share(f for r in used for f in r.face_found),
@@ -468,6 +495,9 @@ def format_table(report: dict) -> str:
         ("pairs of fillers dlib tells apart (0.6 or more)", "fillers_distinct", _percent, ""),
         ("median distance between two fillers (per page)", "filler_pair_distance_median",
          _number, ""),
+        (f"lineups of the suspect and {DEFAULT_LINEUP_SIZE - 1} fillers (in page order) in "
+         f"which the suspect is the member least like the others", "suspect_stands_out",
+         _percent, f"fair: {_pc(1 / DEFAULT_LINEUP_SIZE)} (1 in {DEFAULT_LINEUP_SIZE})"),
         ("reconstruction within 0.6 of the photo", "reconstruction", _percent,
          f"≥ {_pc(goals['reconstruction_encoder'])} encoder, "
          f"≥ {_pc(goals['reconstruction_projector'])} projector"),

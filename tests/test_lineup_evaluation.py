@@ -10,7 +10,7 @@ import numpy as np
 from models.lineup_evaluation import (LOOKALIKE_BAND, EmbeddingProbe, PhotoEvaluation,
                                       SuspectLabels, choose_suspects, evaluate_lineups,
                                       format_table, labels_for, lineup_sheet, read_labels_csv,
-                                      summarise, utkface_labels)
+                                      summarise, suspect_stands_out, utkface_labels)
 
 ROOT = Path(__file__).resolve().parents[1]
 LONDON = ROOT.parent / "shared" / "faces" / "london"
@@ -95,6 +95,25 @@ def test_summaries_pool_fillers_over_photos_and_leave_out_photos_that_failed():
     assert s["face_found"]["share"] == 0.75
     assert s["page_seconds"] == 3.0
     assert s["ethnicity"] == {"share": None, "n": 0}  # nothing known, nothing claimed
+
+
+def test_the_suspect_stands_out_among_fillers_more_alike_than_the_suspect():
+    """Lineups are the suspect and the next 5 fillers in page order; the suspect stands out
+    when its mean distance to the fillers exceeds every filler's mean distance to the others."""
+    twins = np.full((5, 5), 0.38)  # near-twins of each other, 0.55 from the suspect
+    apart = np.full((5, 5), 0.70)  # as unlike each other as different people
+    pairs = np.full((11, 11), 0.6)
+    pairs[:5, :5], pairs[5:10, 5:10] = twins, apart
+    np.fill_diagonal(pairs, 0.0)
+    assert suspect_stands_out(np.full(11, 0.55), pairs) == [True, False]  # the 11th left out
+    assert suspect_stands_out(np.full(4, 0.55), pairs[:4, :4]) == []
+    # one filler as far from the others as the suspect is from them: nobody stands out more
+    pairs[0, 1:5] = pairs[1:5, 0] = 0.55
+    to_suspect = np.full(5, 0.55)
+    assert suspect_stands_out(to_suspect, pairs[:5, :5]) == [False]
+    a = PhotoEvaluation("a.jpg", 0, SuspectLabels(), suspect_stands_out=[True, True, False])
+    b = PhotoEvaluation("b.jpg", 0, SuspectLabels(), suspect_stands_out=[True])
+    assert summarise([a, b])["suspect_stands_out"] == {"share": 0.75, "n": 4}
 
 
 def test_the_probe_reads_traits_from_embeddings_as_its_labels_taught_it():
