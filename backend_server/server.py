@@ -63,13 +63,13 @@ def advertised_address(host: str, port: int) -> str:
 
 def load_backend(config: BackendConfig, callbacks: CallbackSender) -> Backend:
     from models.bundle import load_bundle, read_manifest
-    from models.precision import resolve_precision
+    from models.precision import resolve_render_precision
     from models.projector import projector_parts
 
     start = time.perf_counter()
     bundle = load_bundle(config.bundle, parts=projector_parts(read_manifest(config.bundle)))
     loaded = time.perf_counter() - start
-    precision = resolve_precision(config.precision)
+    precision = resolve_render_precision(config.precision, bundle.generator.cfg)
     bundle.generator.use_precision(precision.name)
     warm = warm_up(bundle)
     log.info("bundle %s (%s) loaded in %.1f s, graphs warmed in %.1f s; rendering in %s (%s)",

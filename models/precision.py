@@ -11,7 +11,8 @@ activations around them change:
 * ``float16`` — StyleGAN2-ADA's GPU recipe: the discriminator's highest-resolution blocks in
   float16 with activations clamped between blocks (training only; rendering stays float32).
 
-``auto`` resolves to one of them from the hardware (:func:`resolve_precision`).
+``auto`` resolves to one of them from the hardware (:func:`resolve_precision`), and for
+rendering also from the generator's size (:func:`resolve_render_precision`).
 """
 from __future__ import annotations
 
@@ -86,6 +87,35 @@ def resolve_precision(setting: str = "auto", *, flags: Iterable[str] | None = No
     return Precision("float32", f"auto: the CPU has no native bfloat16 units "
                                 f"(none of {', '.join(BF16_CPU_FLAGS)}), so bfloat16 would "
                                 f"only be emulated")
+
+
+#: ``auto`` renders in bfloat16 only for generators of at least this many GFLOP a face: smaller
+#: ones leave the CPU's bfloat16 units idle and lose to float32 on casts. Measured on an AMX
+#: Xeon (``tests/bench/generator.py``, ``tests/bench/inversion.py``): the default 64-px
+#: generator, 0.35 GFLOP, renders at bf16/fp32 0.84 (batch 1) and 1.30 (batch 8) and projects
+#: at 0.94; one of 3.8 GFLOP at 1.41 and 2.07, of 5.6 GFLOP at 1.31 and 1.81.
+BF16_RENDER_MIN_GFLOP = 1.0
+
+
+def resolve_render_precision(setting: str, generator_cfg, *, flags: Iterable[str] | None = None,
+                             gpus: int | None = None) -> Precision:
+    """The precision to *render* in with a generator of ``generator_cfg``
+    (:class:`models.stylegan2.GeneratorConfig`) for ``setting``: :func:`resolve_precision`,
+    except that ``auto`` keeps a generator smaller than :data:`BF16_RENDER_MIN_GFLOP` in float32
+    on a CPU with bfloat16 units (training decides by the hardware alone: there the default
+    network gains 1.5×)."""
+    from models.stylegan2.config import generator_flops
+
+    chosen = resolve_precision(setting, flags=flags, gpus=gpus)
+    if check_precision(setting) != "auto" or chosen.name != "bfloat16":
+        return chosen
+    gflop = generator_flops(generator_cfg)["flops_per_image"] / 1e9
+    if gflop < BF16_RENDER_MIN_GFLOP:
+        return Precision("float32", f"auto: the CPU computes bfloat16 natively, but this "
+                                    f"generator ({gflop:.2f} GFLOP a face, under "
+                                    f"{BF16_RENDER_MIN_GFLOP:g}) renders faster in float32")
+    return Precision("bfloat16", f"{chosen.reason}; the generator ({gflop:.1f} GFLOP a face) "
+                                 f"is large enough to gain from it")
 
 
 def compute_dtype(precision: str):

@@ -182,8 +182,9 @@ def test_lineup_evaluate_prints_the_run_s_measures_beside_the_goals(tmp_path):
 def test_lineup_evaluate_projects_as_the_web_ui_does(tmp_path):
     """The evaluation measures the web UI's path: its projector has the perceptual features of
     the bundle's discriminator, as the backend loads it (without them reconstructions differ).
-    Both sides run in float32: in bfloat16 (what ``auto`` picks on CPUs with native bfloat16) 20
-    steps in two processes end up to 0.01 apart, too close to the discriminator's effect."""
+    Both sides run in float32: in bfloat16 (which ``auto`` may pick on CPUs with native
+    bfloat16) 20 steps in two processes end up to 0.01 apart, too close to the discriminator's
+    effect."""
     from models.bundle import load_bundle, read_manifest
     from models.faces import aligned_face_embedding, identity_distance
     from models.inversion import invert_photo, record_photo_identity

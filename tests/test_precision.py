@@ -39,6 +39,31 @@ def test_auto_picks_by_the_hardware():
     assert cpu_flags("") == frozenset()
 
 
+def test_auto_renders_a_small_generator_in_float32_even_with_bfloat16_units():
+    """Rendering also weighs the generator: the default's 0.35 GFLOP a face leaves the units
+    idle (measured slower in bfloat16), a larger generator gains; explicit settings win."""
+    from models.precision import (BF16_RENDER_MIN_GFLOP, cpu_flags, resolve_precision,
+                                  resolve_render_precision)
+    from models.stylegan2.config import GeneratorConfig, generator_flops
+
+    amx = cpu_flags(CPUINFO.format(extra="amx_bf16"))
+    plain = cpu_flags(CPUINFO.format(extra=""))
+    small = GeneratorConfig(resolution=64, z_dim=256, w_dim=256, mapping_layers=4,
+                            channel_base=2048, channel_max=128)  # the default's shape
+    large = GeneratorConfig(resolution=64, z_dim=256, w_dim=256, mapping_layers=4,
+                            channel_base=8192, channel_max=256)
+    assert generator_flops(small)["flops_per_image"] < BF16_RENDER_MIN_GFLOP * 1e9 < \
+        generator_flops(large)["flops_per_image"]
+    chosen = resolve_render_precision("auto", small, flags=amx, gpus=0)
+    assert chosen.name == "float32" and "0.35 GFLOP a face" in chosen.reason
+    chosen = resolve_render_precision("auto", large, flags=amx, gpus=0)
+    assert chosen.name == "bfloat16" and "amx_bf16" in chosen.reason
+    assert "3.8 GFLOP" in chosen.reason
+    assert resolve_render_precision("bfloat16", small, flags=amx, gpus=0).name == "bfloat16"
+    assert resolve_render_precision("auto", large, flags=plain, gpus=0).name == "float32"
+    assert resolve_precision("auto", flags=amx, gpus=0).name == "bfloat16"  # training: hardware
+
+
 def test_bad_precision_names_are_refused_with_the_choices():
     from models.precision import PrecisionError, check_precision
     from setup.config import SettingsError, load_settings

@@ -178,3 +178,31 @@ def _from_dict(cls: type, data: dict[str, Any]):
         return cls(**data)
     except TypeError as exc:
         raise ConfigError(f"incomplete {cls.__name__}: {exc}") from None
+
+
+def generator_flops(cfg: GeneratorConfig) -> dict[str, int]:
+    """FLOPs (2 × multiply-adds) per image of mapping + synthesis for a ``GeneratorConfig``.
+
+    Counted: every 3×3 modulated convolution (the 2× upsampling ones as a transposed
+    convolution, input pixels × Cin × Cout × 9, i.e. without the inserted zeros), the 1×1 ToRGB
+    convolutions, the dense layers (mapping network and every layer's style affine) and the
+    demodulation matmul (styles² [in] × Σk w² [in, out] per image).
+    Ignored, being O(H·W·C) elementwise or O(w_dim) work next to the O(H·W·C²·9) convolutions:
+    input normalisation, truncation and w broadcasting, style scaling of the inputs,
+    demodulation scaling of the outputs, noise, bias, leaky ReLU and gains, the 4-tap FIR
+    filters after each upsampling convolution and on the RGB skip path, and the skip sums.
+    """
+    dense = cfg.z_dim * cfg.w_dim + (cfg.mapping_layers - 1) * cfg.w_dim * cfg.w_dim
+    conv = torgb = 0
+    for r in cfg.block_resolutions:
+        c_out = cfg.channels(r)
+        if r > 4:  # conv0: 2× upsampling from the previous block
+            c_in = cfg.channels(r // 2)
+            conv += (r // 2) ** 2 * c_in * c_out * 9
+            dense += cfg.w_dim * c_in + c_in * c_out  # affine + demodulation
+        conv += r * r * c_out * c_out * 9  # conv1
+        dense += cfg.w_dim * c_out + c_out * c_out
+        torgb += r * r * c_out * cfg.img_channels
+        dense += cfg.w_dim * c_out  # ToRGB affine (no demodulation)
+    return {"conv_flops": 2 * conv, "torgb_flops": 2 * torgb, "dense_flops": 2 * dense,
+            "flops_per_image": 2 * (conv + torgb + dense)}

@@ -171,16 +171,18 @@ def _calibration_options(parser: argparse.ArgumentParser) -> None:
 
 def load_bundle_or_fail(path: Path, parts=("generator",), precision: str = "float32"):
     """``load_bundle`` with its errors turned into one-line command errors; its generator
-    renders in ``precision`` (a LIGAN_PRECISION value, resolved for this machine)."""
+    renders in ``precision`` (a LIGAN_PRECISION value, resolved for this machine and this
+    generator: :func:`models.precision.resolve_render_precision`)."""
     from models.bundle import BundleError, load_bundle
-    from models.precision import resolve_precision
+    from models.precision import resolve_render_precision
 
     try:
         bundle = load_bundle(path, parts=parts)
     except BundleError as exc:
         raise CommandError(str(exc)) from None
     if bundle.generator is not None:
-        bundle.generator.use_precision(resolve_precision(precision).name)
+        bundle.generator.use_precision(
+            resolve_render_precision(precision, bundle.generator.cfg).name)
     return bundle
 
 

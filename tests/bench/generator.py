@@ -11,10 +11,10 @@ What it measures, for every (resolution, batch) config:
   resolution at batch 1 (a per-sample loop has the same images/s at any batch); ``ours/naive``
   divides each config's throughput by it.
 * **FLOP bound** – the generator's FLOPs per image are counted analytically (see
-  :func:`generator_flops`); the machine's peak convolution FLOP/s is measured with
-  ``tf.nn.conv2d`` in a ``tf.function`` on large 3×3 convolutions (best of a few shapes and
-  runs, measured before and after the configs). ``% bound`` = achieved FLOP/s ÷ peak FLOP/s,
-  i.e. images/s ÷ (peak FLOP/s ÷ FLOPs per image). Because other work on the machine lowers
+  :func:`models.stylegan2.config.generator_flops`); the machine's peak convolution FLOP/s is
+  measured with ``tf.nn.conv2d`` in a ``tf.function`` on large 3×3 convolutions (best of a few
+  shapes and runs, measured before and after the configs). ``% bound`` = achieved FLOP/s ÷ peak
+  FLOP/s, i.e. images/s ÷ (peak FLOP/s ÷ FLOPs per image). Because other work on the machine lowers
   both numbers, each config's process also measures the conv peak right after its timing;
   ``% local`` divides by that load-matched peak instead of the run's best.
 * **reference** (optional) – NVIDIA's official StyleGAN2-ADA PyTorch generator on the same CPU,
@@ -88,38 +88,6 @@ GOAL_QUALITY_DISTANCE = 0.05
 
 
 # --------------------------------------------------------------------------------------------
-# FLOP count (no TensorFlow needed)
-# --------------------------------------------------------------------------------------------
-
-def generator_flops(cfg: Any) -> dict[str, int]:
-    """FLOPs (2 × multiply-adds) per image of mapping + synthesis for a ``GeneratorConfig``.
-
-    Counted: every 3×3 modulated convolution (the 2× upsampling ones as a transposed
-    convolution, input pixels × Cin × Cout × 9, i.e. without the inserted zeros), the 1×1 ToRGB
-    convolutions, the dense layers (mapping network and every layer's style affine) and the
-    demodulation matmul (styles² [in] × Σk w² [in, out] per image).
-    Ignored, being O(H·W·C) elementwise or O(w_dim) work next to the O(H·W·C²·9) convolutions:
-    input normalisation, truncation and w broadcasting, style scaling of the inputs,
-    demodulation scaling of the outputs, noise, bias, leaky ReLU and gains, the 4-tap FIR
-    filters after each upsampling convolution and on the RGB skip path, and the skip sums.
-    """
-    dense = cfg.z_dim * cfg.w_dim + (cfg.mapping_layers - 1) * cfg.w_dim * cfg.w_dim
-    conv = torgb = 0
-    for r in cfg.block_resolutions:
-        c_out = cfg.channels(r)
-        if r > 4:  # conv0: 2× upsampling from the previous block
-            c_in = cfg.channels(r // 2)
-            conv += (r // 2) ** 2 * c_in * c_out * 9
-            dense += cfg.w_dim * c_in + c_in * c_out  # affine + demodulation
-        conv += r * r * c_out * c_out * 9  # conv1
-        dense += cfg.w_dim * c_out + c_out * c_out
-        torgb += r * r * c_out * cfg.img_channels
-        dense += cfg.w_dim * c_out  # ToRGB affine (no demodulation)
-    return {"conv_flops": 2 * conv, "torgb_flops": 2 * torgb, "dense_flops": 2 * dense,
-            "flops_per_image": 2 * (conv + torgb + dense)}
-
-
-# --------------------------------------------------------------------------------------------
 # Child processes: one measurement each, one JSON line on stdout
 # --------------------------------------------------------------------------------------------
 
@@ -165,6 +133,8 @@ def child_ours(args: argparse.Namespace, res: int, batch: int, bf16: int = 0) ->
     import numpy as np
 
     tf = _start_tensorflow()
+    from models.stylegan2.config import generator_flops
+
     g = _build_generator(res, args.channel_base, args.channel_max)
     precision = "bfloat16" if bf16 else "float32"
     g.use_precision(precision)
