@@ -285,19 +285,16 @@ def evaluate_photo(bundle, pca, photo: str | os.PathLike, labels: SuspectLabels,
     # dlib measures the page whatever ranked it (the bundle's identity network, usually)
     embeddings = np.stack([aligned_face_embedding(img)[0] for img in page.images]) \
         if len(page.images) else np.zeros((0, 128), np.float32)
-    result.filler_distances = [round(float(d), 4)
-                               for d in np.atleast_1d(identity_distance(embeddings,
-                                                                        photo_embedding))]
+    to_photo = np.atleast_1d(identity_distance(embeddings, photo_embedding))
+    result.filler_distances = [round(float(d), 4) for d in to_photo]
     result.face_found = [bool(r.parameters["face_detected"]) for r in page.records]
     if len(embeddings) > 1:
-        pairs = identity_distance(embeddings[:, None], embeddings[None])[
-            np.triu_indices(len(embeddings), 1)]
+        between = identity_distance(embeddings[:, None], embeddings[None])
+        pairs = between[np.triu_indices(len(embeddings), 1)]
         result.filler_pairs = len(pairs)
         result.filler_pairs_distinct = int(np.sum(pairs >= SAME_PERSON_THRESHOLD))
         result.filler_pair_distance_median = round(float(np.median(pairs)), 4)
-        result.suspect_stands_out = suspect_stands_out(
-            np.atleast_1d(identity_distance(embeddings, photo_embedding)),
-            identity_distance(embeddings[:, None], embeddings[None]))
+        result.suspect_stands_out = suspect_stands_out(to_photo, between)
     if bundle.has_part(ATTRIBUTES_PART) and len(page.images):
         readings = predict_attributes(bundle, np.concatenate([inv.aligned[None], page.images]))
         wanted, result.reference = _suspect_traits(labels, readings[0])
