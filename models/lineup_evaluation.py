@@ -328,11 +328,13 @@ def suspect_stands_out(photo_distances: np.ndarray, pair_distances: np.ndarray,
     from each other as much as from the suspect, that is one lineup in ``size``.
     ``photo_distances`` [n]: fillers to the suspect; ``pair_distances`` [n, n]: between fillers.
     """
+    photo_distances = np.asarray(photo_distances, np.float64)
+    pair_distances = np.asarray(pair_distances, np.float64)
     out = []
     for start in range(0, len(photo_distances) - size + 2, size - 1):
         members = list(range(start, start + size - 1))
-        to_suspect = np.asarray(photo_distances, np.float64)[members]
-        among = np.asarray(pair_distances, np.float64)[np.ix_(members, members)]
+        to_suspect = photo_distances[members]
+        among = pair_distances[np.ix_(members, members)]
         fillers_mean = (to_suspect + among.sum(axis=1)) / (size - 1)
         out.append(bool(to_suspect.mean() > fillers_mean.max()))
     return out
